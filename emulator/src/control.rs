@@ -1,0 +1,121 @@
+//! The control API under `/_emulator/`, beside the HealthImaging routes.
+//!
+//! | request | does |
+//! |---|---|
+//! | `GET /_emulator/health` | `{"status":"ok", "seed", "datastores", "imageSets", "operations"}` |
+//! | `POST /_emulator/reset` | forgets every resource and fault |
+//! | `GET /_emulator/faults` | the active fault rules |
+//! | `POST /_emulator/faults` | adds a rule: `{"operation"?, "fault": "throttling" \| "internal_error" \| "latency", "latencyMs"?, "count"?, "probability"?}` |
+//! | `DELETE /_emulator/faults` | removes every rule |
+//!
+//! Errors have the same shape as the API's (`x-amzn-ErrorType`, `message`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::faults::Fault;
+use crate::router::Operation;
+use crate::service::Service;
+use crate::wire::{self, JsonBody};
+
+/// The control routes, to be nested under `/_emulator`.
+pub fn routes() -> Router<Arc<Service>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/reset", post(reset))
+        .route(
+            "/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
+}
+
+async fn health(State(service): State<Arc<Service>>) -> Response {
+    let store = service.store();
+    let operations: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+    wire::json(&json!({
+        "status": "ok",
+        "seed": service.seed,
+        "datastores": store.datastores.len(),
+        "imageSets": store.image_sets.len(),
+        "operations": operations,
+    }))
+}
+
+async fn reset(State(service): State<Arc<Service>>) -> Response {
+    service.reset();
+    tracing::info!("emulator state reset");
+    wire::json(&json!({ "status": "reset" }))
+}
+
+async fn list_faults(State(service): State<Arc<Service>>) -> Response {
+    wire::json(&json!({ "faults": service.faults.list() }))
+}
+
+async fn clear_faults(State(service): State<Arc<Service>>) -> Response {
+    let removed = service.faults.list().len();
+    service.faults.clear();
+    wire::json(&json!({ "removed": removed }))
+}
+
+async fn add_fault(State(service): State<Arc<Service>>, body: Bytes) -> Response {
+    match parse_fault(&body) {
+        Ok((operation, fault, count, probability)) => {
+            let rule = service.faults.add(operation, fault, count, probability);
+            tracing::info!(rule = rule.id, "fault rule added");
+            wire::json(&rule)
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+type FaultRequest = (Option<Operation>, Fault, Option<u64>, Option<f64>);
+
+fn parse_fault(body: &[u8]) -> ApiResult<FaultRequest> {
+    let body = JsonBody::parse(body)?;
+    let operation = body
+        .string("operation")?
+        .map(|name| {
+            Operation::from_name(&name).ok_or_else(|| {
+                let names: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+                ApiError::validation(
+                    "operation",
+                    format!("Member must be one of: {}", names.join(", ")),
+                )
+            })
+        })
+        .transpose()?;
+    let fault = match body.required_string("fault")?.as_str() {
+        "throttling" => Fault::Throttling,
+        "internal_error" => Fault::InternalError,
+        "latency" => Fault::Latency {
+            latency_ms: body.unsigned("latencyMs")?.ok_or_else(|| {
+                ApiError::validation("latencyMs", "Member must not be null for a latency fault")
+            })?,
+        },
+        _ => {
+            return Err(ApiError::validation(
+                "fault",
+                "Member must be one of: throttling, internal_error, latency",
+            ));
+        }
+    };
+    let count = body.unsigned("count")?;
+    if count == Some(0) {
+        return Err(ApiError::validation("count", "Member must be at least 1"));
+    }
+    let probability = body.number("probability")?;
+    if probability.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+        return Err(ApiError::validation(
+            "probability",
+            "Member must be a number greater than 0 and at most 1",
+        ));
+    }
+    Ok((operation, fault, count, probability))
+}

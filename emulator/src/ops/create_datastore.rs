@@ -1,0 +1,110 @@
+//! CreateDatastore: `POST /datastore`.
+//!
+//! Idempotent on `clientToken`: a retry with the same token and parameters
+//! answers the datastore the first call created; the same token with other
+//! parameters is a `ConflictException` (the service's exact answer to that
+//! case is not documented).
+
+use axum::response::Response;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::service::Service;
+use crate::store::{ClientTokenUse, Datastore, DatastoreStatus, LosslessStorageFormat};
+use crate::validate;
+use crate::wire::{self, JsonBody};
+
+use super::Request;
+use super::tags::validate_tags;
+
+pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
+    let body = JsonBody::parse(&request.body)?;
+    let name = body.string("datastoreName")?;
+    if let Some(name) = &name {
+        validate::string("datastoreName", name, 1, 256, &validate::DATASTORE_NAME)?;
+    }
+    let client_token = body.required_string("clientToken")?;
+    validate::string("clientToken", &client_token, 1, 64, &validate::CLIENT_TOKEN)?;
+    let tags = body.string_map("tags")?.unwrap_or_default();
+    validate_tags("tags", &tags)?;
+    let kms_key_arn = body.string("kmsKeyArn")?;
+    if let Some(arn) = &kms_key_arn {
+        validate::string("kmsKeyArn", arn, 1, 512, &validate::KMS_KEY_ARN)?;
+    }
+    let lambda_authorizer_arn = body.string("lambdaAuthorizerArn")?;
+    if let Some(arn) = &lambda_authorizer_arn {
+        validate::pattern("lambdaAuthorizerArn", arn, &validate::LAMBDA_ARN)?;
+    }
+    let format = body
+        .string("losslessStorageFormat")?
+        .map(|f| validate::enumeration("losslessStorageFormat", &f, &LosslessStorageFormat::ALL))
+        .transpose()?;
+    let fingerprint =
+        format!("{name:?}|{kms_key_arn:?}|{lambda_authorizer_arn:?}|{format:?}|{tags:?}");
+
+    let now = service.now();
+    let delay = service.config.transition_delay;
+    let mut store = service.store();
+    if let Some(used) = store.client_tokens.get(&client_token) {
+        if used.fingerprint != fingerprint {
+            return Err(ApiError::conflict(format!(
+                "clientToken {client_token} was already used to create a datastore with different parameters"
+            )));
+        }
+        if let Some(datastore) = store.datastores.get(&used.datastore_id) {
+            return Ok(wire::json(&json!({
+                "datastoreId": datastore.id,
+                "datastoreStatus": datastore.status(now, delay).as_str(),
+            })));
+        }
+    }
+    let live = store
+        .datastores
+        .values()
+        .filter(|ds| ds.status(now, delay) != DatastoreStatus::Deleted)
+        .count();
+    if live >= service.config.datastore_quota {
+        return Err(ApiError::new(
+            ErrorCode::ServiceQuotaExceeded,
+            format!(
+                "The account already has {live} datastores, the quota of {}; delete one first",
+                service.config.datastore_quota
+            ),
+        ));
+    }
+    let id = loop {
+        let id = service.resource_ids.resource_id();
+        if !store.datastores.contains_key(&id) {
+            break id;
+        }
+    };
+    let seq = store.next_seq;
+    store.next_seq += 1;
+    let datastore = Datastore {
+        // The service's name for an unnamed datastore is undocumented; the
+        // emulator derives one from the ID so that the required output
+        // member is always present.
+        name: name.unwrap_or_else(|| format!("datastore-{}", &id[..8])),
+        id: id.clone(),
+        seq,
+        kms_key_arn,
+        lambda_authorizer_arn,
+        lossless_storage_format: format.unwrap_or(LosslessStorageFormat::Htj2k),
+        created_at: now,
+        delete_requested_at: None,
+        tags,
+    };
+    let status = datastore.status(now, delay);
+    store.datastores.insert(id.clone(), datastore);
+    store.client_tokens.insert(
+        client_token,
+        ClientTokenUse {
+            fingerprint,
+            datastore_id: id.clone(),
+        },
+    );
+    Ok(wire::json(&json!({
+        "datastoreId": id,
+        "datastoreStatus": status.as_str(),
+    })))
+}

@@ -1,0 +1,80 @@
+//! The operations of the HealthImaging API, one file each (tags as a family).
+//!
+//! Each operation reads its members from the request, validates them against
+//! the model, applies itself to the store under one lock, and answers JSON.
+
+mod create_datastore;
+mod delete_datastore;
+mod get_datastore;
+mod list_datastores;
+mod tags;
+
+use axum::body::Bytes;
+use axum::response::Response;
+
+use crate::error::{ApiError, ApiResult};
+use crate::router::Operation;
+use crate::service::Service;
+use crate::store::{Datastore, DatastoreStatus, Store};
+use crate::validate;
+use crate::wire::Query;
+
+/// A routed request: decoded path labels, query and raw body.
+#[derive(Debug)]
+pub struct Request {
+    /// The path labels in URI-template order.
+    pub labels: Vec<String>,
+    /// The query string.
+    pub query: Query,
+    /// The raw body.
+    pub body: Bytes,
+}
+
+impl Request {
+    /// The path label at `index`; the router guarantees it exists.
+    fn label(&self, index: usize) -> &str {
+        self.labels
+            .get(index)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `operation` on `request`.
+pub fn handle(service: &Service, operation: Operation, request: &Request) -> ApiResult<Response> {
+    match operation {
+        Operation::CreateDatastore => create_datastore::handle(service, request),
+        Operation::GetDatastore => get_datastore::handle(service, request),
+        Operation::ListDatastores => list_datastores::handle(service, request),
+        Operation::DeleteDatastore => delete_datastore::handle(service, request),
+        Operation::TagResource => tags::tag_resource(service, request),
+        Operation::ListTagsForResource => tags::list_tags_for_resource(service, request),
+        Operation::UntagResource => tags::untag_resource(service, request),
+    }
+}
+
+/// The datastore `id` (validated as the `datastoreId` member), including a
+/// `DELETED` one.
+fn find_datastore<'s>(store: &'s Store, id: &str) -> ApiResult<&'s Datastore> {
+    validate::resource_id("datastoreId", id)?;
+    store
+        .datastores
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("Datastore {id} does not exist")))
+}
+
+/// The datastore `id` unless it is `DELETED`.
+fn find_live_datastore<'s>(
+    service: &Service,
+    store: &'s Store,
+    id: &str,
+) -> ApiResult<&'s Datastore> {
+    let datastore = find_datastore(store, id)?;
+    if datastore.status(service.now(), service.config.transition_delay) == DatastoreStatus::Deleted
+    {
+        return Err(ApiError::not_found(format!(
+            "Datastore {id} has been deleted"
+        )));
+    }
+    Ok(datastore)
+}

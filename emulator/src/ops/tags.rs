@@ -1,0 +1,209 @@
+//! TagResource, ListTagsForResource and UntagResource on `/tags/{resourceArn}`.
+//!
+//! Datastores and image sets both carry tags. The ARN arrives as a single
+//! percent-encoded path segment and must name a resource of this emulator's
+//! region and account that exists (a `DELETED` datastore does not).
+
+use std::collections::BTreeMap;
+
+use axum::response::Response;
+use serde_json::json;
+
+use crate::arn::ResourceArn;
+use crate::error::{ApiError, ApiResult};
+use crate::service::Service;
+use crate::store::Store;
+use crate::validate;
+use crate::wire::{self, JsonBody};
+
+use super::{Request, find_live_datastore};
+
+/// How many tags one resource can carry.
+const MAX_TAGS_PER_RESOURCE: usize = 50;
+/// How many keys one UntagResource call can name (`TagKeyList`).
+const MAX_UNTAG_KEYS: usize = 200;
+
+pub(super) fn tag_resource(service: &Service, request: &Request) -> ApiResult<Response> {
+    let arn = request.label(0);
+    let resource = ResourceArn::parse(arn)?;
+    let body = JsonBody::parse(&request.body)?;
+    let tags = body
+        .string_map("tags")?
+        .ok_or_else(|| ApiError::validation("tags", "Member must not be null"))?;
+    validate_tags("tags", &tags)?;
+    let mut store = service.store();
+    let current = resource_tags(service, &mut store, &resource, arn)?;
+    let total = current
+        .keys()
+        .chain(tags.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if total > MAX_TAGS_PER_RESOURCE {
+        return Err(ApiError::validation(
+            "tags",
+            format!(
+                "A resource can carry at most {MAX_TAGS_PER_RESOURCE} tags; this request would leave it with {total}"
+            ),
+        ));
+    }
+    current.extend(tags);
+    Ok(wire::json(&json!({})))
+}
+
+pub(super) fn list_tags_for_resource(service: &Service, request: &Request) -> ApiResult<Response> {
+    let arn = request.label(0);
+    let resource = ResourceArn::parse(arn)?;
+    let mut store = service.store();
+    let tags = resource_tags(service, &mut store, &resource, arn)?;
+    Ok(wire::json(&json!({ "tags": tags })))
+}
+
+pub(super) fn untag_resource(service: &Service, request: &Request) -> ApiResult<Response> {
+    let arn = request.label(0);
+    let resource = ResourceArn::parse(arn)?;
+    let keys = request
+        .query
+        .all("tagKeys")
+        .ok_or_else(|| ApiError::validation("tagKeys", "Member must not be null"))?;
+    if keys.len() > MAX_UNTAG_KEYS {
+        return Err(ApiError::validation(
+            "tagKeys",
+            format!("Member must have length less than or equal to {MAX_UNTAG_KEYS}"),
+        ));
+    }
+    for key in &keys {
+        validate::tag_key("tagKeys", key)?;
+    }
+    let mut store = service.store();
+    let tags = resource_tags(service, &mut store, &resource, arn)?;
+    for key in keys {
+        tags.remove(key);
+    }
+    Ok(wire::json(&json!({})))
+}
+
+/// Checks every key and value of a `TagMap` and the per-resource limit.
+pub(super) fn validate_tags(field: &str, tags: &BTreeMap<String, String>) -> ApiResult<()> {
+    if tags.len() > MAX_TAGS_PER_RESOURCE {
+        return Err(ApiError::validation(
+            field,
+            format!("A resource can carry at most {MAX_TAGS_PER_RESOURCE} tags"),
+        ));
+    }
+    for (key, value) in tags {
+        validate::tag_key(field, key)?;
+        validate::tag_value(&format!("{field}.{key}"), value)?;
+    }
+    Ok(())
+}
+
+/// The tags of the resource `resource` names.
+fn resource_tags<'s>(
+    service: &Service,
+    store: &'s mut Store,
+    resource: &ResourceArn,
+    arn: &str,
+) -> ApiResult<&'s mut BTreeMap<String, String>> {
+    resource.ensure_local(&service.config.region, &service.config.account_id, arn)?;
+    let not_found = || ApiError::not_found(format!("Resource {arn} does not exist"));
+    match resource {
+        ResourceArn::Datastore { datastore_id, .. } => {
+            find_live_datastore(service, store, datastore_id).map_err(|_| not_found())?;
+            store
+                .datastores
+                .get_mut(datastore_id)
+                .map(|ds| &mut ds.tags)
+                .ok_or_else(not_found)
+        }
+        ResourceArn::ImageSet {
+            datastore_id,
+            image_set_id,
+            ..
+        } => {
+            find_live_datastore(service, store, datastore_id).map_err(|_| not_found())?;
+            store
+                .image_sets
+                .get_mut(image_set_id)
+                .filter(|set| &set.datastore_id == datastore_id)
+                .map(|set| &mut set.tags)
+                .ok_or_else(not_found)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, StatusCode};
+
+    use crate::testing::{active_datastore, plant_image_set, send, service};
+
+    fn tags_uri(arn: &str) -> String {
+        let encoded: String = form_urlencoded::byte_serialize(arn.as_bytes()).collect();
+        format!("/tags/{encoded}")
+    }
+
+    #[tokio::test]
+    async fn image_sets_carry_their_own_tags() {
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        let set = "b".repeat(32);
+        plant_image_set(&service, &ds, &set);
+        let arn =
+            format!("arn:aws:medical-imaging:us-east-1:123456789012:datastore/{ds}/imageset/{set}");
+        let (status, _, _) = send(
+            &service,
+            Method::POST,
+            &tags_uri(&arn),
+            r#"{"tags":{"study":"demo"}}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, _, body) = send(&service, Method::GET, &tags_uri(&arn), "").await;
+        assert_eq!(body["tags"]["study"], "demo");
+        let ds_arn = format!("arn:aws:medical-imaging:us-east-1:123456789012:datastore/{ds}");
+        let (_, _, body) = send(&service, Method::GET, &tags_uri(&ds_arn), "").await;
+        assert_eq!(
+            body["tags"],
+            serde_json::json!({}),
+            "the datastore's tags are separate"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_set_arn_under_the_wrong_datastore_is_not_found() {
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        let set = "c".repeat(32);
+        plant_image_set(&service, &"d".repeat(32), &set);
+        let arn =
+            format!("arn:aws:medical-imaging:us-east-1:123456789012:datastore/{ds}/imageset/{set}");
+        let (status, code, _) = send(&service, Method::GET, &tags_uri(&arn), "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(code.as_deref(), Some("ResourceNotFoundException"));
+    }
+
+    #[tokio::test]
+    async fn at_most_fifty_tags_per_resource() {
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        let arn = format!("arn:aws:medical-imaging:us-east-1:123456789012:datastore/{ds}");
+        let tags = |range: std::ops::Range<usize>| {
+            let map: serde_json::Map<String, serde_json::Value> =
+                range.map(|i| (format!("k{i}"), "v".into())).collect();
+            serde_json::json!({ "tags": map }).to_string()
+        };
+        let (status, _, _) = send(&service, Method::POST, &tags_uri(&arn), &tags(0..40)).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, code, body) =
+            send(&service, Method::POST, &tags_uri(&arn), &tags(30..41)).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "overlapping keys do not count twice: {body}"
+        );
+        assert!(code.is_none());
+        let (status, code, _) = send(&service, Method::POST, &tags_uri(&arn), &tags(41..51)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(code.as_deref(), Some("ValidationException"));
+    }
+}

@@ -1,0 +1,87 @@
+//! Helpers for the crate's own tests: requests straight into the router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::clock::{ManualClock, Timestamp};
+use crate::config::EmulatorConfig;
+use crate::server::router;
+use crate::service::Service;
+use crate::store::ImageSet;
+
+/// An emulator with a manual clock and a 100 ms transition delay.
+pub(crate) fn service() -> (Arc<Service>, ManualClock) {
+    let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_000));
+    let config = EmulatorConfig::default()
+        .with_seed(1)
+        .with_clock(Arc::new(clock.clone()))
+        .with_transition_delay(Duration::from_millis(100));
+    (Arc::new(Service::new(config)), clock)
+}
+
+/// Sends one request and returns the status, the error type header and the body.
+pub(crate) async fn send(
+    service: &Arc<Service>,
+    method: Method,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, Option<String>, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body.to_owned()))
+        .expect("valid request");
+    let response = router(service.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let error_type = response
+        .headers()
+        .get("x-amzn-ErrorType")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, error_type, json)
+}
+
+/// Creates an ACTIVE datastore (the clock is moved past the delay).
+pub(crate) async fn active_datastore(service: &Arc<Service>, clock: &ManualClock) -> String {
+    let (status, _, body) = send(
+        service,
+        Method::POST,
+        "/datastore",
+        r#"{"clientToken":"t-1"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    clock.advance(Duration::from_millis(100));
+    body["datastoreId"]
+        .as_str()
+        .expect("datastoreId")
+        .to_owned()
+}
+
+/// Puts an image set into `datastore_id` directly: no operation creates one
+/// before import exists.
+pub(crate) fn plant_image_set(service: &Service, datastore_id: &str, image_set_id: &str) {
+    service.store().image_sets.insert(
+        image_set_id.to_owned(),
+        ImageSet {
+            datastore_id: datastore_id.to_owned(),
+            tags: Default::default(),
+        },
+    );
+}
