@@ -1,0 +1,194 @@
+//! Tool argument types that validate themselves as they are deserialized.
+//!
+//! An identifier that reaches a tool body is already known to be well formed:
+//! a malformed one fails deserialization, which rmcp reports to the assistant
+//! as a tool error naming the argument. Each type's JSON Schema carries the
+//! same pattern, so the assistant sees the rule before it calls.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Declares a string newtype checked by `$check`, with a schema of
+/// `$pattern` and `$description`.
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $pattern:literal, $description:literal, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks `value` and wraps it.
+            pub fn parse(value: &str) -> Result<Self, String> {
+                let check: fn(&str) -> bool = $check;
+                if check(value) {
+                    Ok(Self(value.to_owned()))
+                } else {
+                    Err(format!(
+                        "{:?} is not a valid {}: {}",
+                        value,
+                        stringify!($name),
+                        $description
+                    ))
+                }
+            }
+
+            /// The validated string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(deserializer)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({
+                    "type": "string",
+                    "pattern": $pattern,
+                    "description": $description,
+                })
+            }
+        }
+    };
+}
+
+fn resource_id_ok(value: &str) -> bool {
+    value.len() == 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+}
+
+checked_string!(
+    /// A datastore ID: 32 lowercase letters and digits.
+    DatastoreId,
+    "^[0-9a-z]{32}$",
+    "32 lowercase letters or digits, the datastoreId returned by list_datastores or create_datastore",
+    resource_id_ok
+);
+
+checked_string!(
+    /// A datastore name as the model allows it.
+    DatastoreName,
+    "^[A-Za-z0-9._/#-]{1,256}$",
+    "1 to 256 characters: letters, digits and . _ / # -",
+    |v| {
+        (1..=256).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/#-".contains(&b))
+    }
+);
+
+checked_string!(
+    /// An idempotency token for a create call.
+    ClientToken,
+    "^[A-Za-z0-9._-]{1,64}$",
+    "1 to 64 characters: letters, digits and . _ -",
+    |v| {
+        (1..=64).contains(&v.len())
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    }
+);
+
+checked_string!(
+    /// The ARN of a datastore or an image set.
+    ResourceArn,
+    "^arn:aws[a-z-]*:medical-imaging:[a-z0-9-]+:[0-9]{12}:datastore/[0-9a-z]{32}(/imageset/[0-9a-z]{32})?$",
+    "a datastore ARN (the datastoreArn from get_datastore or list_datastores) or an image set ARN (arn:aws:medical-imaging:REGION:ACCOUNT:datastore/DATASTORE_ID/imageset/IMAGE_SET_ID)",
+    resource_arn_ok
+);
+
+checked_string!(
+    /// A tag key: 1–128 characters, not starting with `aws:`.
+    TagKey,
+    "^(?!aws:)[a-zA-Z0-9+\\-=._:/]{1,128}$",
+    "1 to 128 characters: letters, digits and + - = . _ : / ; the aws: prefix is reserved",
+    |v| {
+        (1..=128).contains(&v.len())
+            && !v.starts_with("aws:")
+            && v.bytes()
+                .all(|b| b.is_ascii_alphabetic() || (b'+'..=b'=').contains(&b) || b"._:/".contains(&b))
+    }
+);
+
+fn resource_arn_ok(value: &str) -> bool {
+    let fields: Vec<&str> = value.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = fields.as_slice() else {
+        return false;
+    };
+    let parts: Vec<&str> = resource.split('/').collect();
+    let resource_ok = match parts.as_slice() {
+        ["datastore", ds] => resource_id_ok(ds),
+        ["datastore", ds, "imageset", set] => resource_id_ok(ds) && resource_id_ok(set),
+        _ => false,
+    };
+    *arn == "arn"
+        && partition.starts_with("aws")
+        && *service == "medical-imaging"
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource_ok
+}
+
+/// A tag value: at most 256 characters.
+pub fn tag_value_ok(value: &str) -> bool {
+    value.chars().count() <= 256
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_checked_when_deserialized() {
+        let ok: DatastoreId = serde_json::from_str("\"0123456789abcdef0123456789abcdef\"").unwrap();
+        assert_eq!(ok.as_str().len(), 32);
+        let error = serde_json::from_str::<DatastoreId>("\"ABC\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not a valid DatastoreId"), "{error}");
+    }
+
+    #[test]
+    fn arns_and_tag_keys() {
+        let ds = "arn:aws:medical-imaging:us-east-1:123456789012:datastore/0123456789abcdef0123456789abcdef";
+        assert!(ResourceArn::parse(ds).is_ok());
+        assert!(
+            ResourceArn::parse(&format!("{ds}/imageset/0123456789abcdef0123456789abcdef")).is_ok()
+        );
+        assert!(ResourceArn::parse("arn:aws:s3:::bucket").is_err());
+        assert!(TagKey::parse("project").is_ok());
+        assert!(TagKey::parse("aws:x").is_err());
+        assert!(TagKey::parse("with space").is_err());
+        assert!(tag_value_ok("") && !tag_value_ok(&"v".repeat(257)));
+    }
+
+    #[test]
+    fn schemas_carry_the_pattern() {
+        let schema = serde_json::to_value(schemars::schema_for!(DatastoreId)).unwrap();
+        assert_eq!(schema["pattern"], "^[0-9a-z]{32}$");
+    }
+}

@@ -1,0 +1,254 @@
+//! Which HealthImaging the server talks to, and the one SDK client for it.
+//!
+//! Three targets, chosen by configuration alone: an emulator embedded in this
+//! process (the default, synthetic data only), real AWS through the standard
+//! credential and region chain (only when asked for), or any compatible
+//! endpoint. Problems the chain would otherwise report on the first call
+//! (no region, no credentials) are found at start and reported plainly.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_medicalimaging::Client;
+use healthimaging_emulator::{Emulator, EmulatorConfig};
+
+use crate::permissions::Grant;
+use crate::sdk::{self, StripRuntimePrefix, Tuning};
+
+/// Where the server's HealthImaging calls go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An emulator started inside this process, on synthetic data.
+    EmbeddedEmulator {
+        /// Seed of the emulator's identifiers.
+        seed: Option<u64>,
+    },
+    /// AWS HealthImaging, through the standard credential and region chain.
+    Aws {
+        /// A region overriding the chain's.
+        region: Option<String>,
+        /// A named profile overriding `AWS_PROFILE`.
+        profile: Option<String>,
+    },
+    /// Any HealthImaging-compatible endpoint, such as a standalone emulator.
+    Endpoint {
+        /// The endpoint URL.
+        url: String,
+        /// A region overriding the chain's (default `us-east-1`).
+        region: Option<String>,
+        /// A named profile overriding `AWS_PROFILE`.
+        profile: Option<String>,
+    },
+}
+
+impl Target {
+    /// The permissions granted when the operator passes no permission flag:
+    /// everything on the embedded emulator, read only anywhere else.
+    pub fn default_grant(&self) -> Grant {
+        match self {
+            Target::EmbeddedEmulator { .. } => Grant::ALL,
+            Target::Aws { .. } | Target::Endpoint { .. } => Grant::READ_ONLY,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// The AWS backend has no region.
+    #[error(
+        "No AWS region is configured. Set AWS_REGION (or AWS_DEFAULT_REGION), set a region in the AWS profile, or pass --region."
+    )]
+    NoRegion,
+    /// The AWS backend has no usable credentials.
+    #[error(
+        "No AWS credentials were found: {0}. Configure credentials (environment variables, AWS_PROFILE with a profile in ~/.aws, SSO, or an instance role) and start again."
+    )]
+    NoCredentials(String),
+    /// The embedded emulator did not start.
+    #[error("Could not start the embedded emulator: {0}")]
+    Emulator(#[source] std::io::Error),
+}
+
+/// A connected SDK client and what it is connected to.
+#[derive(Debug)]
+pub struct Connection {
+    /// The SDK client, built once and shared by every tool.
+    pub client: Client,
+    /// One sentence naming the backend, for the log and the instructions.
+    pub description: String,
+    /// Whether the data behind it is the emulator's synthetic data.
+    pub synthetic: bool,
+    /// The embedded emulator, kept running as long as the connection lives.
+    pub emulator: Option<Emulator>,
+}
+
+impl Connection {
+    /// Stops the embedded emulator, if there is one.
+    pub async fn shutdown(self) {
+        if let Some(emulator) = self.emulator
+            && let Err(error) = emulator.shutdown().await
+        {
+            tracing::warn!(%error, "the embedded emulator did not stop cleanly");
+        }
+    }
+}
+
+/// Connects to `target`.
+pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, StartupError> {
+    match target {
+        Target::EmbeddedEmulator { seed } => {
+            let config = EmulatorConfig {
+                seed: *seed,
+                ..EmulatorConfig::default()
+            };
+            let emulator = Emulator::start(config)
+                .await
+                .map_err(StartupError::Emulator)?;
+            let client = emulator_client(emulator.url(), tuning);
+            Ok(Connection {
+                client,
+                description: format!(
+                    "the embedded HealthImaging emulator at {} (synthetic data only; no real patient data)",
+                    emulator.url()
+                ),
+                synthetic: true,
+                emulator: Some(emulator),
+            })
+        }
+        Target::Aws { region, profile } => {
+            let sdk_config = load_chain(region.as_deref(), profile.as_deref(), None, tuning).await;
+            let region = sdk_config
+                .region()
+                .ok_or(StartupError::NoRegion)?
+                .to_string();
+            let credentials = credentials(&sdk_config)
+                .await
+                .map_err(StartupError::NoCredentials)?;
+            let account = credentials
+                .account_id()
+                .map(|a| format!(", account {}", a.as_str()))
+                .unwrap_or_default();
+            // AWS_ENDPOINT_URL redirects every service; the prefix fix must follow it.
+            let (client, where_to) = match sdk_config.endpoint_url() {
+                Some(url) => (
+                    endpoint_client(&sdk_config, url),
+                    format!(" through the endpoint override {url}"),
+                ),
+                None => (Client::new(&sdk_config), String::new()),
+            };
+            Ok(Connection {
+                client,
+                description: format!("AWS HealthImaging in region {region}{account}{where_to}"),
+                synthetic: false,
+                emulator: None,
+            })
+        }
+        Target::Endpoint {
+            url,
+            region,
+            profile,
+        } => {
+            let sdk_config =
+                load_chain(region.as_deref(), profile.as_deref(), Some(url), tuning).await;
+            let mut builder = endpoint_client(&sdk_config, url).config().to_builder();
+            let region = match sdk_config.region() {
+                Some(region) => region.to_string(),
+                None => {
+                    builder = builder.region(Region::new("us-east-1"));
+                    "us-east-1".to_owned()
+                }
+            };
+            let mut note = String::new();
+            if let Err(reason) = credentials(&sdk_config).await {
+                // An emulator does not check signatures; a real service behind
+                // a custom endpoint will refuse, and the call will say so.
+                tracing::info!(%reason, "no AWS credentials; signing with placeholder credentials");
+                builder = builder.credentials_provider(placeholder_credentials());
+                note = ", placeholder credentials".to_owned();
+            }
+            Ok(Connection {
+                client: Client::from_conf(builder.build()),
+                description: format!(
+                    "the HealthImaging-compatible endpoint {url} (region {region}{note})"
+                ),
+                synthetic: false,
+                emulator: None,
+            })
+        }
+    }
+}
+
+/// A client for an emulator at `url`: fixed region and placeholder credentials.
+pub fn emulator_client(url: &str, tuning: Tuning) -> Client {
+    let config = aws_sdk_medicalimaging::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(placeholder_credentials())
+        .endpoint_url(url)
+        .http_client(sdk::http_client())
+        .retry_config(tuning.retry_config())
+        .timeout_config(tuning.timeout_config())
+        .interceptor(StripRuntimePrefix::for_endpoint(url))
+        .build();
+    Client::from_conf(config)
+}
+
+fn endpoint_client(sdk_config: &SdkConfig, url: &str) -> Client {
+    let config = aws_sdk_medicalimaging::config::Builder::from(sdk_config)
+        .endpoint_url(url)
+        .interceptor(StripRuntimePrefix::for_endpoint(url))
+        .build();
+    Client::from_conf(config)
+}
+
+fn placeholder_credentials() -> Credentials {
+    Credentials::new(
+        "emulator",
+        "emulator",
+        None,
+        None,
+        "healthimaging-mcp-placeholder",
+    )
+}
+
+async fn load_chain(
+    region: Option<&str>,
+    profile: Option<&str>,
+    endpoint_url: Option<&str>,
+    tuning: Tuning,
+) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk::http_client())
+        .retry_config(tuning.retry_config())
+        .timeout_config(tuning.timeout_config());
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// Resolves credentials once, so that a missing or broken chain is reported
+/// at start. Bounded in time: the chain may probe an instance metadata
+/// service that is not there.
+async fn credentials(sdk_config: &SdkConfig) -> Result<Credentials, String> {
+    let provider = sdk_config
+        .credentials_provider()
+        .ok_or_else(|| "no credentials provider is configured".to_owned())?;
+    match tokio::time::timeout(Duration::from_secs(10), provider.provide_credentials()).await {
+        Ok(Ok(credentials)) => Ok(credentials),
+        Ok(Err(error)) => {
+            Err(aws_sdk_medicalimaging::error::DisplayErrorContext(&error).to_string())
+        }
+        Err(_) => Err("resolving credentials took longer than 10 seconds".to_owned()),
+    }
+}

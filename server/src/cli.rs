@@ -1,0 +1,105 @@
+//! The command line. Subcommand and flag names are a public contract.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// An MCP server for AWS HealthImaging, with an embedded emulator over synthetic data.
+#[derive(Debug, Parser)]
+#[command(name = "healthimaging-mcp", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the MCP server on stdio (default backend: the embedded emulator).
+    Serve(ServeArgs),
+    /// Run the HealthImaging emulator alone over HTTP, for boto3, the AWS CLI and other tools.
+    Emulator(EmulatorArgs),
+}
+
+/// The backends `--backend` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendArg {
+    /// An emulator inside this process, on synthetic data (the default).
+    Emulator,
+    /// Real AWS HealthImaging, through the standard credential and region chain.
+    Aws,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Where HealthImaging calls go. Real AWS is used only when asked for.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// A HealthImaging-compatible endpoint, e.g. a standalone emulator.
+    #[arg(long, env = "AWS_ENDPOINT_URL_MEDICAL_IMAGING", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The AWS region (otherwise AWS_REGION, AWS_DEFAULT_REGION or the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The AWS profile (otherwise AWS_PROFILE or default).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Offer the write tools (create, import, update, copy, tag). Default on the
+    /// embedded emulator only.
+    #[arg(long)]
+    pub allow_write: bool,
+    /// Offer the delete tools (every delete and removal, two-phase). Default on the
+    /// embedded emulator only.
+    #[arg(long)]
+    pub allow_delete: bool,
+    /// Offer only the read tools, whatever else is configured.
+    #[arg(long, conflicts_with_all = ["allow_write", "allow_delete"])]
+    pub read_only: bool,
+    /// A TOML file with any of these settings; flags given here win.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Append audit records (one JSON line per tool call) to this file instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Seed of the embedded emulator's identifiers, for reproducible runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How long a confirmation token of a destructive tool stays valid, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub confirmation_ttl_secs: Option<u64>,
+}
+
+/// Flags of `emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    pub listen: SocketAddr,
+    /// Seed of every identifier the emulator mints, for reproducible runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How long asynchronous transitions take (CREATING → ACTIVE, DELETING → DELETED).
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub transition_delay_ms: u64,
+    /// The region written into ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// The 12-digit account written into ARNs.
+    #[arg(long, default_value = "123456789012", value_parser = account_id)]
+    pub account_id: String,
+    /// How many datastores may exist at once.
+    #[arg(long, default_value_t = 10)]
+    pub datastore_quota: usize,
+}
+
+fn account_id(value: &str) -> Result<String, String> {
+    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(value.to_owned())
+    } else {
+        Err("an account ID is exactly 12 digits".to_owned())
+    }
+}

@@ -1,0 +1,284 @@
+//! Resolving `serve`'s settings from flags, a TOML file and defaults.
+//!
+//! Flags win over the file, the file over defaults. `read_only` anywhere
+//! forces read only. Real AWS is never chosen implicitly: it takes
+//! `--backend aws` or `backend = "aws"` in the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::backend::Target;
+use crate::cli::{BackendArg, ServeArgs};
+use crate::permissions::Grant;
+use crate::sdk::Tuning;
+
+/// The settings `--config` may hold.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `emulator` or `aws`.
+    pub backend: Option<BackendArg>,
+    /// A HealthImaging-compatible endpoint.
+    pub endpoint_url: Option<String>,
+    /// The AWS region.
+    pub region: Option<String>,
+    /// The AWS profile.
+    pub profile: Option<String>,
+    /// Offer the write tools.
+    #[serde(default)]
+    pub allow_write: bool,
+    /// Offer the delete tools.
+    #[serde(default)]
+    pub allow_delete: bool,
+    /// Offer only the read tools.
+    #[serde(default)]
+    pub read_only: bool,
+    /// The audit log file.
+    pub audit_log: Option<PathBuf>,
+    /// The embedded emulator's seed.
+    pub seed: Option<u64>,
+    /// Confirmation token lifetime in seconds.
+    pub confirmation_ttl_secs: Option<u64>,
+}
+
+/// Why the settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("Could not read the config file '{path}': {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("The config file '{path}' is not valid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The settings contradict each other.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// The backend.
+    pub target: Target,
+    /// The tool levels offered.
+    pub grant: Grant,
+    /// The audit log file; stderr when `None`.
+    pub audit_log: Option<PathBuf>,
+    /// Confirmation token lifetime.
+    pub confirmation_ttl: Duration,
+}
+
+impl ServeSettings {
+    /// SDK retry and timeout settings for this backend: quick retries
+    /// against the in-process emulator, the SDK's defaults elsewhere.
+    pub fn tuning(&self) -> Tuning {
+        match self.target {
+            Target::EmbeddedEmulator { .. } => Tuning {
+                initial_backoff: Duration::from_millis(50),
+                ..Tuning::default()
+            },
+            _ => Tuning::default(),
+        }
+    }
+}
+
+/// Reads the `--config` file.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Combines flags and file into settings.
+pub fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeSettings, ConfigError> {
+    let backend = args.backend.or(file.backend);
+    let endpoint_url = args.endpoint_url.clone().or(file.endpoint_url);
+    let region = args.region.clone().or(file.region);
+    let profile = args.profile.clone().or(file.profile);
+    let target = match (backend, endpoint_url) {
+        (Some(BackendArg::Emulator), Some(url)) => {
+            return Err(ConfigError::Conflict(format!(
+                "The embedded emulator was chosen, but an endpoint URL ({url}) is set too (flag, config file or AWS_ENDPOINT_URL_MEDICAL_IMAGING). Choose one."
+            )));
+        }
+        (_, Some(url)) => Target::Endpoint {
+            url,
+            region,
+            profile,
+        },
+        (Some(BackendArg::Aws), None) => Target::Aws { region, profile },
+        (Some(BackendArg::Emulator) | None, None) => Target::EmbeddedEmulator {
+            seed: args.seed.or(file.seed),
+        },
+    };
+    let default = target.default_grant();
+    let grant = if args.read_only || file.read_only {
+        Grant::READ_ONLY
+    } else {
+        Grant {
+            write: default.write || args.allow_write || file.allow_write,
+            delete: default.delete || args.allow_delete || file.allow_delete,
+        }
+    };
+    let ttl = args
+        .confirmation_ttl_secs
+        .or(file.confirmation_ttl_secs)
+        .unwrap_or(300);
+    if ttl == 0 {
+        return Err(ConfigError::Conflict(
+            "confirmation_ttl_secs must be at least 1".to_owned(),
+        ));
+    }
+    Ok(ServeSettings {
+        target,
+        grant,
+        audit_log: args.audit_log.clone().or(file.audit_log),
+        confirmation_ttl: Duration::from_secs(ttl),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve_args(args: ServeArgs) -> ServeSettings {
+        resolve(&args, FileConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn the_default_is_the_embedded_emulator_with_every_tool() {
+        let settings = resolve_args(ServeArgs::default());
+        assert_eq!(settings.target, Target::EmbeddedEmulator { seed: None });
+        assert_eq!(settings.grant, Grant::ALL);
+        assert_eq!(settings.confirmation_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn aws_is_read_only_unless_allowed() {
+        let aws = || ServeArgs {
+            backend: Some(BackendArg::Aws),
+            ..ServeArgs::default()
+        };
+        assert_eq!(resolve_args(aws()).grant, Grant::READ_ONLY);
+        let write = resolve_args(ServeArgs {
+            allow_write: true,
+            ..aws()
+        });
+        assert_eq!(
+            write.grant,
+            Grant {
+                write: true,
+                delete: false
+            }
+        );
+        let delete = resolve_args(ServeArgs {
+            allow_delete: true,
+            ..aws()
+        });
+        assert_eq!(
+            delete.grant,
+            Grant {
+                write: false,
+                delete: true
+            }
+        );
+    }
+
+    #[test]
+    fn read_only_forces_read_only_even_on_the_emulator_and_from_the_file() {
+        let settings = resolve_args(ServeArgs {
+            read_only: true,
+            ..ServeArgs::default()
+        });
+        assert_eq!(settings.grant, Grant::READ_ONLY);
+        let file = FileConfig {
+            read_only: true,
+            ..FileConfig::default()
+        };
+        let settings = resolve(&ServeArgs::default(), file).unwrap();
+        assert_eq!(settings.grant, Grant::READ_ONLY);
+    }
+
+    #[test]
+    fn an_endpoint_url_selects_the_endpoint_target_read_only() {
+        let settings = resolve_args(ServeArgs {
+            endpoint_url: Some("http://127.0.0.1:4566".into()),
+            ..ServeArgs::default()
+        });
+        assert!(
+            matches!(settings.target, Target::Endpoint { ref url, .. } if url == "http://127.0.0.1:4566")
+        );
+        assert_eq!(settings.grant, Grant::READ_ONLY);
+    }
+
+    #[test]
+    fn emulator_and_endpoint_together_is_an_error() {
+        let error = resolve(
+            &ServeArgs {
+                backend: Some(BackendArg::Emulator),
+                endpoint_url: Some("http://x".into()),
+                ..ServeArgs::default()
+            },
+            FileConfig::default(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("Choose one"));
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: FileConfig = toml::from_str(
+            "backend = \"aws\"\nregion = \"eu-west-1\"\nallow_write = true\nconfirmation_ttl_secs = 60\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            region: Some("us-west-2".into()),
+            ..ServeArgs::default()
+        };
+        let settings = resolve(&args, file).unwrap();
+        assert_eq!(
+            settings.target,
+            Target::Aws {
+                region: Some("us-west-2".into()),
+                profile: None
+            }
+        );
+        assert_eq!(
+            settings.grant,
+            Grant {
+                write: true,
+                delete: false
+            }
+        );
+        assert_eq!(settings.confirmation_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("hi-mcp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "backend = \"aws\"\nallow_writes = true\n").unwrap();
+        let error = read_file(&path).unwrap_err().to_string();
+        assert!(error.contains("allow_writes"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,135 @@
+//! The two long-running commands: `serve` and `emulator`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use healthimaging_emulator::{Emulator, EmulatorConfig};
+use rmcp::ServiceExt;
+
+use crate::audit::AuditLog;
+use crate::backend::{self, StartupError};
+use crate::cli::{EmulatorArgs, ServeArgs};
+use crate::config::{self, ConfigError, FileConfig};
+use crate::server::{HealthImagingServer, ServerOptions};
+
+/// Why a command stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The settings are wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The backend could not be reached or configured.
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// The audit log file could not be opened.
+    #[error("Could not open the audit log '{path}': {source}")]
+    AuditLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The MCP session failed.
+    #[error("The MCP session failed: {0}")]
+    Mcp(String),
+    /// The emulator could not listen.
+    #[error("Could not start the emulator on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// `healthimaging-mcp serve`: the MCP server on stdio until the client leaves.
+pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
+    let file = match &args.config {
+        Some(path) => config::read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let settings = config::resolve(&args, file)?;
+    let audit = match &settings.audit_log {
+        Some(path) => AuditLog::file(path).map_err(|source| RunError::AuditLog {
+            path: path.clone(),
+            source,
+        })?,
+        None => AuditLog::stderr(),
+    };
+    let connection = backend::connect(&settings.target, settings.tuning()).await?;
+    // stdout carries the protocol; everything for people goes to stderr.
+    eprintln!(
+        "healthimaging-mcp: MCP on stdio; backend: {}; permissions: {}",
+        connection.description,
+        settings.grant.describe()
+    );
+    let server = HealthImagingServer::new(
+        connection.client.clone(),
+        ServerOptions {
+            grant: settings.grant,
+            confirmation_ttl: settings.confirmation_ttl,
+            audit,
+            backend_description: connection.description.clone(),
+            synthetic: connection.synthetic,
+        },
+    );
+    let outcome = match server.serve(rmcp::transport::stdio()).await {
+        Ok(running) => running
+            .waiting()
+            .await
+            .map(|_| ())
+            .map_err(|e| RunError::Mcp(e.to_string())),
+        Err(error) => Err(RunError::Mcp(error.to_string())),
+    };
+    connection.shutdown().await;
+    outcome
+}
+
+/// `healthimaging-mcp emulator`: the emulator over HTTP until interrupted.
+pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
+    let config = EmulatorConfig {
+        seed: args.seed,
+        transition_delay: Duration::from_millis(args.transition_delay_ms),
+        region: args.region,
+        account_id: args.account_id,
+        datastore_quota: args.datastore_quota,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::bind(args.listen, config)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    // Scripts wait for this exact line before they connect.
+    println!("listening on {}", emulator.url());
+    let _ = std::io::stdout().flush();
+    shutdown_signal().await;
+    eprintln!("healthimaging-mcp: stopping the emulator");
+    emulator
+        .shutdown()
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: args.listen,
+            source,
+        })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

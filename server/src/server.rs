@@ -1,0 +1,143 @@
+//! The MCP server: tools, resources and instructions over one SDK client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_medicalimaging::Client;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+
+use crate::audit::AuditLog;
+use crate::confirm::Confirmations;
+use crate::permissions::Grant;
+use crate::{resources, tools};
+
+/// How one server instance behaves.
+#[derive(Debug)]
+pub struct ServerOptions {
+    /// Which tool levels are available.
+    pub grant: Grant,
+    /// How long a confirmation token stays valid.
+    pub confirmation_ttl: Duration,
+    /// Where audit records go.
+    pub audit: AuditLog,
+    /// One sentence naming the backend.
+    pub backend_description: String,
+    /// Whether the backend holds only synthetic data.
+    pub synthetic: bool,
+}
+
+/// The HealthImaging MCP server. Cheap to clone: every clone shares the
+/// client, the confirmation tokens and the audit log.
+#[derive(Debug, Clone)]
+pub struct HealthImagingServer {
+    pub(crate) client: Client,
+    pub(crate) confirmations: Arc<Confirmations>,
+    audit: Arc<AuditLog>,
+    instructions: Arc<str>,
+    tool_router: ToolRouter<HealthImagingServer>,
+}
+
+impl HealthImagingServer {
+    /// A server calling HealthImaging through `client`.
+    pub fn new(client: Client, options: ServerOptions) -> Self {
+        Self {
+            client,
+            confirmations: Arc::new(Confirmations::new(options.confirmation_ttl)),
+            instructions: instructions(&options).into(),
+            audit: Arc::new(options.audit),
+            tool_router: tools::router(options.grant),
+        }
+    }
+}
+
+fn instructions(options: &ServerOptions) -> String {
+    let data = if options.synthetic {
+        "All patients here are synthetic test data; nothing here is a real person."
+    } else {
+        "This may be real clinical data: never repeat patient identifiers beyond what the user needs."
+    };
+    format!(
+        "This server connects to {backend}. Permissions: {grant}. {data}\n\
+         HealthImaging keeps DICOM data in datastores; inside a datastore each image set holds one \
+         DICOM series of one study. Start with list_datastores.\n\
+         Destructive tools work in two phases: a first call without confirmation_token changes \
+         nothing and returns a preview and a confirmation_token. Show the preview to the user, and \
+         call again with the token only after they agree. Tokens work once, expire after {ttl} \
+         seconds, and are refused if the data changed in between (a fresh preview follows).\n\
+         Failed calls return an error that starts with the AWS error code and ends with what to do.",
+        backend = options.backend_description,
+        grant = options.grant.describe(),
+        ttl = options.confirmation_ttl.as_secs(),
+    )
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for HealthImagingServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "healthimaging-mcp",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(self.instructions.to_string())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.to_string();
+        let call = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context));
+        self.audit
+            .record_call(&tool, call, |result| match result {
+                Ok(CallToolResponse::Complete(result)) => result.is_error == Some(true),
+                Ok(_) => false,
+                Err(_) => true,
+            })
+            .await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(resources::list()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(&self.client, &request.uri)
+            .await
+            .map(ReadResourceResponse::from)
+    }
+}

@@ -1,0 +1,181 @@
+//! `delete_datastore`, in two phases.
+//!
+//! The first call (no token) reads the datastore, shows what would be
+//! deleted and returns a confirmation token bound to the datastore ID and to
+//! its state as shown. The second call re-reads the datastore and deletes it
+//! only if the token fits and the state is unchanged; otherwise it refuses
+//! and returns a fresh preview. HealthImaging refuses to delete a datastore
+//! that still holds image sets; the tool says so and what to do.
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::datastores::get;
+use super::views::{DatastoreView, Phase};
+use crate::args::DatastoreId;
+use crate::audit::{self, Outcome};
+use crate::errors::ToolError;
+use crate::server::HealthImagingServer;
+
+const TOOL: &str = "delete_datastore";
+
+/// Arguments of `delete_datastore`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteDatastoreArgs {
+    /// The datastore to delete, from list_datastores.
+    pub datastore_id: DatastoreId,
+    /// Leave empty on the first call, which only previews. To delete, call again with
+    /// the confirmation_token that preview returned, after the user has agreed.
+    pub confirmation_token: Option<String>,
+}
+
+/// Result of `delete_datastore`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeleteDatastoreOutput {
+    /// What happened, or what would happen.
+    pub summary: String,
+    /// preview, executed or refused.
+    pub phase: Phase,
+    /// The datastore as it is now (after deletion: DELETING, then DELETED).
+    pub datastore: DatastoreView,
+    /// Pass this back as confirmation_token to execute the previewed deletion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation_token: Option<String>,
+    /// Seconds the token stays valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+}
+
+#[tool_router(router = delete_datastore_tool, vis = "pub(crate)")]
+impl HealthImagingServer {
+    /// Delete a datastore. Two phases: called without confirmation_token it changes
+    /// nothing and returns a preview plus a confirmation_token; show the preview to the
+    /// user and, only if they agree, call again with the token. The token works once, for
+    /// this datastore only, expires after a few minutes, and is refused if the datastore
+    /// changed meanwhile. A datastore that still holds image sets cannot be deleted:
+    /// delete its image sets first.
+    #[tool(
+        name = "delete_datastore",
+        annotations(
+            title = "Delete datastore",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn delete_datastore(
+        &self,
+        Parameters(args): Parameters<DeleteDatastoreArgs>,
+    ) -> Result<Json<DeleteDatastoreOutput>, ToolError> {
+        let id = args.datastore_id.as_str();
+        audit::touch(id);
+        let bound_arguments = json!({ "datastore_id": id });
+        let current = get(&self.client, id).await?;
+        if current.datastore_status != "ACTIVE" && current.datastore_status != "CREATE_FAILED" {
+            return Err(ToolError::new(
+                "InvalidState",
+                format!("Datastore {id} is {}", current.datastore_status),
+                match current.datastore_status.as_str() {
+                    "CREATING" => "Wait until get_datastore reports ACTIVE, then delete it.",
+                    _ => "It is already being deleted or deleted; nothing to do.",
+                },
+            ));
+        }
+        let state = fingerprint(&current);
+
+        let Some(token) = args.confirmation_token else {
+            audit::outcome(Outcome::Preview);
+            return Ok(self.preview(
+                Phase::Preview,
+                current,
+                bound_arguments,
+                state,
+                "Preview only, nothing changed.",
+            ));
+        };
+        match self.confirmations.redeem(&token, TOOL, &bound_arguments) {
+            Err(refusal) => {
+                audit::outcome(Outcome::Refused);
+                let reason = format!("Not deleted: {refusal}.");
+                return Ok(self.preview(Phase::Refused, current, bound_arguments, state, &reason));
+            }
+            Ok(previewed) if previewed != state => {
+                audit::outcome(Outcome::Refused);
+                return Ok(self.preview(
+                    Phase::Refused,
+                    current,
+                    bound_arguments,
+                    state,
+                    "Not deleted: the datastore changed since the preview.",
+                ));
+            }
+            Ok(_) => {}
+        }
+
+        self.client
+            .delete_datastore()
+            .datastore_id(id)
+            .send()
+            .await
+            .map_err(|error| {
+                ToolError::from_sdk(error).advise_on(
+                    "ConflictException",
+                    "The datastore still holds image sets. Delete them first (search_image_sets lists them; delete_image_set deletes one), then preview the deletion again.",
+                )
+            })?;
+        let datastore = get(&self.client, id).await?;
+        Ok(Json(DeleteDatastoreOutput {
+            summary: format!(
+                "Deleted datastore {} ({}); it is now {}.",
+                datastore.datastore_name, datastore.datastore_id, datastore.datastore_status
+            ),
+            phase: Phase::Executed,
+            datastore,
+            confirmation_token: None,
+            expires_in_seconds: None,
+        }))
+    }
+}
+
+impl HealthImagingServer {
+    fn preview(
+        &self,
+        phase: Phase,
+        current: DatastoreView,
+        bound_arguments: serde_json::Value,
+        state: serde_json::Value,
+        lead: &str,
+    ) -> Json<DeleteDatastoreOutput> {
+        let issued = self.confirmations.issue(TOOL, bound_arguments, state);
+        Json(DeleteDatastoreOutput {
+            summary: format!(
+                "{lead} Deleting datastore {} ({}, created {}) is permanent. HealthImaging refuses it while the datastore holds image sets. To delete, call delete_datastore again with this confirmation_token within {} seconds.",
+                current.datastore_name,
+                current.datastore_id,
+                current
+                    .created_at
+                    .as_deref()
+                    .unwrap_or("at an unknown time"),
+                issued.expires_in.as_secs()
+            ),
+            phase,
+            datastore: current,
+            confirmation_token: Some(issued.token),
+            expires_in_seconds: Some(issued.expires_in.as_secs()),
+        })
+    }
+}
+
+/// What must not change between preview and deletion.
+fn fingerprint(datastore: &DatastoreView) -> serde_json::Value {
+    json!({
+        "name": datastore.datastore_name,
+        "status": datastore.datastore_status,
+        "updated_at": datastore.updated_at,
+    })
+}

@@ -1,0 +1,192 @@
+//! `list_tags_for_resource`, `tag_resource`, `untag_resource`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_medicalimaging::Client;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::datastores::check_tags;
+use crate::args::{ResourceArn, TagKey};
+use crate::audit;
+use crate::errors::ToolError;
+use crate::server::HealthImagingServer;
+
+/// Arguments naming one resource.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListTagsArgs {
+    /// The ARN of a datastore (datastore_arn from get_datastore) or of an image set.
+    pub resource_arn: ResourceArn,
+}
+
+/// Arguments of `tag_resource`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagResourceArgs {
+    /// The ARN of a datastore (datastore_arn from get_datastore) or of an image set.
+    pub resource_arn: ResourceArn,
+    /// Tags to add or overwrite, key → value (1 to 50; keys 1–128 characters, not
+    /// starting with aws:; values at most 256 characters).
+    pub tags: BTreeMap<TagKey, String>,
+}
+
+/// Arguments of `untag_resource`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UntagResourceArgs {
+    /// The ARN of a datastore (datastore_arn from get_datastore) or of an image set.
+    pub resource_arn: ResourceArn,
+    /// The keys of the tags to remove (1 to 200). Keys the resource does not carry are ignored.
+    pub tag_keys: Vec<TagKey>,
+}
+
+/// A resource's tags.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TagsOutput {
+    /// One sentence on what happened.
+    pub summary: String,
+    /// The resource.
+    pub resource_arn: String,
+    /// Its tags now, key → value.
+    pub tags: BTreeMap<String, String>,
+}
+
+#[tool_router(router = tag_tools, vis = "pub(crate)")]
+impl HealthImagingServer {
+    /// List the tags of a datastore or an image set.
+    #[tool(
+        name = "list_tags_for_resource",
+        annotations(
+            title = "List tags",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn list_tags_for_resource(
+        &self,
+        Parameters(args): Parameters<ListTagsArgs>,
+    ) -> Result<Json<TagsOutput>, ToolError> {
+        audit::touch(args.resource_arn.as_str());
+        let tags = tags_of(&self.client, &args.resource_arn).await?;
+        Ok(Json(TagsOutput {
+            summary: format!("The resource carries {} tags.", tags.len()),
+            resource_arn: args.resource_arn.to_string(),
+            tags,
+        }))
+    }
+
+    /// Add tags to a datastore or an image set, or change the values of existing keys.
+    /// Returns all of the resource's tags afterwards.
+    #[tool(
+        name = "tag_resource",
+        annotations(
+            title = "Tag resource",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn tag_resource(
+        &self,
+        Parameters(args): Parameters<TagResourceArgs>,
+    ) -> Result<Json<TagsOutput>, ToolError> {
+        if args.tags.is_empty() {
+            return Err(ToolError::new(
+                "InvalidArgument",
+                "no tags given",
+                "Pass at least one tag as key → value.",
+            ));
+        }
+        check_tags(&args.tags)?;
+        audit::touch(args.resource_arn.as_str());
+        let tags = args
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        self.client
+            .tag_resource()
+            .resource_arn(args.resource_arn.as_str())
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(ToolError::from_sdk)?;
+        let tags = tags_of(&self.client, &args.resource_arn).await?;
+        Ok(Json(TagsOutput {
+            summary: format!(
+                "Tagged the resource with {} keys; it now carries {} tags.",
+                args.tags.len(),
+                tags.len()
+            ),
+            resource_arn: args.resource_arn.to_string(),
+            tags,
+        }))
+    }
+
+    /// Remove tags, by key, from a datastore or an image set. Returns the tags left.
+    #[tool(
+        name = "untag_resource",
+        annotations(
+            title = "Untag resource",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn untag_resource(
+        &self,
+        Parameters(args): Parameters<UntagResourceArgs>,
+    ) -> Result<Json<TagsOutput>, ToolError> {
+        if args.tag_keys.is_empty() || args.tag_keys.len() > 200 {
+            return Err(ToolError::new(
+                "InvalidArgument",
+                format!("{} tag keys given", args.tag_keys.len()),
+                "Pass between 1 and 200 tag keys.",
+            ));
+        }
+        audit::touch(args.resource_arn.as_str());
+        self.client
+            .untag_resource()
+            .resource_arn(args.resource_arn.as_str())
+            .set_tag_keys(Some(
+                args.tag_keys.iter().map(ToString::to_string).collect(),
+            ))
+            .send()
+            .await
+            .map_err(ToolError::from_sdk)?;
+        let tags = tags_of(&self.client, &args.resource_arn).await?;
+        Ok(Json(TagsOutput {
+            summary: format!(
+                "Removed {} keys; the resource now carries {} tags.",
+                args.tag_keys.len(),
+                tags.len()
+            ),
+            resource_arn: args.resource_arn.to_string(),
+            tags,
+        }))
+    }
+}
+
+async fn tags_of(
+    client: &Client,
+    arn: &ResourceArn,
+) -> Result<BTreeMap<String, String>, ToolError> {
+    let output = client
+        .list_tags_for_resource()
+        .resource_arn(arn.as_str())
+        .send()
+        .await
+        .map_err(ToolError::from_sdk)?;
+    Ok(output
+        .tags()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
+}
