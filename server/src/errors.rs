@@ -8,6 +8,7 @@
 use std::fmt;
 
 use aws_sdk_medicalimaging::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
 
 use crate::audit;
@@ -49,20 +50,29 @@ impl ToolError {
     }
 
     /// Turns the failure of an SDK call into a tool error.
-    pub fn from_sdk<E, R>(error: SdkError<E, R>) -> Self
+    pub fn from_sdk<E>(error: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: fmt::Debug,
     {
         let detail = aws_sdk_medicalimaging::error::DisplayErrorContext(&error).to_string();
         match &error {
-            SdkError::ServiceError(service) => {
-                let inner = service.err();
-                let code = inner.code().unwrap_or("UnknownError").to_owned();
-                let message = inner.message().unwrap_or("no message").to_owned();
-                let advice = advice_for(&code);
-                Self::new(code, message, advice)
-            }
+            SdkError::ServiceError(service) => match service.err().code() {
+                Some(code) => {
+                    let message = service.err().message().unwrap_or("no message");
+                    Self::new(code, message, advice_for(code))
+                }
+                // No error code: the body was not a HealthImaging answer at
+                // all (an HTML page from a proxy, or a success body that is
+                // not the operation's JSON).
+                None => Self::new(
+                    "MalformedResponse",
+                    format!(
+                        "The endpoint answered HTTP {} with a body that is not a HealthImaging response: {detail}",
+                        service.raw().status().as_u16()
+                    ),
+                    MALFORMED_ADVICE,
+                ),
+            },
             SdkError::TimeoutError(_) => Self::new(
                 "Timeout",
                 "The HealthImaging endpoint did not answer in time",
@@ -88,6 +98,8 @@ impl ToolError {
         }
     }
 }
+
+const MALFORMED_ADVICE: &str = "The endpoint may not be HealthImaging, or a proxy in between returned its own page. Check --endpoint-url and the network path.";
 
 /// Generic advice per AWS error code.
 fn advice_for(code: &str) -> &'static str {

@@ -1,0 +1,10 @@
+//! Workspace-level end-to-end tests, in one binary to link the AWS SDK once.
+
+mod control_plane;
+mod faults;
+mod mcp_delete;
+mod mcp_endpoint;
+mod mcp_tools;
+mod pagination;
+mod tags;
+mod wire;

@@ -1,0 +1,220 @@
+//! The harness of the workspace-level end-to-end tests.
+//!
+//! The tests in `e2e/` talk to a real emulator over HTTP through the real AWS
+//! SDK, and to the real MCP server through an rmcp client over an in-memory
+//! pipe: nothing calls into emulator internals. Tests that spawn the
+//! `healthimaging-mcp` binary live beside it in `server/tests/`, because
+//! Cargo gives a binary's path only to its own package's tests.
+
+use std::time::Duration;
+
+use aws_sdk_medicalimaging::Client;
+use healthimaging_emulator::{Emulator, EmulatorConfig, ManualClock, Timestamp};
+use healthimaging_mcp::audit::{AuditLog, SharedBuffer};
+use healthimaging_mcp::backend::emulator_client;
+use healthimaging_mcp::permissions::Grant;
+use healthimaging_mcp::sdk::Tuning;
+use healthimaging_mcp::{HealthImagingServer, ServerOptions};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The emulator's transition delay in these tests.
+pub const DELAY: Duration = Duration::from_millis(100);
+
+/// An emulator on a manual clock, and an SDK client for it.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The running emulator.
+    pub emulator: Emulator,
+    /// Its clock: transitions happen only when the test moves it.
+    pub clock: ManualClock,
+    /// An SDK client with quick retries.
+    pub sdk: Client,
+}
+
+impl Fixture {
+    /// An emulator allowing `quota` datastores.
+    pub async fn start(quota: usize) -> Self {
+        let clock = ManualClock::new(Timestamp::from_millis(1_767_225_600_000));
+        let config = EmulatorConfig::default()
+            .with_seed(7)
+            .with_clock(std::sync::Arc::new(clock.clone()))
+            .with_transition_delay(DELAY)
+            .with_datastore_quota(quota);
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let sdk = emulator_client(emulator.url(), fast_tuning());
+        Self {
+            emulator,
+            clock,
+            sdk,
+        }
+    }
+
+    /// Moves the clock past every pending transition.
+    pub fn settle(&self) {
+        self.clock.advance(DELAY * 2);
+    }
+
+    /// Creates a datastore named `name` and lets it become ACTIVE.
+    pub async fn active_datastore(&self, name: &str) -> String {
+        let created = self
+            .sdk
+            .create_datastore()
+            .datastore_name(name)
+            .send()
+            .await
+            .expect("datastore created");
+        self.settle();
+        created.datastore_id().to_owned()
+    }
+
+    /// Sends one request to the control API and returns status and JSON.
+    pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, _, text) = raw_http(self.emulator.url(), method, path, &[], &body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// SDK settings for tests: three attempts, 10 ms back-off.
+pub fn fast_tuning() -> Tuning {
+    Tuning {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        attempt_timeout: Duration::from_secs(10),
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns status, headers
+/// (lowercased names) and body.
+pub async fn raw_http(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let authority = base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("emulator reachable");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: {authority}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("request sent");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("response read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// An MCP client connected in-process to a server, and the server's audit trail.
+pub struct Mcp {
+    /// The client side of the session.
+    pub client: RunningService<RoleClient, ()>,
+    /// Every audit record the server wrote.
+    pub audit: SharedBuffer,
+}
+
+impl Mcp {
+    /// Starts a server over `sdk` with `grant` and connects a client to it.
+    pub async fn connect(sdk: Client, grant: Grant, confirmation_ttl: Duration) -> Self {
+        let audit = SharedBuffer::default();
+        let server = HealthImagingServer::new(
+            sdk,
+            ServerOptions {
+                grant,
+                confirmation_ttl,
+                audit: AuditLog::to_writer(audit.clone()),
+                backend_description: "the test emulator".to_owned(),
+                synthetic: true,
+            },
+        );
+        let (server_end, client_end) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(server_end).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = ().serve(client_end).await.expect("MCP session starts");
+        Self { client, audit }
+    }
+
+    /// Calls `tool` with `arguments` (a JSON object).
+    pub async fn call(&self, tool: &'static str, arguments: Value) -> CallToolResult {
+        let arguments = match arguments {
+            Value::Object(map) => map,
+            other => panic!("tool arguments must be an object, not {other}"),
+        };
+        self.client
+            .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
+            .await
+            .expect("the call reaches the server")
+    }
+
+    /// The names of the tools offered, sorted.
+    pub async fn tool_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .client
+            .list_all_tools()
+            .await
+            .expect("tools/list")
+            .into_iter()
+            .map(|tool| tool.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// The structured content of a successful tool result.
+pub fn structured(result: &CallToolResult) -> Value {
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "the tool failed: {}",
+        text(result)
+    );
+    result
+        .structured_content
+        .clone()
+        .expect("structured content")
+}
+
+/// The text of a tool result's first content block.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .first()
+        .and_then(|block| block.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
