@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Response};
 
 use crate::clock::Timestamp;
 use crate::config::EmulatorConfig;
+use crate::error::{ApiError, ErrorCode};
 use crate::faults::Faults;
 use crate::ids::{IdSource, Stream, random_seed};
 use crate::ops::{self, Request};
-use crate::router;
+use crate::router::{self, Operation};
 use crate::store::Store;
 use crate::wire::{self, Query};
 
@@ -34,6 +35,7 @@ pub struct Service {
 impl Service {
     /// A fresh, empty emulator.
     pub fn new(config: EmulatorConfig) -> Self {
+        crate::validate::compile_all();
         let seed = config.seed.unwrap_or_else(random_seed);
         Self {
             config,
@@ -69,6 +71,26 @@ impl Service {
     }
 }
 
+/// Runs an operation; a panic becomes an `InternalServerException` instead
+/// of a connection closed without an answer. Handlers are synchronous, so
+/// catching the unwind here covers every one of them.
+fn handle_guarded(service: &Service, operation: Operation, request: &Request) -> Response {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ops::handle(service, operation, request)
+    }));
+    match outcome {
+        Ok(result) => result.unwrap_or_else(IntoResponse::into_response),
+        Err(_) => {
+            tracing::error!(operation = operation.name(), "operation handler panicked");
+            ApiError::new(
+                ErrorCode::InternalServer,
+                format!("The emulator failed while handling {}", operation.name()),
+            )
+            .into_response()
+        }
+    }
+}
+
 /// Answers one HealthImaging API request.
 pub async fn dispatch(
     State(service): State<Arc<Service>>,
@@ -95,8 +117,7 @@ pub async fn dispatch(
                         query: Query::parse(uri.query()),
                         body,
                     };
-                    ops::handle(&service, route.operation, &request)
-                        .unwrap_or_else(IntoResponse::into_response)
+                    handle_guarded(&service, route.operation, &request)
                 }
             };
             (Some(route.operation), response)

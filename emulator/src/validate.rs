@@ -79,9 +79,27 @@ model_pattern!(
     TAG_KEY = "[a-zA-Z+-=._:/]+"
 );
 model_pattern!(
-    /// `NextToken`.
-    NEXT_TOKEN = r"\p{ASCII}{0,8192}"
+    /// `NextToken`: the model's `\p{ASCII}{0,8192}`, written as a byte range
+    /// so that it needs none of the regex crate's Unicode tables.
+    NEXT_TOKEN = r"[\x00-\x7F]{0,8192}"
 );
+
+/// Compiles every model pattern now, so that a pattern the regex engine
+/// cannot build fails when the emulator starts, never during a request.
+pub fn compile_all() {
+    for pattern in [
+        &RESOURCE_ID,
+        &DATASTORE_NAME,
+        &CLIENT_TOKEN,
+        &KMS_KEY_ARN,
+        &LAMBDA_ARN,
+        &RESOURCE_ARN,
+        &TAG_KEY,
+        &NEXT_TOKEN,
+    ] {
+        LazyLock::force(&pattern.compiled);
+    }
+}
 
 /// Checks that `value` has between `min` and `max` characters.
 pub fn length(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> {
@@ -179,6 +197,14 @@ pub fn enumeration<T: Copy>(field: &str, value: &str, variants: &[(&str, T)]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_pattern_compiles_and_next_tokens_are_ascii() {
+        compile_all();
+        assert!(NEXT_TOKEN.matches("4c697374"));
+        assert!(!NEXT_TOKEN.matches("é"));
+        assert!(!NEXT_TOKEN.matches(&"a".repeat(8193)));
+    }
 
     #[test]
     fn patterns_match_whole_values_only() {

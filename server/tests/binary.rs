@@ -1,0 +1,334 @@
+//! The built binary: MCP over stdio on each backend, the permission flags,
+//! startup errors, and the standalone emulator.
+
+mod support;
+
+use std::time::Duration;
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::json;
+use support::{command, standalone_emulator};
+use tokio::io::AsyncReadExt;
+use tokio::process::Child;
+
+const READ_TOOLS: [&str; 3] = ["get_datastore", "list_datastores", "list_tags_for_resource"];
+const WRITE_TOOLS: [&str; 3] = ["create_datastore", "tag_resource", "untag_resource"];
+
+struct Session {
+    client: RunningService<RoleClient, ()>,
+    child: Child,
+    _home: tempfile::TempDir,
+}
+
+impl Session {
+    async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = command(args, home.path());
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.spawn().expect("the binary starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let client = ().serve((stdout, stdin)).await.expect("the MCP session starts");
+        Self {
+            client,
+            child,
+            _home: home,
+        }
+    }
+
+    async fn tool_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn instructions(&self) -> String {
+        self.client
+            .peer_info()
+            .and_then(|info| info.instructions.clone())
+            .unwrap_or_default()
+    }
+
+    /// Ends the session and returns what the server wrote on stderr.
+    async fn finish(mut self) -> String {
+        self.client.cancel().await.unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the server exits when the client leaves")
+            .unwrap();
+        assert!(status.success(), "the server exits cleanly: {status}");
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        stderr
+    }
+}
+
+fn sorted(parts: &[&[&str]]) -> Vec<String> {
+    let mut names: Vec<String> = parts.concat().iter().map(|s| s.to_string()).collect();
+    names.sort();
+    names
+}
+
+const FAKE_AWS: [(&str, &str); 3] = [
+    ("AWS_REGION", "eu-west-2"),
+    ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+    ("AWS_SECRET_ACCESS_KEY", "not-a-real-secret"),
+];
+
+#[tokio::test]
+async fn serve_runs_on_the_embedded_emulator_by_default() {
+    let session = Session::start(&["serve", "--seed", "9"], &[]).await;
+    assert_eq!(
+        session.tool_names().await,
+        sorted(&[&READ_TOOLS, &WRITE_TOOLS, &["delete_datastore"]])
+    );
+    assert!(
+        session
+            .instructions()
+            .contains("embedded HealthImaging emulator")
+    );
+    assert!(session.instructions().contains("synthetic"));
+
+    let created = session
+        .client
+        .call_tool(
+            CallToolRequestParams::new("create_datastore").with_arguments(
+                json!({"datastore_name": "stdio"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_ne!(created.is_error, Some(true), "{created:?}");
+    let listed = session
+        .client
+        .call_tool(CallToolRequestParams::new("list_datastores").with_arguments(Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(listed.structured_content.unwrap()["count"], 1);
+
+    let stderr = session.finish().await;
+    assert!(
+        stderr.contains("backend: the embedded HealthImaging emulator"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("permissions: read, write and delete"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("\"audit\":\"tool_call\"").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("stdio\""),
+        "tool arguments never reach stderr: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_aws_backend_offers_read_tools_only_unless_allowed() {
+    let session = Session::start(&["serve", "--backend", "aws"], &FAKE_AWS).await;
+    assert_eq!(session.tool_names().await, sorted(&[&READ_TOOLS]));
+    assert!(
+        session
+            .instructions()
+            .contains("AWS HealthImaging in region eu-west-2")
+    );
+    let stderr = session.finish().await;
+    assert!(stderr.contains("permissions: read only"), "{stderr}");
+
+    let session = Session::start(&["serve", "--backend", "aws", "--allow-write"], &FAKE_AWS).await;
+    assert_eq!(
+        session.tool_names().await,
+        sorted(&[&READ_TOOLS, &WRITE_TOOLS])
+    );
+    session.finish().await;
+
+    let session = Session::start(
+        &[
+            "serve",
+            "--backend",
+            "aws",
+            "--allow-write",
+            "--allow-delete",
+            "--region",
+            "us-east-1",
+        ],
+        &FAKE_AWS,
+    )
+    .await;
+    assert_eq!(session.tool_names().await.len(), 7);
+    assert!(
+        session.instructions().contains("region us-east-1"),
+        "--region wins over AWS_REGION"
+    );
+    session.finish().await;
+}
+
+#[tokio::test]
+async fn read_only_wins_on_the_emulator_and_the_config_file_is_read() {
+    let session = Session::start(&["serve", "--read-only"], &[]).await;
+    assert_eq!(session.tool_names().await, sorted(&[&READ_TOOLS]));
+    session.finish().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.toml");
+    let audit = dir.path().join("audit.jsonl");
+    std::fs::write(
+        &config,
+        format!(
+            "backend = \"aws\"\nallow_write = true\naudit_log = {:?}\n",
+            audit.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let session = Session::start(&["serve", "--config", config.to_str().unwrap()], &FAKE_AWS).await;
+    assert_eq!(
+        session.tool_names().await,
+        sorted(&[&READ_TOOLS, &WRITE_TOOLS])
+    );
+    let bad = session
+        .client
+        .call_tool(
+            CallToolRequestParams::new("get_datastore")
+                .with_arguments(json!({"datastore_id": "x"}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bad.is_error, Some(true));
+    session.finish().await;
+    let records = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(records.lines().count(), 1, "{records}");
+    assert!(records.contains("\"tool\":\"get_datastore\""));
+}
+
+async fn failed_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = command(args, home.path());
+    cmd.envs(env.iter().copied());
+    let output = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("a failed start is quick")
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[tokio::test]
+async fn missing_region_or_credentials_are_reported_at_start() {
+    let stderr = failed_start(
+        &["serve", "--backend", "aws"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+        ],
+    )
+    .await;
+    assert!(stderr.contains("No AWS region is configured"), "{stderr}");
+    assert!(stderr.contains("AWS_REGION"), "{stderr}");
+
+    let stderr = failed_start(
+        &["serve", "--backend", "aws"],
+        &[("AWS_REGION", "us-east-1")],
+    )
+    .await;
+    assert!(stderr.contains("No AWS credentials were found"), "{stderr}");
+
+    let stderr = failed_start(
+        &[
+            "serve",
+            "--backend",
+            "emulator",
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+        ],
+        &[],
+    )
+    .await;
+    assert!(stderr.contains("Choose one"), "{stderr}");
+
+    let stderr = failed_start(
+        &["serve", "--config", "/nonexistent/healthimaging.toml"],
+        &[],
+    )
+    .await;
+    assert!(
+        stderr.contains("Could not read the config file"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn serve_reaches_a_standalone_emulator_through_endpoint_url() {
+    let home = tempfile::tempdir().unwrap();
+    let mut emulator = standalone_emulator(home.path(), &["--seed", "4"]).await;
+    let session = Session::start(
+        &["serve", "--allow-write"],
+        &[("AWS_ENDPOINT_URL_MEDICAL_IMAGING", emulator.url.as_str())],
+    )
+    .await;
+    assert!(
+        session.instructions().contains(&emulator.url),
+        "{}",
+        session.instructions()
+    );
+    assert_eq!(
+        session.tool_names().await,
+        sorted(&[&READ_TOOLS, &WRITE_TOOLS])
+    );
+    let created = session
+        .client
+        .call_tool(
+            CallToolRequestParams::new("create_datastore").with_arguments(Default::default()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(created.is_error, Some(true), "{created:?}");
+    session.finish().await;
+    emulator.child.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn the_standalone_emulator_announces_its_address_and_stops_on_sigterm() {
+    let home = tempfile::tempdir().unwrap();
+    let mut emulator =
+        standalone_emulator(home.path(), &["--seed", "1", "--datastore-quota", "3"]).await;
+    assert!(emulator.url.starts_with("http://127.0.0.1:"));
+    let pid = emulator.child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), emulator.child.wait())
+        .await
+        .expect("the emulator stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    let output = command(&["emulator", "--account-id", "12"], home.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("12 digits"));
+}

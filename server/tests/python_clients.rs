@@ -1,0 +1,105 @@
+//! boto3 and the AWS CLI against the standalone emulator: independent
+//! clients of the wire protocol, with their own serializers and validators.
+
+#[path = "support/python.rs"]
+mod python;
+mod support;
+
+use std::process::Command;
+
+use support::standalone_emulator;
+
+fn run(program: &str, args: &[&str], endpoint: &str) -> std::process::Output {
+    Command::new(python::bin().join(program))
+        .args(args)
+        .env("AWS_ENDPOINT_URL_MEDICAL_IMAGING", endpoint)
+        .env("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("the Python client runs")
+}
+
+fn assert_ok(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn boto3_drives_the_whole_control_plane() {
+    let bin = python::bin();
+    let home = tempfile::tempdir().unwrap();
+    let mut emulator =
+        standalone_emulator(home.path(), &["--seed", "2", "--transition-delay-ms", "50"]).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/python/control_plane.py"
+    );
+    let output = run(
+        bin.join("python").to_str().unwrap(),
+        &[script],
+        &emulator.url,
+    );
+    assert_ok(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("control plane: all checks passed"),
+        "{stdout}"
+    );
+    emulator.child.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn the_aws_cli_lists_and_creates_datastores() {
+    let home = tempfile::tempdir().unwrap();
+    let mut emulator = standalone_emulator(home.path(), &["--seed", "3"]).await;
+    let created = run(
+        "aws",
+        &[
+            "medical-imaging",
+            "create-datastore",
+            "--datastore-name",
+            "cli-store",
+            "--output",
+            "json",
+        ],
+        &emulator.url,
+    );
+    assert_ok(&created);
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = created["datastoreId"].as_str().unwrap();
+    assert_eq!(id.len(), 32);
+
+    let listed = run(
+        "aws",
+        &["medical-imaging", "list-datastores", "--output", "json"],
+        &emulator.url,
+    );
+    assert_ok(&listed);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        listed["datastoreSummaries"][0]["datastoreName"],
+        "cli-store"
+    );
+
+    let missing = run(
+        "aws",
+        &[
+            "medical-imaging",
+            "get-datastore",
+            "--datastore-id",
+            "0123456789abcdef0123456789abcdef",
+        ],
+        &emulator.url,
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"));
+    emulator.child.start_kill().unwrap();
+}

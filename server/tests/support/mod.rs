@@ -1,0 +1,62 @@
+//! Helpers for tests that run the `healthimaging-mcp` binary.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_healthimaging-mcp");
+
+/// A command for the binary with a clean AWS environment: no credentials,
+/// region, profile or endpoint leak in from the developer's shell, and no
+/// instance metadata service is probed.
+pub fn command(args: &[&str], home: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// A running standalone emulator and its URL.
+pub struct StandaloneEmulator {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+/// Starts `healthimaging-mcp emulator` on a free port and waits for its
+/// `listening on` line.
+pub async fn standalone_emulator(home: &Path, extra: &[&str]) -> StandaloneEmulator {
+    let mut args = vec!["emulator", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = command(&args, home).spawn().expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the emulator says it is listening within 30 s")
+        .expect("stdout is readable")
+        .expect("a first line");
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    StandaloneEmulator { child, url }
+}
