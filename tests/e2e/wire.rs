@@ -137,3 +137,45 @@ async fn the_same_seed_gives_the_same_ids_and_reset_starts_over() {
     a.control("POST", "/_emulator/reset", None).await;
     assert_eq!(a.active_datastore("x").await, first_a);
 }
+
+#[tokio::test]
+async fn data_plane_calls_reach_the_endpoint_despite_the_runtime_host_prefix() {
+    use aws_sdk_medicalimaging::error::{ProvideErrorMetadata, SdkError};
+    let f = Fixture::start(10).await;
+    let id = f.active_datastore("store").await;
+    // SearchImageSets carries the `runtime-` host prefix. Without the fix the
+    // SDK would ask DNS for runtime-127.0.0.1 and fail to dispatch; with it
+    // the request reaches the emulator, whose answer is a service error.
+    let error = f
+        .sdk
+        .search_image_sets()
+        .datastore_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SdkError::ServiceError(_)),
+        "the request must reach the emulator: {error:?}"
+    );
+    assert_eq!(error.code(), Some("UnknownOperationException"));
+
+    // The SDK alone, without the interceptor, cannot reach it.
+    let config = aws_sdk_medicalimaging::Config::builder()
+        .behavior_version(aws_sdk_medicalimaging::config::BehaviorVersion::latest())
+        .region(aws_sdk_medicalimaging::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_medicalimaging::config::Credentials::new(
+            "a", "b", None, None, "test",
+        ))
+        .endpoint_url(f.emulator.url())
+        .http_client(healthimaging_mcp::sdk::http_client())
+        .retry_config(aws_sdk_medicalimaging::config::retry::RetryConfig::disabled())
+        .build();
+    let bare = aws_sdk_medicalimaging::Client::from_conf(config);
+    let error = bare
+        .search_image_sets()
+        .datastore_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SdkError::DispatchFailure(_)), "{error:?}");
+}

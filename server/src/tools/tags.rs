@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_medicalimaging::Client;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
@@ -72,12 +71,10 @@ impl HealthImagingServer {
         Parameters(args): Parameters<ListTagsArgs>,
     ) -> Result<Json<TagsOutput>, ToolError> {
         audit::touch(args.resource_arn.as_str());
-        let tags = tags_of(&self.client, &args.resource_arn).await?;
-        Ok(Json(TagsOutput {
-            summary: format!("The resource carries {} tags.", tags.len()),
-            resource_arn: args.resource_arn.to_string(),
-            tags,
-        }))
+        self.report(&args.resource_arn, |n| {
+            format!("The resource carries {n} tags.")
+        })
+        .await
     }
 
     /// Add tags to a datastore or an image set, or change the values of existing keys.
@@ -117,16 +114,11 @@ impl HealthImagingServer {
             .send()
             .await
             .map_err(ToolError::from_sdk)?;
-        let tags = tags_of(&self.client, &args.resource_arn).await?;
-        Ok(Json(TagsOutput {
-            summary: format!(
-                "Tagged the resource with {} keys; it now carries {} tags.",
-                args.tags.len(),
-                tags.len()
-            ),
-            resource_arn: args.resource_arn.to_string(),
-            tags,
-        }))
+        let added = args.tags.len();
+        self.report(&args.resource_arn, |n| {
+            format!("Tagged the resource with {added} keys; it now carries {n} tags.")
+        })
+        .await
     }
 
     /// Remove tags, by key, from a datastore or an image set. Returns the tags left.
@@ -161,32 +153,38 @@ impl HealthImagingServer {
             .send()
             .await
             .map_err(ToolError::from_sdk)?;
-        let tags = tags_of(&self.client, &args.resource_arn).await?;
-        Ok(Json(TagsOutput {
-            summary: format!(
-                "Removed {} keys; the resource now carries {} tags.",
-                args.tag_keys.len(),
-                tags.len()
-            ),
-            resource_arn: args.resource_arn.to_string(),
-            tags,
-        }))
+        let removed = args.tag_keys.len();
+        self.report(&args.resource_arn, |n| {
+            format!("Removed {removed} keys; the resource now carries {n} tags.")
+        })
+        .await
     }
 }
 
-async fn tags_of(
-    client: &Client,
-    arn: &ResourceArn,
-) -> Result<BTreeMap<String, String>, ToolError> {
-    let output = client
-        .list_tags_for_resource()
-        .resource_arn(arn.as_str())
-        .send()
-        .await
-        .map_err(ToolError::from_sdk)?;
-    Ok(output
-        .tags()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect())
+impl HealthImagingServer {
+    /// Reads the resource's tags and reports them, with a summary built from
+    /// how many there are.
+    async fn report(
+        &self,
+        arn: &ResourceArn,
+        summary: impl FnOnce(usize) -> String,
+    ) -> Result<Json<TagsOutput>, ToolError> {
+        let output = self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(arn.as_str())
+            .send()
+            .await
+            .map_err(ToolError::from_sdk)?;
+        let tags: BTreeMap<String, String> = output
+            .tags()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(Json(TagsOutput {
+            summary: summary(tags.len()),
+            resource_arn: arn.to_string(),
+            tags,
+        }))
+    }
 }
