@@ -21,6 +21,44 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the HealthImaging emulator alone over HTTP, for boto3, the AWS CLI and other tools.
     Emulator(EmulatorArgs),
+    /// Synthetic DICOM fixtures.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+}
+
+/// `fixtures` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Write a synthetic DICOM fixture set (Part 10 files and manifest.json) into a folder.
+    Generate(GenerateArgs),
+}
+
+/// The fixture sets `--set` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SetArg {
+    /// A few patients, small images, every edge case.
+    Ci,
+    /// About a dozen patients and twenty studies across modalities.
+    Demo,
+    /// `--patients N` patients with small images, for load work.
+    Scale,
+}
+
+/// Flags of `fixtures generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Which set.
+    #[arg(long, value_enum)]
+    pub set: SetArg,
+    /// The folder to write into (created if missing; DICOM files go under dicom/).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The seed of every name, date, UID and pixel.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Patients in the scale set.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub patients: Option<u32>,
 }
 
 /// The backends `--backend` names.

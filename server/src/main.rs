@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use healthimaging_mcp::cli::{Cli, Command};
+use healthimaging_mcp::cli::{Cli, Command, FixturesCommand};
 use healthimaging_mcp::run;
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Serve(args) => run::serve(args).await,
         Command::Emulator(args) => run::emulator(args).await,
+        Command::Fixtures(FixturesCommand::Generate(args)) => run::generate_fixtures(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,9 +8,10 @@ use rmcp::ServiceExt;
 
 use crate::audit::AuditLog;
 use crate::backend::{self, StartupError};
-use crate::cli::{EmulatorArgs, ServeArgs};
+use crate::cli::{EmulatorArgs, GenerateArgs, ServeArgs, SetArg};
 use crate::config::{self, ConfigError, FileConfig};
 use crate::server::{HealthImagingServer, ServerOptions};
+use healthimaging_fixtures::{FixtureSet, Spec};
 
 /// Why a command stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,12 @@ pub enum RunError {
     /// The MCP session failed.
     #[error("The MCP session failed: {0}")]
     Mcp(String),
+    /// The command line is contradictory.
+    #[error("{0}")]
+    Usage(String),
+    /// The fixtures could not be generated.
+    #[error(transparent)]
+    Fixtures(#[from] healthimaging_fixtures::Error),
     /// The emulator could not listen.
     #[error("Could not start the emulator on {addr}: {source}")]
     Listen {
@@ -84,6 +91,42 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
     };
     connection.shutdown().await;
     outcome
+}
+
+/// `healthimaging-mcp fixtures generate`: a fixture set into a folder.
+pub fn generate_fixtures(args: GenerateArgs) -> Result<(), RunError> {
+    let set = match args.set {
+        SetArg::Ci => FixtureSet::Ci,
+        SetArg::Demo => FixtureSet::Demo,
+        SetArg::Scale => FixtureSet::Scale,
+    };
+    if args.patients.is_some() && set != FixtureSet::Scale {
+        return Err(RunError::Usage(
+            "--patients applies to the scale set only".to_owned(),
+        ));
+    }
+    let spec = Spec {
+        set,
+        seed: args.seed,
+        patients: args.patients.map(|n| n as usize),
+    };
+    let started = std::time::Instant::now();
+    let manifest = healthimaging_fixtures::write(&spec, &args.out)?;
+    let totals = &manifest.totals;
+    println!(
+        "wrote the {} set (seed {}) to {}: {} patients, {} studies, {} series, {} instances, {} files, {:.1} MB in {:.1} s",
+        set.name(),
+        spec.seed,
+        args.out.display(),
+        totals.patients,
+        totals.studies,
+        totals.series,
+        totals.instances,
+        totals.files,
+        totals.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// `healthimaging-mcp emulator`: the emulator over HTTP until interrupted.

@@ -332,3 +332,55 @@ async fn the_standalone_emulator_announces_its_address_and_stops_on_sigterm() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("12 digits"));
 }
+
+#[tokio::test]
+async fn fixtures_generate_writes_a_set_and_its_manifest() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("fixtures");
+    let output = command(
+        &[
+            "fixtures",
+            "generate",
+            "--set",
+            "ci",
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            "5",
+        ],
+        home.path(),
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("wrote the ci set (seed 5)"), "{stdout}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["set"], "ci");
+    assert_eq!(manifest["synthetic"], true);
+    let first = manifest["patients"][0]["studies"][0]["series"][0]["instances"][0]["path"]
+        .as_str()
+        .unwrap();
+    assert!(out.join(first).is_file());
+
+    let refused = command(
+        &[
+            "fixtures",
+            "generate",
+            "--set",
+            "ci",
+            "--out",
+            out.to_str().unwrap(),
+            "--patients",
+            "3",
+        ],
+        home.path(),
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("scale set only"));
+}
