@@ -27,6 +27,7 @@ pub mod control;
 pub mod error;
 mod faults;
 mod ids;
+pub mod metadata;
 mod ops;
 mod router;
 mod server;
