@@ -80,6 +80,14 @@ pub fn datastore(region: &str, account: &str, datastore_id: &str) -> String {
     format!("arn:aws:medical-imaging:{region}:{account}:datastore/{datastore_id}")
 }
 
+/// The ARN of an image set.
+pub fn image_set(region: &str, account: &str, datastore_id: &str, image_set_id: &str) -> String {
+    format!(
+        "{}/imageset/{image_set_id}",
+        datastore(region, account, datastore_id)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time, in milliseconds since the Unix epoch.
 ///
@@ -45,6 +45,20 @@ impl Timestamp {
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_f64(self.as_epoch_seconds())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    /// Reads the wire form back. Rounding to the millisecond is exact: the
+    /// serialized form is the shortest decimal that round-trips.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        if !(seconds >= 0.0 && seconds.is_finite()) {
+            return Err(serde::de::Error::custom(
+                "a timestamp is a non-negative number",
+            ));
+        }
+        Ok(Self((seconds * 1000.0).round() as u64))
     }
 }
 
@@ -102,6 +116,23 @@ mod tests {
     fn timestamps_serialize_as_fractional_epoch_seconds() {
         let json = serde_json::to_string(&Timestamp::from_millis(1_680_027_126_436)).unwrap();
         assert_eq!(json, "1680027126.436");
+    }
+
+    #[test]
+    fn timestamps_read_back_to_the_millisecond() {
+        for millis in [
+            0,
+            1,
+            1_680_027_126_436,
+            1_700_000_000_999,
+            4_102_444_800_001,
+        ] {
+            let t = Timestamp::from_millis(millis);
+            let back: Timestamp =
+                serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+            assert_eq!(back, t);
+        }
+        assert!(serde_json::from_str::<Timestamp>("-1").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! How an emulator instance behaves: identity, timing, determinism, quotas.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,12 @@ pub struct EmulatorConfig {
     pub datastore_quota: usize,
     /// The source of time for timestamps and transitions.
     pub clock: Arc<dyn Clock>,
+    /// Where state, frames and metadata are kept; in memory when `None`.
+    pub data_dir: Option<PathBuf>,
+    /// The folder standing for S3 (`s3://bucket/key` is `<s3_root>/bucket/key`);
+    /// `<data_dir>/s3` by default, or a folder under the system's temporary
+    /// directory without a data directory.
+    pub s3_root: Option<PathBuf>,
 }
 
 impl Default for EmulatorConfig {
@@ -32,6 +39,8 @@ impl Default for EmulatorConfig {
             account_id: "123456789012".to_owned(),
             datastore_quota: 10,
             clock: Arc::new(SystemClock),
+            data_dir: None,
+            s3_root: None,
         }
     }
 }
@@ -59,5 +68,29 @@ impl EmulatorConfig {
     pub fn with_datastore_quota(mut self, quota: usize) -> Self {
         self.datastore_quota = quota;
         self
+    }
+
+    /// Keeps state, frames and metadata under `dir`, across restarts.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets the folder standing for S3.
+    pub fn with_s3_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.s3_root = Some(dir.into());
+        self
+    }
+
+    /// The S3 folder this configuration resolves to.
+    pub fn resolved_s3_root(&self, seed: u64) -> PathBuf {
+        match (&self.s3_root, &self.data_dir) {
+            (Some(root), _) => root.clone(),
+            (None, Some(data)) => data.join("s3"),
+            (None, None) => std::env::temp_dir().join(format!(
+                "healthimaging-emulator-s3-{}-{seed:x}",
+                std::process::id()
+            )),
+        }
     }
 }

@@ -49,9 +49,17 @@ async fn health(State(service): State<Arc<Service>>) -> Response {
 }
 
 async fn reset(State(service): State<Arc<Service>>) -> Response {
-    service.reset();
-    tracing::info!("emulator state reset");
-    wire::json(&json!({ "status": "reset" }))
+    match service.reset() {
+        Ok(()) => {
+            tracing::info!("emulator state reset");
+            wire::json(&json!({ "status": "reset" }))
+        }
+        Err(error) => ApiError::new(
+            crate::error::ErrorCode::InternalServer,
+            format!("Could not reset the emulator's data directory: {error}"),
+        )
+        .into_response(),
+    }
 }
 
 async fn list_faults(State(service): State<Arc<Service>>) -> Response {

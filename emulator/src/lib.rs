@@ -21,15 +21,18 @@
 #![warn(missing_docs)]
 
 mod arn;
+mod blobs;
 pub mod clock;
 mod config;
 pub mod control;
 pub mod error;
 mod faults;
 mod ids;
+mod import;
 pub mod metadata;
 mod ops;
 mod router;
+pub mod s3;
 mod server;
 mod service;
 mod store;

@@ -26,11 +26,27 @@ pub enum Operation {
     ListTagsForResource,
     /// `DELETE /tags/{resourceArn}`
     UntagResource,
+    /// `POST /startDICOMImportJob/datastore/{datastoreId}`
+    StartDICOMImportJob,
+    /// `GET /getDICOMImportJob/datastore/{datastoreId}/job/{jobId}`
+    GetDICOMImportJob,
+    /// `GET /listDICOMImportJobs/datastore/{datastoreId}`
+    ListDICOMImportJobs,
+    /// `POST /datastore/{datastoreId}/searchImageSets`
+    SearchImageSets,
+    /// `POST /datastore/{datastoreId}/imageSet/{imageSetId}/getImageSet`
+    GetImageSet,
+    /// `POST /datastore/{datastoreId}/imageSet/{imageSetId}/getImageSetMetadata`
+    GetImageSetMetadata,
+    /// `POST /datastore/{datastoreId}/imageSet/{imageSetId}/getImageFrame`
+    GetImageFrame,
+    /// `POST /datastore/{datastoreId}/imageSet/{imageSetId}/listImageSetVersions`
+    ListImageSetVersions,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 15] = [
         Operation::CreateDatastore,
         Operation::GetDatastore,
         Operation::ListDatastores,
@@ -38,6 +54,14 @@ impl Operation {
         Operation::TagResource,
         Operation::ListTagsForResource,
         Operation::UntagResource,
+        Operation::StartDICOMImportJob,
+        Operation::GetDICOMImportJob,
+        Operation::ListDICOMImportJobs,
+        Operation::SearchImageSets,
+        Operation::GetImageSet,
+        Operation::GetImageSetMetadata,
+        Operation::GetImageFrame,
+        Operation::ListImageSetVersions,
     ];
 
     /// The operation's name in the model.
@@ -50,6 +74,14 @@ impl Operation {
             Operation::TagResource => "TagResource",
             Operation::ListTagsForResource => "ListTagsForResource",
             Operation::UntagResource => "UntagResource",
+            Operation::StartDICOMImportJob => "StartDICOMImportJob",
+            Operation::GetDICOMImportJob => "GetDICOMImportJob",
+            Operation::ListDICOMImportJobs => "ListDICOMImportJobs",
+            Operation::SearchImageSets => "SearchImageSets",
+            Operation::GetImageSet => "GetImageSet",
+            Operation::GetImageSetMetadata => "GetImageSetMetadata",
+            Operation::GetImageFrame => "GetImageFrame",
+            Operation::ListImageSetVersions => "ListImageSetVersions",
         }
     }
 
@@ -97,6 +129,12 @@ impl NoRoute {
 pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let decoded = |segment: &str| percent_decode(segment).filter(|label| !label.is_empty());
+    let labels = |segments: &[&&str]| -> Result<Vec<String>, NoRoute> {
+        segments
+            .iter()
+            .map(|s| decoded(s).ok_or(NoRoute::UnknownPath))
+            .collect()
+    };
     let (candidates, labels): (&[(Method, Operation)], Vec<String>) = match segments.as_slice() {
         ["datastore"] => (
             &[
@@ -129,6 +167,38 @@ pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
                 ],
                 vec![arn],
             )
+        }
+        ["startDICOMImportJob", "datastore", id] => (
+            &[(Method::POST, Operation::StartDICOMImportJob)],
+            labels(&[id])?,
+        ),
+        ["getDICOMImportJob", "datastore", id, "job", job] => (
+            &[(Method::GET, Operation::GetDICOMImportJob)],
+            labels(&[id, job])?,
+        ),
+        ["listDICOMImportJobs", "datastore", id] => (
+            &[(Method::GET, Operation::ListDICOMImportJobs)],
+            labels(&[id])?,
+        ),
+        ["datastore", id, "searchImageSets"] => (
+            &[(Method::POST, Operation::SearchImageSets)],
+            labels(&[id])?,
+        ),
+        ["datastore", id, "imageSet", set, action] => {
+            let operation = match *action {
+                "getImageSet" => Operation::GetImageSet,
+                "getImageSetMetadata" => Operation::GetImageSetMetadata,
+                "getImageFrame" => Operation::GetImageFrame,
+                "listImageSetVersions" => Operation::ListImageSetVersions,
+                _ => return Err(NoRoute::UnknownPath),
+            };
+            let candidates: &[(Method, Operation)] = match operation {
+                Operation::GetImageSet => &[(Method::POST, Operation::GetImageSet)],
+                Operation::GetImageSetMetadata => &[(Method::POST, Operation::GetImageSetMetadata)],
+                Operation::GetImageFrame => &[(Method::POST, Operation::GetImageFrame)],
+                _ => &[(Method::POST, Operation::ListImageSetVersions)],
+            };
+            (candidates, labels(&[id, set])?)
         }
         _ => return Err(NoRoute::UnknownPath),
     };
@@ -184,6 +254,26 @@ mod tests {
         assert_eq!(
             r.labels[0],
             "arn:aws:medical-imaging:us-east-1:123456789012:datastore/abc"
+        );
+    }
+
+    #[test]
+    fn data_plane_and_import_routes_carry_their_labels() {
+        let r = route(&Method::POST, "/datastore/ds/imageSet/is/getImageFrame").unwrap();
+        assert_eq!(r.operation, Operation::GetImageFrame);
+        assert_eq!(r.labels, vec!["ds", "is"]);
+        let r = route(&Method::GET, "/getDICOMImportJob/datastore/ds/job/j1").unwrap();
+        assert_eq!(
+            (r.operation, r.labels),
+            (Operation::GetDICOMImportJob, vec!["ds".into(), "j1".into()])
+        );
+        assert_eq!(
+            route(&Method::GET, "/datastore/ds/searchImageSets"),
+            Err(NoRoute::WrongMethod)
+        );
+        assert_eq!(
+            route(&Method::POST, "/datastore/ds/imageSet/is/nothing"),
+            Err(NoRoute::UnknownPath)
         );
     }
 

@@ -53,7 +53,7 @@ impl Emulator {
     pub async fn bind(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let service = Arc::new(Service::new(config));
+        let service = Service::start(config)?;
         tracing::info!(%addr, seed = service.seed, "emulator listening");
         let app = router(service);
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -1,5 +1,6 @@
 //! One emulator instance: its state and the handling of every request.
 
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
@@ -7,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::blobs::Blobs;
 use crate::clock::Timestamp;
 use crate::config::EmulatorConfig;
 use crate::error::{ApiError, ErrorCode};
@@ -14,7 +16,8 @@ use crate::faults::Faults;
 use crate::ids::{IdSource, Stream, random_seed};
 use crate::ops::{self, Request};
 use crate::router::{self, Operation};
-use crate::store::Store;
+use crate::s3::S3Root;
+use crate::store::{Journal, Store};
 use crate::wire::{self, Query};
 
 /// The state of one emulator and the services it offers its handlers.
@@ -29,21 +32,81 @@ pub struct Service {
     request_ids: IdSource,
     /// Injected faults.
     pub faults: Faults,
+    /// Encoded frames and metadata documents.
+    pub blobs: Blobs,
+    /// The folder standing for S3.
+    pub s3: S3Root,
     store: Mutex<Store>,
+    imports: Mutex<Option<Sender<String>>>,
 }
 
 impl Service {
-    /// A fresh, empty emulator.
-    pub fn new(config: EmulatorConfig) -> Self {
+    /// Starts an emulator: opens (or creates) its data directory and replays
+    /// its journal, then starts the import worker, which resumes any job a
+    /// previous run left unfinished. Without a data directory everything is
+    /// kept in memory.
+    pub fn start(config: EmulatorConfig) -> std::io::Result<Arc<Self>> {
         crate::validate::compile_all();
         let seed = config.seed.unwrap_or_else(random_seed);
-        Self {
+        let (store, blobs) = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let (journal, changes) =
+                    Journal::open(&dir.join("journal.ndjson")).map_err(std::io::Error::other)?;
+                (Store::replayed(journal, changes), Blobs::in_dir(dir)?)
+            }
+            None => (Store::default(), Blobs::in_memory()),
+        };
+        let s3 = S3Root::new(config.resolved_s3_root(seed));
+        std::fs::create_dir_all(s3.path())?;
+        let resource_ids = IdSource::new(seed, Stream::Resource);
+        if store.changes > 0 {
+            // A restarted emulator must not mint the IDs of the first run
+            // again; its stream depends on the history it restarted with.
+            resource_ids.reseed(seed ^ store.changes.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+        let unfinished: Vec<String> = store
+            .jobs
+            .values()
+            .filter(|job| !job.status.is_terminal())
+            .map(|job| job.id.clone())
+            .collect();
+        let service = Arc::new(Self {
             config,
             seed,
-            resource_ids: IdSource::new(seed, Stream::Resource),
+            resource_ids,
             request_ids: IdSource::new(seed, Stream::Request),
             faults: Faults::new(IdSource::new(seed, Stream::Fault)),
-            store: Mutex::new(Store::default()),
+            blobs,
+            s3,
+            store: Mutex::new(store),
+            imports: Mutex::new(None),
+        });
+        let (sender, jobs) = channel::<String>();
+        let worker = Arc::downgrade(&service);
+        std::thread::Builder::new()
+            .name("import-worker".into())
+            .spawn(move || {
+                // Holds the service only while a job runs: dropping the last
+                // handle closes the channel and ends the thread.
+                for job_id in jobs {
+                    let Some(service) = worker.upgrade() else {
+                        break;
+                    };
+                    crate::import::run(&service, &job_id);
+                }
+            })?;
+        for job_id in unfinished {
+            let _ = sender.send(job_id);
+        }
+        *service.imports.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+        Ok(service)
+    }
+
+    /// Queues the import job `job_id` for the worker.
+    pub fn queue_import(&self, job_id: &str) {
+        if let Some(sender) = &*self.imports.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = sender.send(job_id.to_owned());
         }
     }
 
@@ -62,12 +125,15 @@ impl Service {
     }
 
     /// Forgets every resource and fault, and starts the identifier streams
-    /// over, as if the emulator had just started.
-    pub fn reset(&self) {
-        *self.store() = Store::default();
+    /// over, as if the emulator had just started. The S3 folder is the
+    /// caller's data and stays.
+    pub fn reset(&self) -> std::io::Result<()> {
+        self.store().clear()?;
+        self.blobs.clear()?;
         self.faults.clear();
         self.resource_ids.reseed(self.seed);
         self.request_ids.reseed(self.seed);
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ use crate::clock::{ManualClock, Timestamp};
 use crate::config::EmulatorConfig;
 use crate::server::router;
 use crate::service::Service;
-use crate::store::ImageSet;
+use crate::store::{ImageSet, ImageSetState, ImageSetVersion, WorkflowStatus};
 
 /// An emulator with a manual clock and a 100 ms transition delay.
 pub(crate) fn service() -> (Arc<Service>, ManualClock) {
@@ -22,7 +22,7 @@ pub(crate) fn service() -> (Arc<Service>, ManualClock) {
         .with_seed(1)
         .with_clock(Arc::new(clock.clone()))
         .with_transition_delay(Duration::from_millis(100));
-    (Arc::new(Service::new(config)), clock)
+    (Service::start(config).expect("emulator starts"), clock)
 }
 
 /// Sends one request and returns the status, the error type header and the body.
@@ -77,11 +77,24 @@ pub(crate) async fn active_datastore(service: &Arc<Service>, clock: &ManualClock
 /// Puts an image set into `datastore_id` directly: no operation creates one
 /// before import exists.
 pub(crate) fn plant_image_set(service: &Service, datastore_id: &str, image_set_id: &str) {
-    service.store().image_sets.insert(
-        image_set_id.to_owned(),
-        ImageSet {
-            datastore_id: datastore_id.to_owned(),
+    let now = service.now();
+    service.store().put_image_set(ImageSet {
+        id: image_set_id.to_owned(),
+        datastore_id: datastore_id.to_owned(),
+        is_primary: true,
+        created_at: now,
+        tags: Default::default(),
+        versions: vec![ImageSetVersion {
+            version_id: 1,
+            state: ImageSetState::Active,
+            workflow_status: WorkflowStatus::Imported,
+            created_at: now,
+            updated_at: now,
+            message: None,
+            forced: false,
             tags: Default::default(),
-        },
-    );
+            metadata_key: String::new(),
+        }],
+        frames: Default::default(),
+    });
 }

@@ -84,6 +84,31 @@ model_pattern!(
     NEXT_TOKEN = r"[\x00-\x7F]{0,8192}"
 );
 
+model_pattern!(
+    /// `JobName`.
+    JOB_NAME = "[A-Za-z0-9._/#-]+"
+);
+model_pattern!(
+    /// `RoleArn`.
+    ROLE_ARN = "arn:aws(-[^:]+)?:iam::[0-9]{12}:role/.+"
+);
+model_pattern!(
+    /// `S3Uri`.
+    S3_URI = r"s3://[a-z0-9][\.\-a-z0-9]{1,61}[a-z0-9](/.*)?"
+);
+model_pattern!(
+    /// `AwsAccountId`.
+    ACCOUNT_ID = "[0-9]{12}"
+);
+model_pattern!(
+    /// `JobId`.
+    JOB_ID = "[0-9a-z]{1,32}"
+);
+model_pattern!(
+    /// `ImageSetExternalVersionId`: version IDs.
+    VERSION_ID = r"\d+"
+);
+
 /// Compiles every model pattern now, so that a pattern the regex engine
 /// cannot build fails when the emulator starts, never during a request.
 pub fn compile_all() {
@@ -96,6 +121,12 @@ pub fn compile_all() {
         &RESOURCE_ARN,
         &TAG_KEY,
         &NEXT_TOKEN,
+        &JOB_NAME,
+        &ROLE_ARN,
+        &S3_URI,
+        &ACCOUNT_ID,
+        &JOB_ID,
+        &VERSION_ID,
     ] {
         LazyLock::force(&pattern.compiled);
     }

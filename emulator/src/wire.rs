@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -112,6 +112,11 @@ impl JsonBody {
         }
     }
 
+    /// A member of any type; JSON `null` counts as absent.
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.members.get(name).filter(|v| !v.is_null())
+    }
+
     /// A required string member.
     pub fn required_string(&self, name: &str) -> ApiResult<String> {
         self.string(name)?
@@ -173,6 +178,20 @@ pub fn json<T: Serialize>(value: &T) -> Response {
         )
         .into_response(),
     }
+}
+
+/// A successful response whose body is `bytes` (an `@httpPayload` blob).
+pub fn payload(content_type: &str, content_encoding: Option<&str>, bytes: Bytes) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    if let Some(encoding) = content_encoding.and_then(|e| HeaderValue::from_str(e).ok()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, encoding);
+    }
+    response
 }
 
 fn with_json_type(mut response: Response) -> Response {

@@ -27,7 +27,7 @@ fn emulator() -> Arc<Service> {
     let config = EmulatorConfig::default()
         .with_seed(5)
         .with_datastore_quota(usize::MAX);
-    Arc::new(Service::new(config))
+    Service::start(config).expect("emulator starts")
 }
 
 async fn send(

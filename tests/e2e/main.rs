@@ -2,6 +2,7 @@
 
 mod control_plane;
 mod faults;
+mod import;
 mod mcp_delete;
 mod mcp_endpoint;
 mod mcp_tools;

@@ -38,12 +38,23 @@ pub struct Fixture {
 impl Fixture {
     /// An emulator allowing `quota` datastores.
     pub async fn start(quota: usize) -> Self {
+        Self::start_with(quota, |config| config).await
+    }
+
+    /// An emulator allowing `quota` datastores, configured further by `more`
+    /// (a data directory, an S3 folder).
+    pub async fn start_with(
+        quota: usize,
+        more: impl FnOnce(EmulatorConfig) -> EmulatorConfig,
+    ) -> Self {
         let clock = ManualClock::new(Timestamp::from_millis(1_767_225_600_000));
-        let config = EmulatorConfig::default()
-            .with_seed(7)
-            .with_clock(std::sync::Arc::new(clock.clone()))
-            .with_transition_delay(DELAY)
-            .with_datastore_quota(quota);
+        let config = more(
+            EmulatorConfig::default()
+                .with_seed(7)
+                .with_clock(std::sync::Arc::new(clock.clone()))
+                .with_transition_delay(DELAY)
+                .with_datastore_quota(quota),
+        );
         let emulator = Emulator::start(config).await.expect("emulator starts");
         let sdk = emulator_client(emulator.url(), fast_tuning());
         Self {
@@ -71,12 +82,131 @@ impl Fixture {
         created.datastore_id().to_owned()
     }
 
+    /// Starts an import of `input` into `datastore_id` and waits for its end.
+    pub async fn import(
+        &self,
+        datastore_id: &str,
+        input: &str,
+        output: &str,
+    ) -> aws_sdk_medicalimaging::types::DicomImportJobProperties {
+        let started = self
+            .sdk
+            .start_dicom_import_job()
+            .datastore_id(datastore_id)
+            .data_access_role_arn("arn:aws:iam::123456789012:role/ImportRole")
+            .input_s3_uri(input)
+            .output_s3_uri(output)
+            .send()
+            .await
+            .expect("import job started");
+        wait_for_job(&self.sdk, datastore_id, started.job_id()).await
+    }
+
     /// Sends one request to the control API and returns status and JSON.
     pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let (status, _, text) = raw_http(self.emulator.url(), method, path, &[], &body).await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
+}
+
+/// Polls an import job until it ends (at most two minutes).
+pub async fn wait_for_job(
+    sdk: &Client,
+    datastore_id: &str,
+    job_id: &str,
+) -> aws_sdk_medicalimaging::types::DicomImportJobProperties {
+    use aws_sdk_medicalimaging::types::JobStatus;
+    for _ in 0..4800 {
+        let job = sdk
+            .get_dicom_import_job()
+            .datastore_id(datastore_id)
+            .job_id(job_id)
+            .send()
+            .await
+            .expect("job readable")
+            .job_properties
+            .expect("job properties");
+        if matches!(job.job_status(), JobStatus::Completed | JobStatus::Failed) {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("import job {job_id} did not end within two minutes");
+}
+
+/// Writes the fixture set `set` under `<s3_root>/<bucket>/<prefix>` and
+/// returns its manifest; the DICOM files are at
+/// `s3://<bucket>/<prefix>/dicom/`.
+pub fn write_fixtures(
+    set: healthimaging_fixtures::FixtureSet,
+    s3_root: &std::path::Path,
+    bucket: &str,
+    prefix: &str,
+) -> healthimaging_fixtures::Manifest {
+    let spec = healthimaging_fixtures::Spec {
+        set,
+        seed: 3,
+        patients: None,
+    };
+    healthimaging_fixtures::write(&spec, &s3_root.join(bucket).join(prefix))
+        .expect("fixtures written")
+}
+
+/// Every image set of a datastore, through every search page.
+pub async fn all_image_sets(
+    sdk: &Client,
+    datastore_id: &str,
+) -> Vec<aws_sdk_medicalimaging::types::ImageSetsMetadataSummary> {
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = sdk
+            .search_image_sets()
+            .datastore_id(datastore_id)
+            .max_results(7)
+            .set_next_token(token)
+            .send()
+            .await
+            .expect("search");
+        all.extend(page.image_sets_metadata_summaries().iter().cloned());
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return all;
+        }
+    }
+}
+
+/// The metadata document of an image set (latest version when `version` is
+/// `None`), gunzipped and parsed.
+pub async fn metadata(
+    sdk: &Client,
+    datastore_id: &str,
+    image_set_id: &str,
+    version: Option<&str>,
+) -> Value {
+    use std::io::Read;
+    let output = sdk
+        .get_image_set_metadata()
+        .datastore_id(datastore_id)
+        .image_set_id(image_set_id)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .expect("metadata");
+    assert_eq!(output.content_encoding(), Some("gzip"));
+    assert_eq!(output.content_type(), Some("application/json"));
+    let gz = output
+        .image_set_metadata_blob
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut json)
+        .expect("gzip");
+    serde_json::from_slice(&json).expect("JSON")
 }
 
 /// SDK settings for tests: three attempts, 10 ms back-off.

@@ -21,6 +21,7 @@
 
 mod levels;
 mod multi_valued;
+pub mod stored;
 pub mod values;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
@@ -144,7 +145,8 @@ pub fn document(datastore_id: &str, image_set_id: &str, instances: &[InstanceRec
     })
 }
 
-fn frame(frame: &FrameRecord) -> Json {
+/// One entry of an instance's `ImageFrames`.
+pub fn frame(frame: &FrameRecord) -> Json {
     json!({
         "ID": frame.id,
         "PixelDataChecksumFromBaseToFullResolution": [

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::service::Service;
-use crate::store::{ClientTokenUse, Datastore, DatastoreStatus, LosslessStorageFormat};
+use crate::store::{Change, Datastore, DatastoreStatus, LosslessStorageFormat};
 use crate::validate;
 use crate::wire::{self, JsonBody};
 
@@ -51,7 +51,7 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
                 "clientToken {client_token} was already used to create a datastore with different parameters"
             )));
         }
-        if let Some(datastore) = store.datastores.get(&used.datastore_id) {
+        if let Some(datastore) = store.datastores.get(&used.resource_id) {
             return Ok(wire::json(&json!({
                 "datastoreId": datastore.id,
                 "datastoreStatus": datastore.status(now, delay).as_str(),
@@ -79,7 +79,6 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
         }
     };
     let seq = store.next_seq;
-    store.next_seq += 1;
     let datastore = Datastore {
         // The service's name for an unnamed datastore is undocumented; the
         // emulator derives one from the ID so that the required output
@@ -95,14 +94,11 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
         tags,
     };
     let status = datastore.status(now, delay);
-    store.datastores.insert(id.clone(), datastore);
-    store.client_tokens.insert(
+    store.commit(Change::DatastoreCreated {
+        datastore,
         client_token,
-        ClientTokenUse {
-            fingerprint,
-            datastore_id: id.clone(),
-        },
-    );
+        fingerprint,
+    })?;
     Ok(wire::json(&json!({
         "datastoreId": id,
         "datastoreStatus": status.as_str(),

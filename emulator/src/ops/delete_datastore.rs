@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
-use crate::store::DatastoreStatus;
+use crate::store::{Change, DatastoreStatus};
 use crate::wire;
 
 use super::{Request, find_datastore};
@@ -34,9 +34,10 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
                     "Datastore {id} still holds {image_sets} image sets; delete all image sets before deleting the datastore"
                 )));
             }
-            if let Some(datastore) = store.datastores.get_mut(id) {
-                datastore.delete_requested_at = Some(now);
-            }
+            store.commit(Change::DatastoreDeleteRequested {
+                datastore_id: id.to_owned(),
+                at: now,
+            })?;
         }
         DatastoreStatus::Deleting | DatastoreStatus::Deleted => {}
     }
@@ -67,7 +68,12 @@ mod tests {
         assert_eq!(code.as_deref(), Some("ConflictException"));
         assert!(body["message"].as_str().unwrap().contains("1 image sets"));
 
-        service.store().image_sets.clear();
+        {
+            let mut store = service.store();
+            let mut set = store.image_sets[&"a".repeat(32)].clone();
+            set.versions[0].state = crate::store::ImageSetState::Deleted;
+            store.put_image_set(set);
+        }
         let (status, _, body) = send(&service, Method::DELETE, &uri, "").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["datastoreStatus"], "DELETING");

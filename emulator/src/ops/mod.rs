@@ -6,7 +6,11 @@
 mod create_datastore;
 mod delete_datastore;
 mod get_datastore;
+mod image_sets;
+mod import_jobs;
 mod list_datastores;
+mod paging;
+mod search_image_sets;
 mod tags;
 
 use axum::body::Bytes;
@@ -50,6 +54,14 @@ pub fn handle(service: &Service, operation: Operation, request: &Request) -> Api
         Operation::TagResource => tags::tag_resource(service, request),
         Operation::ListTagsForResource => tags::list_tags_for_resource(service, request),
         Operation::UntagResource => tags::untag_resource(service, request),
+        Operation::StartDICOMImportJob => import_jobs::start(service, request),
+        Operation::GetDICOMImportJob => import_jobs::get(service, request),
+        Operation::ListDICOMImportJobs => import_jobs::list(service, request),
+        Operation::SearchImageSets => search_image_sets::handle(service, request),
+        Operation::GetImageSet => image_sets::get(service, request),
+        Operation::GetImageSetMetadata => image_sets::get_metadata(service, request),
+        Operation::GetImageFrame => image_sets::get_frame(service, request),
+        Operation::ListImageSetVersions => image_sets::list_versions(service, request),
     }
 }
 

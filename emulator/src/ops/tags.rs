@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::arn::ResourceArn;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
-use crate::store::Store;
+use crate::store::{Change, ImageSetState, Store};
 use crate::validate;
 use crate::wire::{self, JsonBody};
 
@@ -32,7 +32,7 @@ pub(super) fn tag_resource(service: &Service, request: &Request) -> ApiResult<Re
         .ok_or_else(|| ApiError::validation("tags", "Member must not be null"))?;
     validate_tags("tags", &tags)?;
     let mut store = service.store();
-    let current = resource_tags(service, &mut store, &resource, arn)?;
+    let mut current = resource_tags(service, &store, &resource, arn)?;
     let total = current
         .keys()
         .chain(tags.keys())
@@ -47,14 +47,15 @@ pub(super) fn tag_resource(service: &Service, request: &Request) -> ApiResult<Re
         ));
     }
     current.extend(tags);
+    store.commit(tags_changed(&resource, current))?;
     Ok(wire::json(&json!({})))
 }
 
 pub(super) fn list_tags_for_resource(service: &Service, request: &Request) -> ApiResult<Response> {
     let arn = request.label(0);
     let resource = ResourceArn::parse(arn)?;
-    let mut store = service.store();
-    let tags = resource_tags(service, &mut store, &resource, arn)?;
+    let store = service.store();
+    let tags = resource_tags(service, &store, &resource, arn)?;
     Ok(wire::json(&json!({ "tags": tags })))
 }
 
@@ -75,10 +76,11 @@ pub(super) fn untag_resource(service: &Service, request: &Request) -> ApiResult<
         validate::tag_key("tagKeys", key)?;
     }
     let mut store = service.store();
-    let tags = resource_tags(service, &mut store, &resource, arn)?;
+    let mut tags = resource_tags(service, &store, &resource, arn)?;
     for key in keys {
         tags.remove(key);
     }
+    store.commit(tags_changed(&resource, tags))?;
     Ok(wire::json(&json!({})))
 }
 
@@ -97,13 +99,27 @@ pub(super) fn validate_tags(field: &str, tags: &BTreeMap<String, String>) -> Api
     Ok(())
 }
 
+/// The change that gives `resource` the tag set `tags`.
+fn tags_changed(resource: &ResourceArn, tags: BTreeMap<String, String>) -> Change {
+    match resource {
+        ResourceArn::Datastore { datastore_id, .. } => Change::DatastoreTagged {
+            datastore_id: datastore_id.clone(),
+            tags,
+        },
+        ResourceArn::ImageSet { image_set_id, .. } => Change::ImageSetTagged {
+            image_set_id: image_set_id.clone(),
+            tags,
+        },
+    }
+}
+
 /// The tags of the resource `resource` names.
-fn resource_tags<'s>(
+fn resource_tags(
     service: &Service,
-    store: &'s mut Store,
+    store: &Store,
     resource: &ResourceArn,
     arn: &str,
-) -> ApiResult<&'s mut BTreeMap<String, String>> {
+) -> ApiResult<BTreeMap<String, String>> {
     resource.ensure_local(&service.config.region, &service.config.account_id, arn)?;
     let not_found = || ApiError::not_found(format!("Resource {arn} does not exist"));
     match resource {
@@ -111,8 +127,8 @@ fn resource_tags<'s>(
             find_live_datastore(service, store, datastore_id).map_err(|_| not_found())?;
             store
                 .datastores
-                .get_mut(datastore_id)
-                .map(|ds| &mut ds.tags)
+                .get(datastore_id)
+                .map(|ds| ds.tags.clone())
                 .ok_or_else(not_found)
         }
         ResourceArn::ImageSet {
@@ -122,10 +138,9 @@ fn resource_tags<'s>(
         } => {
             find_live_datastore(service, store, datastore_id).map_err(|_| not_found())?;
             store
-                .image_sets
-                .get_mut(image_set_id)
-                .filter(|set| &set.datastore_id == datastore_id)
-                .map(|set| &mut set.tags)
+                .image_set(datastore_id, image_set_id)
+                .filter(|set| set.latest().state != ImageSetState::Deleted)
+                .map(|set| set.tags.clone())
                 .ok_or_else(not_found)
         }
     }

@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::clock::Timestamp;
 
 /// `DatastoreStatus` of the model.
@@ -48,7 +50,7 @@ impl DatastoreStatus {
 }
 
 /// `LosslessStorageFormat` of the model: how lossless frames are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LosslessStorageFormat {
     /// HTJ2K lossless (transfer syntax 1.2.840.10008.1.2.4.202), the default.
     Htj2k,
@@ -76,7 +78,7 @@ impl LosslessStorageFormat {
 }
 
 /// One datastore.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Datastore {
     /// `datastoreId`.
     pub id: String,

@@ -1,0 +1,307 @@
+//! Frames: from an instance's pixel data to what HealthImaging stores.
+//!
+//! Lossless input (native pixel data, JPEG 2000 lossless, HTJ2K lossless) is
+//! stored in the datastore's lossless format: HTJ2K lossless RPCL
+//! (`1.2.840.10008.1.2.4.202`) or JPEG 2000 lossless (`.4.90`). Every stored
+//! codestream is decoded again and compared with the source samples before
+//! it is accepted, so a frame is never stored lossy by accident. Lossy
+//! JPEG 2000 and HTJ2K (`.4.91`, `.4.203`) are kept as imported.
+//!
+//! The checksum HealthImaging reports, `PixelDataChecksumFromBaseToFullResolution`,
+//! is the CRC32 of the decoded pixel buffer: samples in row order, components
+//! interleaved, one byte each up to 8 bits allocated, two (little endian)
+//! otherwise.
+
+use dicom_core::value::Value;
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+
+use healthimaging_codec::{Layout, htj2k, jpeg2000};
+
+use crate::store::LosslessStorageFormat;
+
+/// HTJ2K lossless RPCL.
+pub const HTJ2K_RPCL: &str = "1.2.840.10008.1.2.4.202";
+/// JPEG 2000 lossless.
+pub const JPEG2000_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
+/// Explicit VR little endian.
+pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+
+const NATIVE: [&str; 3] = ["1.2.840.10008.1.2", EXPLICIT_LE, "1.2.840.10008.1.2.1.99"];
+const LOSSLESS_J2K: [&str; 3] = [JPEG2000_LOSSLESS, "1.2.840.10008.1.2.4.201", HTJ2K_RPCL];
+const KEPT_J2K: [&str; 2] = ["1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"];
+
+/// A frame ready to store.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// The stored codestream.
+    pub bytes: Vec<u8>,
+    /// Columns.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// CRC32 of the decoded pixel buffer.
+    pub checksum: u32,
+    /// Smallest sample.
+    pub min: i64,
+    /// Largest sample.
+    pub max: i64,
+}
+
+/// The frames of an instance and the syntax they are stored in.
+#[derive(Debug, Clone)]
+pub struct StoredFrames {
+    /// `StoredTransferSyntaxUID`.
+    pub transfer_syntax: String,
+    /// The frames, in order.
+    pub frames: Vec<EncodedFrame>,
+    /// Time spent encoding and verifying.
+    pub encode_time: std::time::Duration,
+}
+
+/// Why an instance's frames could not be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The pixel data is malformed or does not match its description.
+    #[error("{0}")]
+    Invalid(String),
+    /// The emulator does not store this kind of pixel data.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Encoding or verification failed: the emulator's fault.
+    #[error("{0}")]
+    Codec(String),
+}
+
+/// The pixel description of an image.
+#[derive(Debug, Clone, Copy)]
+struct Pixels {
+    rows: u32,
+    columns: u32,
+    samples_per_pixel: u32,
+    bits_allocated: u32,
+    bits_stored: u32,
+    signed: bool,
+    planar: bool,
+    frames: usize,
+}
+
+impl Pixels {
+    fn read(object: &InMemDicomObject) -> Result<Self, FrameError> {
+        let int = |tag, name: &str| -> Result<u32, FrameError> {
+            object
+                .element(tag)
+                .ok()
+                .and_then(|e| e.to_int::<u32>().ok())
+                .ok_or_else(|| FrameError::Invalid(format!("The image has no valid {name}")))
+        };
+        let frames = object
+            .element(tags::NUMBER_OF_FRAMES)
+            .ok()
+            .and_then(|e| e.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()))
+            .unwrap_or(1);
+        let bits_allocated = int(tags::BITS_ALLOCATED, "BitsAllocated")?;
+        Ok(Self {
+            rows: int(tags::ROWS, "Rows")?,
+            columns: int(tags::COLUMNS, "Columns")?,
+            samples_per_pixel: int(tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?,
+            bits_allocated,
+            bits_stored: int(tags::BITS_STORED, "BitsStored").unwrap_or(bits_allocated),
+            signed: int(tags::PIXEL_REPRESENTATION, "PixelRepresentation").unwrap_or(0) == 1,
+            planar: int(tags::PLANAR_CONFIGURATION, "PlanarConfiguration").unwrap_or(0) == 1,
+            frames: frames.max(1),
+        })
+    }
+
+    fn layout(&self) -> Layout {
+        Layout {
+            columns: self.columns,
+            rows: self.rows,
+            components: self.samples_per_pixel,
+            precision: self.bits_stored,
+            signed: self.signed,
+        }
+    }
+
+    fn frame_samples(&self) -> usize {
+        self.rows as usize * self.columns as usize * self.samples_per_pixel as usize
+    }
+}
+
+/// Stores the frames of `object`, read in `source_syntax`.
+pub fn store(
+    object: &InMemDicomObject,
+    source_syntax: &str,
+    format: LosslessStorageFormat,
+) -> Result<StoredFrames, FrameError> {
+    let Ok(element) = object.element(tags::PIXEL_DATA) else {
+        return Ok(StoredFrames {
+            transfer_syntax: EXPLICIT_LE.to_owned(),
+            frames: Vec::new(),
+            encode_time: std::time::Duration::ZERO,
+        });
+    };
+    let pixels = Pixels::read(object)?;
+    if !matches!(pixels.bits_allocated, 8 | 16) || !matches!(pixels.samples_per_pixel, 1 | 3) {
+        return Err(FrameError::Unsupported(format!(
+            "The emulator stores 8- and 16-bit images of 1 or 3 samples per pixel; this one has {} bits allocated and {} samples",
+            pixels.bits_allocated, pixels.samples_per_pixel
+        )));
+    }
+    let started = std::time::Instant::now();
+    let target = match format {
+        LosslessStorageFormat::Htj2k => HTJ2K_RPCL,
+        LosslessStorageFormat::Jpeg2000Lossless => JPEG2000_LOSSLESS,
+    };
+    let mut frames = Vec::with_capacity(pixels.frames);
+    let transfer_syntax;
+    if NATIVE.contains(&source_syntax) {
+        let bytes = element
+            .to_bytes()
+            .map_err(|e| FrameError::Invalid(format!("Could not read the pixel data: {e}")))?;
+        let frame_bytes = pixels.frame_samples() * (pixels.bits_allocated as usize / 8);
+        if bytes.len() < frame_bytes * pixels.frames {
+            return Err(FrameError::Invalid(format!(
+                "The pixel data holds {} bytes; {} frames of {}x{} need {}",
+                bytes.len(),
+                pixels.frames,
+                pixels.columns,
+                pixels.rows,
+                frame_bytes * pixels.frames
+            )));
+        }
+        for n in 0..pixels.frames {
+            let samples = native_samples(&bytes[n * frame_bytes..(n + 1) * frame_bytes], &pixels);
+            frames.push(encode_verified(&samples, &pixels, target)?);
+        }
+        transfer_syntax = target;
+    } else if LOSSLESS_J2K.contains(&source_syntax) || KEPT_J2K.contains(&source_syntax) {
+        let keep = KEPT_J2K.contains(&source_syntax) || source_syntax == target;
+        for codestream in codestreams(element.value(), pixels.frames)? {
+            let decoded = jpeg2000::decode(&codestream)
+                .map_err(|e| FrameError::Invalid(format!("Could not decode a frame: {e}")))?;
+            if decoded.samples.len() != pixels.frame_samples() {
+                return Err(FrameError::Invalid(format!(
+                    "A frame decodes to {} samples; the image describes {}",
+                    decoded.samples.len(),
+                    pixels.frame_samples()
+                )));
+            }
+            if keep {
+                frames.push(describe(codestream, &decoded.samples, &pixels));
+            } else {
+                frames.push(encode_verified(&decoded.samples, &pixels, target)?);
+            }
+        }
+        transfer_syntax = if keep { source_syntax } else { target };
+    } else {
+        return Err(FrameError::Unsupported(format!(
+            "The emulator does not import pixel data in transfer syntax {source_syntax}"
+        )));
+    }
+    Ok(StoredFrames {
+        transfer_syntax: transfer_syntax.to_owned(),
+        frames,
+        encode_time: started.elapsed(),
+    })
+}
+
+/// One codestream per frame from encapsulated pixel data. Fragments are
+/// grouped by the Basic Offset Table when it lists every frame, and otherwise
+/// a new frame starts at each fragment opening with a J2K codestream marker.
+fn codestreams(value: &Value<InMemDicomObject>, frames: usize) -> Result<Vec<Vec<u8>>, FrameError> {
+    let fragments = value
+        .fragments()
+        .ok_or_else(|| FrameError::Invalid("Encapsulated pixel data has no fragments".into()))?;
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let offsets = value.offset_table().unwrap_or(&[]);
+    let mut position = 0u32;
+    for fragment in fragments {
+        let starts = if offsets.len() == frames {
+            offsets.contains(&position)
+        } else {
+            fragment.starts_with(&[0xff, 0x4f, 0xff, 0x51])
+        };
+        match out.last_mut() {
+            Some(current) if !starts => current.extend_from_slice(fragment),
+            _ => out.push(fragment.clone()),
+        }
+        position += 8 + fragment.len() as u32;
+    }
+    if out.len() != frames {
+        return Err(FrameError::Invalid(format!(
+            "The pixel data holds {} frames; NumberOfFrames says {frames}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Samples of a native frame, interleaved.
+fn native_samples(bytes: &[u8], pixels: &Pixels) -> Vec<i32> {
+    let samples: Vec<i32> = match (pixels.bits_allocated, pixels.signed) {
+        (8, false) => bytes.iter().map(|&b| i32::from(b)).collect(),
+        (8, true) => bytes.iter().map(|&b| i32::from(b as i8)).collect(),
+        (_, true) => bytes
+            .chunks_exact(2)
+            .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+        (_, false) => bytes
+            .chunks_exact(2)
+            .map(|b| i32::from(u16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+    };
+    if pixels.planar && pixels.samples_per_pixel == 3 {
+        let plane = samples.len() / 3;
+        (0..plane)
+            .flat_map(|i| [samples[i], samples[plane + i], samples[2 * plane + i]])
+            .collect()
+    } else {
+        samples
+    }
+}
+
+/// The decoded pixel buffer of `samples`: what the checksum covers.
+pub fn pixel_buffer(samples: &[i32], bits_allocated: u32) -> Vec<u8> {
+    if bits_allocated <= 8 {
+        samples.iter().map(|&s| s as u8).collect()
+    } else {
+        samples
+            .iter()
+            .flat_map(|&s| (s as u16).to_le_bytes())
+            .collect()
+    }
+}
+
+fn describe(bytes: Vec<u8>, samples: &[i32], pixels: &Pixels) -> EncodedFrame {
+    EncodedFrame {
+        bytes,
+        width: pixels.columns,
+        height: pixels.rows,
+        checksum: crc32fast::hash(&pixel_buffer(samples, pixels.bits_allocated)),
+        min: samples.iter().copied().min().map_or(0, i64::from),
+        max: samples.iter().copied().max().map_or(0, i64::from),
+    }
+}
+
+fn encode_verified(
+    samples: &[i32],
+    pixels: &Pixels,
+    target: &str,
+) -> Result<EncodedFrame, FrameError> {
+    let layout = pixels.layout();
+    let encoded = if target == HTJ2K_RPCL {
+        htj2k::encode(samples, layout)
+    } else {
+        jpeg2000::encode(samples, layout)
+    }
+    .map_err(|e| FrameError::Codec(format!("Could not encode a frame: {e}")))?;
+    let decoded = jpeg2000::decode(&encoded)
+        .map_err(|e| FrameError::Codec(format!("Could not decode a stored frame again: {e}")))?;
+    if decoded.samples != samples {
+        return Err(FrameError::Codec(
+            "A stored frame does not decode to its source pixels; it was not stored".into(),
+        ));
+    }
+    Ok(describe(encoded, samples, pixels))
+}

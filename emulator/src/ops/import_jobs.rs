@@ -1,0 +1,233 @@
+//! StartDICOMImportJob, GetDICOMImportJob and ListDICOMImportJobs.
+//!
+//! - `POST /startDICOMImportJob/datastore/{datastoreId}`: the datastore must be
+//!   `ACTIVE` (`ConflictException` otherwise); idempotent on `clientToken`
+//!   like CreateDatastore. The job is queued for the import worker
+//!   ([`crate::import`]) and answered `SUBMITTED`.
+//! - `GET /getDICOMImportJob/datastore/{datastoreId}/job/{jobId}`.
+//! - `GET /listDICOMImportJobs/datastore/{datastoreId}?jobStatus=&maxResults=&nextToken=`,
+//!   newest first (the service's order is undocumented; the console shows
+//!   the newest first).
+//!
+//! The `outputS3Uri` a job reports is the caller's prefix plus
+//! `{datastoreId}-DicomImport-{jobId}/`, as the service reports it.
+
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::service::Service;
+use crate::store::{Change, DatastoreStatus, ImportJob, JobStatus};
+use crate::validate;
+use crate::wire::{self, JsonBody};
+
+use super::{Request, find_live_datastore, paging};
+
+const MAX_MAPPINGS: usize = 1000;
+
+pub(super) fn start(service: &Service, request: &Request) -> ApiResult<Response> {
+    let datastore_id = request.label(0);
+    validate::resource_id("datastoreId", datastore_id)?;
+    let body = JsonBody::parse(&request.body)?;
+    let name = body.string("jobName")?;
+    if let Some(name) = &name {
+        validate::string("jobName", name, 1, 64, &validate::JOB_NAME)?;
+    }
+    let role = body.required_string("dataAccessRoleArn")?;
+    validate::string("dataAccessRoleArn", &role, 20, 2048, &validate::ROLE_ARN)?;
+    let client_token = body.required_string("clientToken")?;
+    validate::string("clientToken", &client_token, 1, 64, &validate::CLIENT_TOKEN)?;
+    let input = body.required_string("inputS3Uri")?;
+    validate::string("inputS3Uri", &input, 1, 1024, &validate::S3_URI)?;
+    let output = body.required_string("outputS3Uri")?;
+    validate::string("outputS3Uri", &output, 1, 1024, &validate::S3_URI)?;
+    let owner = body.string("inputOwnerAccountId")?;
+    if let Some(owner) = &owner {
+        validate::string("inputOwnerAccountId", owner, 12, 12, &validate::ACCOUNT_ID)?;
+    }
+    let configuration = body.value("importConfiguration").cloned();
+    if let Some(configuration) = &configuration {
+        validate_configuration(configuration)?;
+    }
+    let fingerprint =
+        format!("{datastore_id}|{name:?}|{role}|{input}|{output}|{owner:?}|{configuration:?}");
+
+    let now = service.now();
+    let mut store = service.store();
+    let datastore = find_live_datastore(service, &store, datastore_id)?;
+    if let Some(used) = store.job_tokens.get(&client_token) {
+        if used.fingerprint != fingerprint {
+            return Err(ApiError::conflict(format!(
+                "clientToken {client_token} was already used to start an import job with different parameters"
+            )));
+        }
+        if let Some(job) = store.jobs.get(&used.resource_id) {
+            return Ok(wire::json(&json!({
+                "datastoreId": job.datastore_id,
+                "jobId": job.id,
+                "jobStatus": job.status.as_str(),
+                "submittedAt": job.submitted_at,
+            })));
+        }
+    }
+    let status = datastore.status(now, service.config.transition_delay);
+    if status != DatastoreStatus::Active {
+        return Err(ApiError::conflict(format!(
+            "Datastore {datastore_id} is {}; imports need an ACTIVE datastore",
+            status.as_str()
+        )));
+    }
+    let id = loop {
+        let id = service.resource_ids.resource_id();
+        if !store.jobs.contains_key(&id) {
+            break id;
+        }
+    };
+    let prefix = if output.ends_with('/') {
+        output.clone()
+    } else {
+        format!("{output}/")
+    };
+    let job = ImportJob {
+        // The service's name for an unnamed job is undocumented; the
+        // emulator derives one so that the required output member is present.
+        name: name.unwrap_or_else(|| format!("import-{}", &id[..8])),
+        output_s3_uri: format!("{prefix}{datastore_id}-DicomImport-{id}/"),
+        id: id.clone(),
+        datastore_id: datastore_id.to_owned(),
+        seq: store.next_seq,
+        status: JobStatus::Submitted,
+        data_access_role_arn: role,
+        input_s3_uri: input,
+        input_owner_account_id: owner,
+        import_configuration: configuration,
+        submitted_at: now,
+        ended_at: None,
+        message: None,
+    };
+    store.commit(Change::JobSubmitted {
+        job,
+        client_token,
+        fingerprint,
+    })?;
+    drop(store);
+    service.queue_import(&id);
+    Ok(wire::json(&json!({
+        "datastoreId": datastore_id,
+        "jobId": id,
+        "jobStatus": JobStatus::Submitted.as_str(),
+        "submittedAt": now,
+    })))
+}
+
+/// `ImportConfiguration`: a union with the one member
+/// `dicomJsonMetadataImportConfiguration`.
+fn validate_configuration(configuration: &Value) -> ApiResult<()> {
+    let field = "importConfiguration";
+    let object = configuration
+        .as_object()
+        .ok_or_else(|| ApiError::validation(field, "Member must be a structure"))?;
+    if object.len() != 1 {
+        return Err(ApiError::validation(
+            field,
+            "Exactly one member of the union must be set",
+        ));
+    }
+    let mappings = object
+        .get("dicomJsonMetadataImportConfiguration")
+        .and_then(|c| c["dicomMetadataMappings"].as_array())
+        .ok_or_else(|| {
+            ApiError::validation(
+                field,
+                "Member must be {\"dicomJsonMetadataImportConfiguration\":{\"dicomMetadataMappings\":[…]}}",
+            )
+        })?;
+    if mappings.is_empty() || mappings.len() > MAX_MAPPINGS {
+        return Err(ApiError::validation(
+            &format!("{field}.dicomJsonMetadataImportConfiguration.dicomMetadataMappings"),
+            format!("Member must have between 1 and {MAX_MAPPINGS} items"),
+        ));
+    }
+    for mapping in mappings {
+        for member in ["studyInstanceUID", "metadataFilePath"] {
+            if !mapping[member].is_string() {
+                return Err(ApiError::validation(
+                    &format!("dicomMetadataMappings.{member}"),
+                    "Member must not be null",
+                ));
+            }
+        }
+    }
+    Err(ApiError::validation(
+        field,
+        "The emulator does not import DICOM JSON metadata files; start the job without importConfiguration",
+    ))
+}
+
+pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
+    let (datastore_id, job_id) = (request.label(0), request.label(1));
+    let store = service.store();
+    find_live_datastore(service, &store, datastore_id)?;
+    validate::string("jobId", job_id, 1, 32, &validate::JOB_ID)?;
+    let job = store
+        .jobs
+        .get(job_id)
+        .filter(|job| job.datastore_id == datastore_id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Import job {job_id} does not exist in datastore {datastore_id}"
+            ))
+        })?;
+    let mut properties = summary(job);
+    properties["inputS3Uri"] = json!(job.input_s3_uri);
+    properties["outputS3Uri"] = json!(job.output_s3_uri);
+    if let Some(configuration) = &job.import_configuration {
+        properties["importConfiguration"] = configuration.clone();
+    }
+    Ok(wire::json(&json!({ "jobProperties": properties })))
+}
+
+pub(super) fn list(service: &Service, request: &Request) -> ApiResult<Response> {
+    let datastore_id = request.label(0);
+    let status = request
+        .query
+        .get("jobStatus")
+        .map(|s| validate::enumeration("jobStatus", s, &JobStatus::ALL))
+        .transpose()?;
+    let page_size = paging::page_size(&request.query)?;
+    let after = paging::after_seq(&request.query, "ListDICOMImportJobs")?;
+    let store = service.store();
+    find_live_datastore(service, &store, datastore_id)?;
+    let mut jobs = store.jobs_of(datastore_id);
+    jobs.reverse();
+    let mut matching = jobs
+        .into_iter()
+        .filter(|job| after.is_none_or(|seq| job.seq < seq))
+        .filter(|job| status.is_none_or(|s| job.status == s));
+    let page: Vec<&ImportJob> = matching.by_ref().take(page_size).collect();
+    let mut body =
+        json!({ "jobSummaries": page.iter().map(|job| summary(job)).collect::<Vec<_>>() });
+    if let (Some(_), Some(last)) = (matching.next(), page.last()) {
+        body["nextToken"] = json!(paging::seq_token("ListDICOMImportJobs", last.seq));
+    }
+    Ok(wire::json(&body))
+}
+
+/// `DICOMImportJobSummary`.
+fn summary(job: &ImportJob) -> Value {
+    let mut value = json!({
+        "jobId": job.id,
+        "jobName": job.name,
+        "jobStatus": job.status.as_str(),
+        "datastoreId": job.datastore_id,
+        "dataAccessRoleArn": job.data_access_role_arn,
+        "submittedAt": job.submitted_at,
+    });
+    if let Some(ended) = job.ended_at {
+        value["endedAt"] = json!(ended);
+    }
+    if let Some(message) = &job.message {
+        value["message"] = json!(message);
+    }
+    value
+}
