@@ -39,6 +39,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 pub struct Emulator {
     addr: SocketAddr,
     url: String,
+    s3_root: std::path::PathBuf,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -55,6 +56,7 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let service = Service::start(config)?;
         tracing::info!(%addr, seed = service.seed, "emulator listening");
+        let s3_root = service.s3.path().to_owned();
         let app = router(service);
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -68,6 +70,7 @@ impl Emulator {
         Ok(Self {
             addr,
             url: format!("http://{addr}"),
+            s3_root,
             shutdown,
             task,
         })
@@ -76,6 +79,11 @@ impl Emulator {
     /// The base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The folder standing for S3: `s3://bucket/key` is `<s3_root>/bucket/key`.
+    pub fn s3_root(&self) -> &std::path::Path {
+        &self.s3_root
     }
 
     /// The bound address.

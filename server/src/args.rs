@@ -87,6 +87,72 @@ checked_string!(
 );
 
 checked_string!(
+    /// An image set ID: 32 lowercase letters and digits.
+    ImageSetId,
+    "^[0-9a-z]{32}$",
+    "32 lowercase letters or digits, the image_set_id returned by search_image_sets or another search tool",
+    resource_id_ok
+);
+
+checked_string!(
+    /// An image frame ID: 32 lowercase letters and digits.
+    ImageFrameId,
+    "^[0-9a-z]{32}$",
+    "32 lowercase letters or digits, an ImageFrames[].ID from get_image_set_metadata",
+    resource_id_ok
+);
+
+checked_string!(
+    /// An image set version ID: decimal digits.
+    VersionId,
+    "^[0-9]{1,10}$",
+    "a version number such as \"1\", from get_image_set or list_image_set_versions",
+    |v| (1..=10).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())
+);
+
+checked_string!(
+    /// An S3 location.
+    S3Uri,
+    "^s3://[a-z0-9][.a-z0-9-]{1,61}[a-z0-9](/.*)?$",
+    "an S3 URI, s3://bucket/prefix/",
+    |v| {
+        let Some(rest) = v.strip_prefix("s3://") else {
+            return false;
+        };
+        let bucket = rest.split('/').next().unwrap_or_default();
+        v.len() <= 1024
+            && (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && !bucket.starts_with(['.', '-'])
+            && !bucket.ends_with(['.', '-'])
+    }
+);
+
+checked_string!(
+    /// An IAM role ARN.
+    RoleArn,
+    "^arn:aws(-[^:]+)?:iam::[0-9]{12}:role/.+$",
+    "an IAM role ARN, arn:aws:iam::ACCOUNT:role/NAME, that HealthImaging assumes to read the input and write the output",
+    |v| {
+        let Some((head, rest)) = v.split_once(":iam::") else {
+            return false;
+        };
+        let partition_ok = head == "arn:aws"
+            || head
+                .strip_prefix("arn:aws-")
+                .is_some_and(|p| !p.is_empty() && !p.contains(':'));
+        let (account, role) = rest.split_once(":role/").unwrap_or(("", ""));
+        partition_ok
+            && (20..=2048).contains(&v.len())
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !role.is_empty()
+    }
+);
+
+checked_string!(
     /// A datastore name as the model allows it.
     DatastoreName,
     "^[A-Za-z0-9._/#-]{1,256}$",
@@ -184,6 +250,16 @@ mod tests {
         assert!(TagKey::parse("aws:x").is_err());
         assert!(TagKey::parse("with space").is_err());
         assert!(tag_value_ok("") && !tag_value_ok(&"v".repeat(257)));
+    }
+
+    #[test]
+    fn import_arguments() {
+        assert!(S3Uri::parse("s3://my-bucket/in/").is_ok());
+        assert!(S3Uri::parse("s3://My_Bucket/in/").is_err());
+        assert!(S3Uri::parse("https://bucket/x").is_err());
+        assert!(RoleArn::parse("arn:aws:iam::123456789012:role/Import").is_ok());
+        assert!(RoleArn::parse("arn:aws:iam::1234:role/Import").is_err());
+        assert!(VersionId::parse("12").is_ok() && VersionId::parse("v1").is_err());
     }
 
     #[test]

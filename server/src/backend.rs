@@ -24,6 +24,10 @@ pub enum Target {
     EmbeddedEmulator {
         /// Seed of the emulator's identifiers.
         seed: Option<u64>,
+        /// Where the emulator keeps its state; in memory when `None`.
+        data_dir: Option<std::path::PathBuf>,
+        /// The fixture set it holds, in a datastore named after the set.
+        fixtures: Option<healthimaging_fixtures::FixtureSet>,
     },
     /// AWS HealthImaging, through the standard credential and region chain.
     Aws {
@@ -71,6 +75,9 @@ pub enum StartupError {
     /// The embedded emulator did not start.
     #[error("Could not start the embedded emulator: {0}")]
     Emulator(#[source] std::io::Error),
+    /// The embedded emulator could not be given its fixtures.
+    #[error("Could not load the fixtures into the embedded emulator: {0}")]
+    Seed(#[source] crate::seed::SeedError),
 }
 
 /// A connected SDK client and what it is connected to.
@@ -87,6 +94,13 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The embedded emulator's S3 folder, if there is one.
+    pub fn local_s3_root(&self) -> Option<std::path::PathBuf> {
+        self.emulator.as_ref().map(|e| e.s3_root().to_owned())
+    }
+}
+
+impl Connection {
     /// Stops the embedded emulator, if there is one.
     pub async fn shutdown(self) {
         if let Some(emulator) = self.emulator
@@ -100,19 +114,49 @@ impl Connection {
 /// Connects to `target`.
 pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, StartupError> {
     match target {
-        Target::EmbeddedEmulator { seed } => {
+        Target::EmbeddedEmulator {
+            seed,
+            data_dir,
+            fixtures,
+        } => {
             let config = EmulatorConfig {
                 seed: *seed,
+                data_dir: data_dir.clone(),
                 ..EmulatorConfig::default()
             };
             let emulator = Emulator::start(config)
                 .await
                 .map_err(StartupError::Emulator)?;
             let client = emulator_client(emulator.url(), tuning);
+            let mut holding = String::new();
+            if let Some(set) = fixtures {
+                let started = std::time::Instant::now();
+                let seeded = crate::seed::seed(&client, emulator.s3_root(), *set, 1)
+                    .await
+                    .map_err(StartupError::Seed)?;
+                eprintln!(
+                    "healthimaging-mcp: datastore {} ({}) holds the {} set: {} image sets{}",
+                    set.name(),
+                    seeded.datastore_id,
+                    set.name(),
+                    seeded.image_sets,
+                    if seeded.reused {
+                        " (kept from the data directory)".to_owned()
+                    } else {
+                        format!(", imported in {:.1} s", started.elapsed().as_secs_f64())
+                    }
+                );
+                holding = format!(
+                    "; datastore `{}` ({}) holds {} image sets of synthetic patients",
+                    set.name(),
+                    seeded.datastore_id,
+                    seeded.image_sets
+                );
+            }
             Ok(Connection {
                 client,
                 description: format!(
-                    "the embedded HealthImaging emulator at {} (synthetic data only; no real patient data)",
+                    "the embedded HealthImaging emulator at {} (synthetic data only; no real patient data){holding}",
                     emulator.url()
                 ),
                 synthetic: true,

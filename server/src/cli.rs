@@ -61,6 +61,29 @@ pub struct GenerateArgs {
     pub patients: Option<u32>,
 }
 
+/// The fixture sets an emulator can be seeded with (`--fixtures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FixturesArg {
+    /// The demo set, in a datastore named `demo`.
+    Demo,
+    /// The ci set, in a datastore named `ci`.
+    Ci,
+    /// No fixtures: an empty emulator.
+    None,
+}
+
+impl FixturesArg {
+    /// The set, if any.
+    pub fn set(self) -> Option<healthimaging_fixtures::FixtureSet> {
+        match self {
+            FixturesArg::Demo => Some(healthimaging_fixtures::FixtureSet::Demo),
+            FixturesArg::Ci => Some(healthimaging_fixtures::FixtureSet::Ci),
+            FixturesArg::None => None,
+        }
+    }
+}
+
 /// The backends `--backend` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -106,6 +129,14 @@ pub struct ServeArgs {
     /// Seed of the embedded emulator's identifiers, for reproducible runs.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Keep the embedded emulator's datastores, image sets and frames in this
+    /// folder, across restarts (default: in memory, gone at exit).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The fixture set the embedded emulator holds at start, in a datastore
+    /// named after it (default: demo). Imported once per data directory.
+    #[arg(long, value_enum, value_name = "SET")]
+    pub fixtures: Option<FixturesArg>,
     /// How long a confirmation token of a destructive tool stays valid, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub confirmation_ttl_secs: Option<u64>,
@@ -132,6 +163,18 @@ pub struct EmulatorArgs {
     /// How many datastores may exist at once.
     #[arg(long, default_value_t = 10)]
     pub datastore_quota: usize,
+    /// Keep datastores, image sets, frames and jobs in this folder, across
+    /// restarts (default: in memory, gone at exit).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The folder standing for S3: s3://bucket/key is DIR/bucket/key
+    /// (default: DATA_DIR/s3, or a temporary folder without --data-dir).
+    #[arg(long, value_name = "DIR")]
+    pub s3_root: Option<PathBuf>,
+    /// Seed the emulator with a fixture set at start, in a datastore named
+    /// after it, imported through StartDICOMImportJob.
+    #[arg(long, value_enum, default_value = "none", value_name = "SET")]
+    pub fixtures: FixturesArg,
 }
 
 fn account_id(value: &str) -> Result<String, String> {

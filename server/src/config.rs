@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::backend::Target;
-use crate::cli::{BackendArg, ServeArgs};
+use crate::cli::{BackendArg, FixturesArg, ServeArgs};
 use crate::permissions::Grant;
 use crate::sdk::Tuning;
 
@@ -39,6 +39,10 @@ pub struct FileConfig {
     pub audit_log: Option<PathBuf>,
     /// The embedded emulator's seed.
     pub seed: Option<u64>,
+    /// The embedded emulator's data directory.
+    pub data_dir: Option<PathBuf>,
+    /// The fixture set the embedded emulator holds.
+    pub fixtures: Option<FixturesArg>,
     /// Confirmation token lifetime in seconds.
     pub confirmation_ttl_secs: Option<u64>,
 }
@@ -127,8 +131,20 @@ pub fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeSettings, Conf
         (Some(BackendArg::Aws), None) => Target::Aws { region, profile },
         (Some(BackendArg::Emulator) | None, None) => Target::EmbeddedEmulator {
             seed: args.seed.or(file.seed),
+            data_dir: args.data_dir.clone().or(file.data_dir),
+            fixtures: args
+                .fixtures
+                .or(file.fixtures)
+                .unwrap_or(FixturesArg::Demo)
+                .set(),
         },
     };
+    let embedded_only = args.data_dir.is_some() || args.fixtures.is_some();
+    if embedded_only && !matches!(target, Target::EmbeddedEmulator { .. }) {
+        return Err(ConfigError::Conflict(
+            "--data-dir and --fixtures configure the embedded emulator; they do not apply to another backend".to_owned(),
+        ));
+    }
     let default = target.default_grant();
     let grant = if args.read_only || file.read_only {
         Grant::READ_ONLY
@@ -166,7 +182,14 @@ mod tests {
     #[test]
     fn the_default_is_the_embedded_emulator_with_every_tool() {
         let settings = resolve_args(ServeArgs::default());
-        assert_eq!(settings.target, Target::EmbeddedEmulator { seed: None });
+        assert_eq!(
+            settings.target,
+            Target::EmbeddedEmulator {
+                seed: None,
+                data_dir: None,
+                fixtures: Some(healthimaging_fixtures::FixtureSet::Demo),
+            }
+        );
         assert_eq!(settings.grant, Grant::ALL);
         assert_eq!(settings.confirmation_ttl, Duration::from_secs(300));
     }

@@ -22,6 +22,7 @@ pub mod permissions;
 mod resources;
 pub mod run;
 pub mod sdk;
+pub mod seed;
 pub mod server;
 pub mod tools;
 

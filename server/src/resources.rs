@@ -4,15 +4,16 @@
 //! |---|---|
 //! | `healthimaging://datastores` | every datastore (up to 1000) |
 //! | `healthimaging://datastore/{datastore_id}` | one datastore's properties |
+//! | `healthimaging://datastore/{datastore_id}/imageset/{image_set_id}/metadata` | an image set's metadata document, decompressed |
 
 use aws_sdk_medicalimaging::Client;
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
 use serde_json::json;
 
-use crate::args::DatastoreId;
+use crate::args::{DatastoreId, ImageSetId};
 use crate::errors::ToolError;
-use crate::tools::{datastores_get, datastores_list};
+use crate::tools::{datastores_get, datastores_list, fetch_metadata};
 
 const DATASTORES: &str = "healthimaging://datastores";
 const DATASTORE_PREFIX: &str = "healthimaging://datastore/";
@@ -37,6 +38,15 @@ pub fn templates() -> Vec<ResourceTemplate> {
                 "A datastore's properties, as JSON. datastore_id comes from list_datastores.",
             )
             .with_mime_type("application/json"),
+        ResourceTemplate::new(
+            format!("{DATASTORE_PREFIX}{{datastore_id}}/imageset/{{image_set_id}}/metadata"),
+            "image set metadata",
+        )
+        .with_title("An image set's DICOM metadata")
+        .with_description(
+            "The latest version's metadata document (Patient, Study, Series, Instances by DICOM keyword), decompressed JSON. image_set_id comes from search_image_sets.",
+        )
+        .with_mime_type("application/json"),
     ]
 }
 
@@ -47,6 +57,21 @@ pub async fn read(client: &Client, uri: &str) -> Result<ReadResourceResult, Erro
             .await
             .map_err(internal)?;
         json!({ "datastores": datastores, "truncated": more.is_some() })
+    } else if let Some((ds, set)) = uri
+        .strip_prefix(DATASTORE_PREFIX)
+        .and_then(|rest| rest.strip_suffix("/metadata"))
+        .and_then(|rest| rest.split_once("/imageset/"))
+    {
+        let not_found = |reason: String| ErrorData::resource_not_found(reason, None);
+        let ds = DatastoreId::parse(ds).map_err(not_found)?;
+        let set = ImageSetId::parse(set).map_err(not_found)?;
+        match fetch_metadata(client, ds.as_str(), set.as_str(), None).await {
+            Ok(document) => document,
+            Err(error) if error.code == "ResourceNotFoundException" => {
+                return Err(ErrorData::resource_not_found(error.to_string(), None));
+            }
+            Err(error) => return Err(internal(error)),
+        }
     } else if let Some(id) = uri.strip_prefix(DATASTORE_PREFIX) {
         let id =
             DatastoreId::parse(id).map_err(|reason| ErrorData::resource_not_found(reason, None))?;

@@ -79,6 +79,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             audit,
             backend_description: connection.description.clone(),
             synthetic: connection.synthetic,
+            local_s3_root: connection.local_s3_root(),
         },
     );
     let outcome = match server.serve(rmcp::transport::stdio()).await {
@@ -137,6 +138,8 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
         region: args.region,
         account_id: args.account_id,
         datastore_quota: args.datastore_quota,
+        data_dir: args.data_dir,
+        s3_root: args.s3_root,
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::bind(args.listen, config)
@@ -145,7 +148,25 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
             addr: args.listen,
             source,
         })?;
-    // Scripts wait for this exact line before they connect.
+    eprintln!(
+        "healthimaging-mcp: the emulator's S3 folder is {} (s3://bucket/key is <folder>/bucket/key)",
+        emulator.s3_root().display()
+    );
+    if let Some(set) = args.fixtures.set() {
+        let client = backend::emulator_client(emulator.url(), crate::sdk::Tuning::default());
+        let seeded = crate::seed::seed(&client, emulator.s3_root(), set, 1)
+            .await
+            .map_err(|e| RunError::Startup(StartupError::Seed(e)))?;
+        eprintln!(
+            "healthimaging-mcp: datastore {} ({}) holds the {} set: {} image sets",
+            set.name(),
+            seeded.datastore_id,
+            set.name(),
+            seeded.image_sets
+        );
+    }
+    // Scripts wait for this exact line before they connect: it comes once
+    // the fixtures are in.
     println!("listening on {}", emulator.url());
     let _ = std::io::stdout().flush();
     shutdown_signal().await;

@@ -32,6 +32,9 @@ pub struct ServerOptions {
     pub backend_description: String,
     /// Whether the backend holds only synthetic data.
     pub synthetic: bool,
+    /// The local folder standing for S3, when the backend is an emulator in
+    /// this process: import job outputs are read from it.
+    pub local_s3_root: Option<std::path::PathBuf>,
 }
 
 /// The HealthImaging MCP server. Cheap to clone: every clone shares the
@@ -40,6 +43,7 @@ pub struct ServerOptions {
 pub struct HealthImagingServer {
     pub(crate) client: Client,
     pub(crate) confirmations: Arc<Confirmations>,
+    pub(crate) local_s3_root: Option<Arc<std::path::Path>>,
     audit: Arc<AuditLog>,
     instructions: Arc<str>,
     tool_router: ToolRouter<HealthImagingServer>,
@@ -52,6 +56,7 @@ impl HealthImagingServer {
             client,
             confirmations: Arc::new(Confirmations::new(options.confirmation_ttl)),
             instructions: instructions(&options).into(),
+            local_s3_root: options.local_s3_root.map(Into::into),
             audit: Arc::new(options.audit),
             tool_router: tools::router(options.grant),
         }

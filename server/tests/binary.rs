@@ -13,8 +13,31 @@ use support::{command, standalone_emulator};
 use tokio::io::AsyncReadExt;
 use tokio::process::Child;
 
-const READ_TOOLS: [&str; 3] = ["get_datastore", "list_datastores", "list_tags_for_resource"];
-const WRITE_TOOLS: [&str; 3] = ["create_datastore", "tag_resource", "untag_resource"];
+const READ_TOOLS: [&str; 17] = [
+    "get_datastore",
+    "get_dicom_import_job",
+    "get_image_frame",
+    "get_image_set",
+    "get_image_set_metadata",
+    "get_patient_series",
+    "get_patient_studies",
+    "get_series_primary_image_set",
+    "get_study_primary_image_sets",
+    "list_datastores",
+    "list_dicom_import_jobs",
+    "list_image_set_versions",
+    "list_tags_for_resource",
+    "search_by_patient_id",
+    "search_by_series_uid",
+    "search_by_study_uid",
+    "search_image_sets",
+];
+const WRITE_TOOLS: [&str; 4] = [
+    "create_datastore",
+    "start_dicom_import_job",
+    "tag_resource",
+    "untag_resource",
+];
 
 struct Session {
     client: RunningService<RoleClient, ()>,
@@ -103,6 +126,11 @@ async fn serve_runs_on_the_embedded_emulator_by_default() {
             .contains("embedded HealthImaging emulator")
     );
     assert!(session.instructions().contains("synthetic"));
+    assert!(
+        session.instructions().contains("datastore `demo`"),
+        "the demo set is loaded at start: {}",
+        session.instructions()
+    );
 
     let created = session
         .client
@@ -122,9 +150,14 @@ async fn serve_runs_on_the_embedded_emulator_by_default() {
         .call_tool(CallToolRequestParams::new("list_datastores").with_arguments(Default::default()))
         .await
         .unwrap();
-    assert_eq!(listed.structured_content.unwrap()["count"], 1);
+    assert_eq!(
+        listed.structured_content.unwrap()["count"],
+        2,
+        "demo and the new one"
+    );
 
     let stderr = session.finish().await;
+    assert!(stderr.contains("holds the demo set"), "{stderr}");
     assert!(
         stderr.contains("backend: the embedded HealthImaging emulator"),
         "{stderr}"
@@ -176,7 +209,10 @@ async fn the_aws_backend_offers_read_tools_only_unless_allowed() {
         &FAKE_AWS,
     )
     .await;
-    assert_eq!(session.tool_names().await.len(), 7);
+    assert_eq!(
+        session.tool_names().await,
+        sorted(&[&READ_TOOLS, &WRITE_TOOLS, &["delete_datastore"]])
+    );
     assert!(
         session.instructions().contains("region us-east-1"),
         "--region wins over AWS_REGION"
@@ -186,7 +222,7 @@ async fn the_aws_backend_offers_read_tools_only_unless_allowed() {
 
 #[tokio::test]
 async fn read_only_wins_on_the_emulator_and_the_config_file_is_read() {
-    let session = Session::start(&["serve", "--read-only"], &[]).await;
+    let session = Session::start(&["serve", "--read-only", "--fixtures", "none"], &[]).await;
     assert_eq!(session.tool_names().await, sorted(&[&READ_TOOLS]));
     session.finish().await;
 

@@ -77,6 +77,13 @@ async fn a_conflict_on_delete_says_to_delete_the_image_sets_first() {
         })))
         .mount(&server)
         .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/datastore/{ID}/searchImageSets")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "imageSetsMetadataSummaries": [{"imageSetId": "b".repeat(32), "version": 1}]
+        })))
+        .mount(&server)
+        .await;
     Mock::given(method("DELETE"))
         .and(path(format!("/datastore/{ID}")))
         .respond_with(
@@ -90,10 +97,16 @@ async fn a_conflict_on_delete_says_to_delete_the_image_sets_first() {
     let preview = mcp
         .call("delete_datastore", json!({"datastore_id": ID}))
         .await;
-    let token = preview.structured_content.unwrap()["confirmation_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let preview = preview.structured_content.unwrap();
+    assert_eq!(preview["image_set_count"], 1);
+    assert!(
+        preview["summary"]
+            .as_str()
+            .unwrap()
+            .contains("still holds 1 image set"),
+        "{preview}"
+    );
+    let token = preview["confirmation_token"].as_str().unwrap().to_owned();
     let result = mcp
         .call(
             "delete_datastore",

@@ -40,8 +40,31 @@ async fn the_tools_list_contract() {
 
 #[tokio::test]
 async fn grants_decide_which_tools_exist() {
-    let read = ["get_datastore", "list_datastores", "list_tags_for_resource"];
-    let write = ["create_datastore", "tag_resource", "untag_resource"];
+    let read = [
+        "get_datastore",
+        "get_dicom_import_job",
+        "get_image_frame",
+        "get_image_set",
+        "get_image_set_metadata",
+        "get_patient_series",
+        "get_patient_studies",
+        "get_series_primary_image_set",
+        "get_study_primary_image_sets",
+        "list_datastores",
+        "list_dicom_import_jobs",
+        "list_image_set_versions",
+        "list_tags_for_resource",
+        "search_by_patient_id",
+        "search_by_series_uid",
+        "search_by_study_uid",
+        "search_image_sets",
+    ];
+    let write = [
+        "create_datastore",
+        "start_dicom_import_job",
+        "tag_resource",
+        "untag_resource",
+    ];
     let delete = ["delete_datastore"];
     let expect = |parts: &[&[&str]]| {
         let mut names: Vec<String> = parts.concat().iter().map(|s| s.to_string()).collect();

@@ -286,6 +286,7 @@ impl Mcp {
                 audit: AuditLog::to_writer(audit.clone()),
                 backend_description: "the test emulator".to_owned(),
                 synthetic: true,
+                local_s3_root: None,
             },
         );
         let (server_end, client_end) = tokio::io::duplex(1 << 20);

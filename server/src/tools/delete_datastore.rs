@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::datastores::get;
+use super::search::search;
 use super::views::{DatastoreView, Phase};
 use crate::args::DatastoreId;
 use crate::audit::{self, Outcome};
@@ -21,6 +22,8 @@ use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
 
 const TOOL: &str = "delete_datastore";
+/// Image sets counted for the preview.
+const COUNT_CAP: usize = 1000;
 
 /// Arguments of `delete_datastore`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -42,6 +45,10 @@ pub struct DeleteDatastoreOutput {
     pub phase: Phase,
     /// The datastore as it is now (after deletion: DELETING, then DELETED).
     pub datastore: DatastoreView,
+    /// Image sets the datastore still holds (counted up to 1000): while any remain,
+    /// HealthImaging refuses the deletion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_set_count: Option<usize>,
     /// Pass this back as confirmation_token to execute the previewed deletion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmation_token: Option<String>,
@@ -86,13 +93,20 @@ impl HealthImagingServer {
                 },
             ));
         }
-        let state = fingerprint(&current);
+        let (sets, more) = search(&self.client, id, None, COUNT_CAP, None).await?;
+        let held = if more.is_some() {
+            COUNT_CAP + 1
+        } else {
+            sets.len()
+        };
+        let state = fingerprint(&current, held);
 
         let Some(token) = args.confirmation_token else {
             audit::outcome(Outcome::Preview);
             return Ok(self.preview(
                 Phase::Preview,
                 current,
+                held,
                 bound_arguments,
                 state,
                 "Preview only, nothing changed.",
@@ -102,13 +116,21 @@ impl HealthImagingServer {
             Err(refusal) => {
                 audit::outcome(Outcome::Refused);
                 let reason = format!("Not deleted: {refusal}.");
-                return Ok(self.preview(Phase::Refused, current, bound_arguments, state, &reason));
+                return Ok(self.preview(
+                    Phase::Refused,
+                    current,
+                    held,
+                    bound_arguments,
+                    state,
+                    &reason,
+                ));
             }
             Ok(previewed) if previewed != state => {
                 audit::outcome(Outcome::Refused);
                 return Ok(self.preview(
                     Phase::Refused,
                     current,
+                    held,
                     bound_arguments,
                     state,
                     "Not deleted: the datastore changed since the preview.",
@@ -136,6 +158,7 @@ impl HealthImagingServer {
             ),
             phase: Phase::Executed,
             datastore,
+            image_set_count: None,
             confirmation_token: None,
             expires_in_seconds: None,
         }))
@@ -147,14 +170,25 @@ impl HealthImagingServer {
         &self,
         phase: Phase,
         current: DatastoreView,
+        image_sets: usize,
         bound_arguments: serde_json::Value,
         state: serde_json::Value,
         lead: &str,
     ) -> Json<DeleteDatastoreOutput> {
         let issued = self.confirmations.issue(TOOL, bound_arguments, state);
+        let holding = match image_sets {
+            0 => "It holds no image sets.".to_owned(),
+            n if n > COUNT_CAP => format!(
+                "It still holds more than {COUNT_CAP} image sets: HealthImaging will refuse the deletion until every one is deleted."
+            ),
+            1 => "It still holds 1 image set: HealthImaging will refuse the deletion until it is deleted.".to_owned(),
+            n => format!(
+                "It still holds {n} image sets: HealthImaging will refuse the deletion until every one is deleted."
+            ),
+        };
         Json(DeleteDatastoreOutput {
             summary: format!(
-                "{lead} Deleting datastore {} ({}, created {}) is permanent. HealthImaging refuses it while the datastore holds image sets. To delete, call delete_datastore again with this confirmation_token within {} seconds.",
+                "{lead} Deleting datastore {} ({}, created {}) is permanent. {holding} To delete, call delete_datastore again with this confirmation_token within {} seconds.",
                 current.datastore_name,
                 current.datastore_id,
                 current
@@ -165,6 +199,7 @@ impl HealthImagingServer {
             ),
             phase,
             datastore: current,
+            image_set_count: Some(image_sets),
             confirmation_token: Some(issued.token),
             expires_in_seconds: Some(issued.expires_in.as_secs()),
         })
@@ -172,8 +207,9 @@ impl HealthImagingServer {
 }
 
 /// What must not change between preview and deletion.
-fn fingerprint(datastore: &DatastoreView) -> serde_json::Value {
+fn fingerprint(datastore: &DatastoreView, image_sets: usize) -> serde_json::Value {
     json!({
+        "image_sets": image_sets,
         "name": datastore.datastore_name,
         "status": datastore.datastore_status,
         "updated_at": datastore.updated_at,

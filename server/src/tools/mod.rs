@@ -2,10 +2,17 @@
 
 mod datastores;
 mod delete_datastore;
+mod frames;
+mod image_sets;
+mod import_jobs;
+mod patients;
+mod render;
+mod search;
 mod tags;
 pub mod views;
 
 pub(crate) use datastores::{get as datastores_get, list as datastores_list};
+pub(crate) use image_sets::fetch_metadata;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 
@@ -16,7 +23,12 @@ use crate::server::HealthImagingServer;
 pub fn router(grant: Grant) -> ToolRouter<HealthImagingServer> {
     let mut router = HealthImagingServer::datastore_tools()
         + HealthImagingServer::delete_datastore_tool()
-        + HealthImagingServer::tag_tools();
+        + HealthImagingServer::tag_tools()
+        + HealthImagingServer::import_job_tools()
+        + HealthImagingServer::search_tools()
+        + HealthImagingServer::patient_tools()
+        + HealthImagingServer::image_set_tools()
+        + HealthImagingServer::frame_tools();
     for tool in router.list_all() {
         if !grant.allows(Level::of(&tool)) {
             router.remove_route(&tool.name);

@@ -1,0 +1,205 @@
+//! Seeding an emulator with a fixture set, through the API like any client.
+//!
+//! `serve` on the embedded emulator, and `emulator --fixtures SET`, make sure
+//! a datastore named after the set exists and holds the set's image sets: the
+//! set is generated into the emulator's S3 folder and imported with
+//! StartDICOMImportJob, the same path every user's import takes. With a data
+//! directory a later start finds the datastore full and does nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_medicalimaging::Client;
+use aws_sdk_medicalimaging::types::{DatastoreStatus, JobStatus};
+use healthimaging_fixtures::{FixtureSet, Spec};
+
+/// The bucket the fixture sets are written to.
+pub const BUCKET: &str = "healthimaging-fixtures";
+
+/// What seeding found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeded {
+    /// The datastore holding the set.
+    pub datastore_id: String,
+    /// Whether it was already there (nothing imported).
+    pub reused: bool,
+    /// Image sets in the datastore now.
+    pub image_sets: usize,
+}
+
+/// Why seeding failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeedError {
+    /// A call to the emulator failed.
+    #[error("The emulator refused {operation}: {message}")]
+    Call {
+        /// The operation.
+        operation: &'static str,
+        /// What it said.
+        message: String,
+    },
+    /// The fixtures could not be written.
+    #[error(transparent)]
+    Fixtures(#[from] healthimaging_fixtures::Error),
+    /// The import ended FAILED or took too long.
+    #[error("The import of the {set} fixture set did not complete: {message}")]
+    Import {
+        /// The set.
+        set: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+fn call<E: std::fmt::Display>(operation: &'static str) -> impl FnOnce(E) -> SeedError {
+    move |error| SeedError::Call {
+        operation,
+        message: error.to_string(),
+    }
+}
+
+/// Makes sure the datastore named after `set` holds the set.
+pub async fn seed(
+    client: &Client,
+    s3_root: &Path,
+    set: FixtureSet,
+    seed: u64,
+) -> Result<Seeded, SeedError> {
+    let name = set.name();
+    let existing = find_datastore(client, name).await?;
+    if let Some(id) = &existing {
+        let count = count_image_sets(client, id).await?;
+        if count > 0 {
+            return Ok(Seeded {
+                datastore_id: id.clone(),
+                reused: true,
+                image_sets: count,
+            });
+        }
+    }
+    let folder = s3_root.join(BUCKET).join(name);
+    if !folder.join("manifest.json").exists() {
+        let spec = Spec {
+            set,
+            seed,
+            patients: None,
+        };
+        let generate = move || healthimaging_fixtures::write(&spec, &folder).map(|_| ());
+        tokio::task::spawn_blocking(generate)
+            .await
+            .map_err(call("fixture generation"))??;
+    }
+    let datastore_id = match existing {
+        Some(id) => id,
+        None => {
+            client
+                .create_datastore()
+                .datastore_name(name)
+                .client_token(format!("fixtures-{name}"))
+                .send()
+                .await
+                .map_err(call("CreateDatastore"))?
+                .datastore_id
+        }
+    };
+    wait_until_active(client, &datastore_id).await?;
+    let job = client
+        .start_dicom_import_job()
+        .datastore_id(&datastore_id)
+        .job_name(format!("fixtures-{name}"))
+        .data_access_role_arn("arn:aws:iam::123456789012:role/FixtureImport")
+        .client_token(format!("fixtures-{name}-{datastore_id}"))
+        .input_s3_uri(format!("s3://{BUCKET}/{name}/dicom/"))
+        .output_s3_uri(format!("s3://{BUCKET}/{name}-import-output/"))
+        .send()
+        .await
+        .map_err(call("StartDICOMImportJob"))?;
+    // Generous: the demo set imports in seconds, a slow debug build in a minute.
+    for _ in 0..6000 {
+        let properties = client
+            .get_dicom_import_job()
+            .datastore_id(&datastore_id)
+            .job_id(&job.job_id)
+            .send()
+            .await
+            .map_err(call("GetDICOMImportJob"))?
+            .job_properties;
+        match properties.as_ref().map(|p| p.job_status()) {
+            Some(JobStatus::Completed) => {
+                return Ok(Seeded {
+                    image_sets: count_image_sets(client, &datastore_id).await?,
+                    datastore_id,
+                    reused: false,
+                });
+            }
+            Some(JobStatus::Failed) => {
+                return Err(SeedError::Import {
+                    set: name,
+                    message: properties
+                        .and_then(|p| p.message)
+                        .unwrap_or_else(|| "no message".into()),
+                });
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    Err(SeedError::Import {
+        set: name,
+        message: "it was still running after five minutes".into(),
+    })
+}
+
+async fn find_datastore(client: &Client, name: &str) -> Result<Option<String>, SeedError> {
+    let mut pages = client.list_datastores().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(call("ListDatastores"))?;
+        for summary in page.datastore_summaries() {
+            let usable = matches!(
+                summary.datastore_status(),
+                DatastoreStatus::Active | DatastoreStatus::Creating
+            );
+            if usable && summary.datastore_name() == name {
+                return Ok(Some(summary.datastore_id().to_owned()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn wait_until_active(client: &Client, datastore_id: &str) -> Result<(), SeedError> {
+    for _ in 0..600 {
+        let status = client
+            .get_datastore()
+            .datastore_id(datastore_id)
+            .send()
+            .await
+            .map_err(call("GetDatastore"))?
+            .datastore_properties
+            .map(|p| p.datastore_status);
+        if status == Some(DatastoreStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(SeedError::Call {
+        operation: "GetDatastore",
+        message: "the datastore did not become ACTIVE within 30 seconds".into(),
+    })
+}
+
+async fn count_image_sets(client: &Client, datastore_id: &str) -> Result<usize, SeedError> {
+    let mut pages = client
+        .search_image_sets()
+        .datastore_id(datastore_id)
+        .into_paginator()
+        .send();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        count += page
+            .map_err(call("SearchImageSets"))?
+            .image_sets_metadata_summaries()
+            .len();
+    }
+    Ok(count)
+}

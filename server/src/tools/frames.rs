@@ -1,0 +1,435 @@
+//! `get_image_frame`: one frame, decoded and shown as a PNG.
+//!
+//! The frame comes from GetImageFrame in its stored encoding (HTJ2K, JPEG
+//! 2000, JPEG baseline, or uncompressed); the instance's attributes come from
+//! the image set's metadata (found by the frame's ID). The decoded pixels are
+//! checked against the metadata's checksum (CRC32 of the decoded pixel
+//! buffer), windowed (the caller's window, else the instance's
+//! WindowCenter/WindowWidth, else the frame's own range), downscaled to the
+//! size cap and returned as an image the assistant can see.
+
+use aws_sdk_medicalimaging::types::ImageFrameInformation;
+use base64::Engine;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::image_sets::fetch_metadata;
+use super::render::{self, Display, Samples, Window};
+use crate::args::{DatastoreId, ImageFrameId, ImageSetId, VersionId};
+use crate::audit;
+use crate::errors::ToolError;
+use crate::server::HealthImagingServer;
+
+/// The default longest side of the PNG.
+const DEFAULT_SIZE: u32 = 512;
+/// The largest raw frame returned on request.
+const MAX_RAW_BYTES: usize = 5 * 1024 * 1024;
+
+/// Arguments of `get_image_frame`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFrameArgs {
+    /// The datastore, from list_datastores.
+    pub datastore_id: DatastoreId,
+    /// The image set, from a search tool.
+    pub image_set_id: ImageSetId,
+    /// The frame: an ImageFrames[].ID from get_image_set_metadata.
+    pub image_frame_id: ImageFrameId,
+    /// The image set version whose metadata describes the frame (default: the latest).
+    pub version_id: Option<VersionId>,
+    /// The longest side of the returned PNG in pixels, 16–2048 (default 512).
+    pub max_size: Option<u32>,
+    /// A window center in rescaled units (Hounsfield units for CT); needs window_width.
+    pub window_center: Option<f64>,
+    /// A window width in rescaled units; needs window_center.
+    pub window_width: Option<f64>,
+    /// Also return the frame's encoded bytes (as stored) as an embedded resource, up to 5 MB.
+    #[serde(default)]
+    pub include_raw: bool,
+}
+
+/// What the frame is, returned beside the picture.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FrameFacts {
+    /// One sentence on the frame.
+    pub summary: String,
+    /// The instance holding the frame.
+    pub sop_instance_uid: String,
+    /// Its series.
+    pub series_instance_uid: String,
+    /// 1-based position of the frame in its instance.
+    pub frame_number: usize,
+    /// The Content-Type of the stored frame.
+    pub content_type: String,
+    /// The instance's StoredTransferSyntaxUID.
+    pub stored_transfer_syntax_uid: Option<String>,
+    /// Size of the stored frame.
+    pub encoded_bytes: usize,
+    /// Columns.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Samples per pixel.
+    pub components: u32,
+    /// Width and height of the PNG.
+    pub rendered_size: [u32; 2],
+    /// The window applied (grey images), in rescaled units.
+    pub window: Option<[f64; 2]>,
+    /// Where the window came from: arguments, metadata, or pixel range.
+    pub window_source: Option<String>,
+    /// The metadata's checksum of the frame.
+    pub checksum_expected: Option<u32>,
+    /// CRC32 of the decoded pixels.
+    pub checksum_actual: u32,
+    /// Whether the two agree: the frame decoded to exactly what was imported.
+    pub checksum_matches: Option<bool>,
+}
+
+#[tool_router(router = frame_tools, vis = "pub(crate)")]
+impl HealthImagingServer {
+    /// Look at one image frame: it is decoded (HTJ2K, JPEG 2000, JPEG or uncompressed),
+    /// windowed (window_center/window_width, else the instance's WindowCenter/Width, else
+    /// the pixel range), shrunk to max_size and returned as a PNG, with the frame's facts
+    /// and whether its checksum matches the metadata. Frame IDs come from
+    /// get_image_set_metadata (ImageFrames[].ID).
+    #[tool(
+        name = "get_image_frame",
+        output_schema = rmcp::handler::server::common::schema_for_output::<FrameFacts>(),
+        annotations(
+            title = "Get image frame",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn get_image_frame(
+        &self,
+        Parameters(args): Parameters<ImageFrameArgs>,
+    ) -> Result<CallToolResult, ToolError> {
+        audit::touch(args.image_set_id.as_str());
+        let max_size = args.max_size.unwrap_or(DEFAULT_SIZE);
+        if !(16..=2048).contains(&max_size) {
+            return Err(invalid(format!(
+                "max_size must be between 16 and 2048, not {max_size}"
+            )));
+        }
+        let requested_window = match (args.window_center, args.window_width) {
+            (Some(center), Some(width)) if width >= 1.0 => Some(Window { center, width }),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "window_center and window_width go together, and the width is at least 1",
+                ));
+            }
+        };
+        let document = fetch_metadata(
+            &self.client,
+            args.datastore_id.as_str(),
+            args.image_set_id.as_str(),
+            args.version_id.as_ref().map(VersionId::as_str),
+        )
+        .await?;
+        let located = locate(&document, args.image_frame_id.as_str()).ok_or_else(|| {
+            ToolError::new(
+                "NotFound",
+                format!("No instance of image set {} lists frame {}", args.image_set_id, args.image_frame_id),
+                "Take a frame ID from get_image_set_metadata (ImageFrames[].ID) of the same image set.",
+            )
+        })?;
+        let output = self
+            .client
+            .get_image_frame()
+            .datastore_id(args.datastore_id.as_str())
+            .image_set_id(args.image_set_id.as_str())
+            .image_frame_information(
+                ImageFrameInformation::builder()
+                    .image_frame_id(args.image_frame_id.as_str())
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(ToolError::from_sdk)?;
+        let content_type = output
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = output
+            .image_frame_blob
+            .collect()
+            .await
+            .map_err(|e| {
+                ToolError::new(
+                    "MalformedResponse",
+                    format!("Could not read the frame: {e}"),
+                    "Try again.",
+                )
+            })?
+            .into_bytes();
+        let instance = &located.instance;
+        let attribute = |key: &str| number(&instance["DICOM"][key]);
+        let bits_allocated = attribute("BitsAllocated").unwrap_or(16.0) as u32;
+        let samples = decode(&content_type, &bytes, instance, bits_allocated)?;
+        let checksum_actual = crc32fast::hash(&pixel_buffer(&samples.values, bits_allocated));
+        let checksum_expected = located.frame["PixelDataChecksumFromBaseToFullResolution"]
+            .as_array()
+            .and_then(|levels| levels.last())
+            .and_then(|level| level["Checksum"].as_u64())
+            .map(|c| c as u32);
+        let metadata_window = match (attribute("WindowCenter"), attribute("WindowWidth")) {
+            (Some(center), Some(width)) if width >= 1.0 => Some(Window { center, width }),
+            _ => None,
+        };
+        let (window, window_source) = match (requested_window, metadata_window) {
+            (Some(w), _) => (Some(w), "arguments"),
+            (None, Some(w)) => (Some(w), "metadata"),
+            (None, None) => (None, "pixel range"),
+        };
+        let photometric = instance["DICOM"]["PhotometricInterpretation"]
+            .as_str()
+            .unwrap_or("MONOCHROME2");
+        let display = Display {
+            slope: attribute("RescaleSlope").unwrap_or(1.0),
+            intercept: attribute("RescaleIntercept").unwrap_or(0.0),
+            window,
+            invert: photometric.trim() == "MONOCHROME1",
+        };
+        let rendered = render::render(&samples, display, max_size).map_err(|e| {
+            ToolError::new(
+                "DecodeFailed",
+                e,
+                "The frame's metadata does not describe its pixels.",
+            )
+        })?;
+        let checksum_matches = checksum_expected.map(|c| c == checksum_actual);
+        let facts = FrameFacts {
+            summary: format!(
+                "Frame {} of instance {} ({}x{}, {}), shown at {}x{}; checksum {}.",
+                located.frame_number,
+                located.sop_instance_uid,
+                samples.width,
+                samples.height,
+                content_type,
+                rendered.width,
+                rendered.height,
+                match checksum_matches {
+                    Some(true) => "matches the metadata",
+                    Some(false) => "DOES NOT match the metadata",
+                    None => "not in the metadata",
+                }
+            ),
+            sop_instance_uid: located.sop_instance_uid.clone(),
+            series_instance_uid: located.series_instance_uid.clone(),
+            frame_number: located.frame_number,
+            content_type,
+            stored_transfer_syntax_uid: instance["StoredTransferSyntaxUID"]
+                .as_str()
+                .map(str::to_owned),
+            encoded_bytes: bytes.len(),
+            width: samples.width,
+            height: samples.height,
+            components: samples.components,
+            rendered_size: [rendered.width, rendered.height],
+            window: rendered.window.map(|w| [w.center, w.width]),
+            window_source: rendered.window.map(|_| window_source.to_owned()),
+            checksum_expected,
+            checksum_actual,
+            checksum_matches,
+        };
+        let structured = serde_json::to_value(&facts).unwrap_or(Value::Null);
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut content = vec![
+            ContentBlock::image(engine.encode(&rendered.png), "image/png"),
+            ContentBlock::text(facts.summary.clone()),
+        ];
+        if args.include_raw {
+            if bytes.len() > MAX_RAW_BYTES {
+                content.push(ContentBlock::text(format!(
+                    "The raw frame is {} bytes, over the 5 MB cap; it was not included.",
+                    bytes.len()
+                )));
+            } else {
+                let uri = format!(
+                    "healthimaging://datastore/{}/imageset/{}/frame/{}",
+                    args.datastore_id, args.image_set_id, args.image_frame_id
+                );
+                content.push(ContentBlock::resource(
+                    ResourceContents::blob(engine.encode(&bytes), uri)
+                        .with_mime_type(facts.content_type.clone()),
+                ));
+            }
+        }
+        let mut result = CallToolResult::success(content);
+        result.structured_content = Some(structured);
+        Ok(result)
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ToolError {
+    ToolError::new(
+        "InvalidArgument",
+        message,
+        "Correct the argument and call again.",
+    )
+}
+
+/// A JSON number, or a DICOM DS/IS string (first value of a multi-valued one).
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Array(values) => values.first().and_then(number),
+        _ => None,
+    }
+}
+
+struct Located {
+    series_instance_uid: String,
+    sop_instance_uid: String,
+    instance: Value,
+    frame: Value,
+    frame_number: usize,
+}
+
+/// The instance and frame entry listing `frame_id`.
+fn locate(document: &Value, frame_id: &str) -> Option<Located> {
+    for (series_uid, series) in document["Study"]["Series"].as_object()? {
+        for (sop, instance) in series["Instances"].as_object()? {
+            let frames = instance["ImageFrames"].as_array();
+            if let Some((n, frame)) = frames
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .find(|(_, f)| f["ID"] == frame_id)
+            {
+                let mut instance = instance.clone();
+                // Series-level attributes describe the pixels too (Modality aside, rarely).
+                if let (Some(into), Some(from)) = (
+                    instance["DICOM"].as_object_mut(),
+                    series["DICOM"].as_object(),
+                ) {
+                    for (k, v) in from {
+                        into.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                return Some(Located {
+                    series_instance_uid: series_uid.clone(),
+                    sop_instance_uid: sop.clone(),
+                    frame: frame.clone(),
+                    instance,
+                    frame_number: n + 1,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Decodes a frame by its content type.
+fn decode(
+    content_type: &str,
+    bytes: &[u8],
+    instance: &Value,
+    bits_allocated: u32,
+) -> Result<Samples, ToolError> {
+    let failed = |e: String| {
+        ToolError::new(
+            "DecodeFailed",
+            format!("Could not decode the {content_type} frame: {e}"),
+            "Request the frame with include_raw to inspect its bytes.",
+        )
+    };
+    match content_type {
+        "image/jph" | "image/jphc" | "image/j2c" | "image/jp2" => {
+            let decoded =
+                healthimaging_codec::jpeg2000::decode(bytes).map_err(|e| failed(e.to_string()))?;
+            Ok(Samples {
+                width: decoded.layout.columns,
+                height: decoded.layout.rows,
+                components: decoded.layout.components,
+                values: decoded.samples,
+            })
+        }
+        "image/jpeg" => {
+            let mut decoder = jpeg_decoder::Decoder::new(bytes);
+            let pixels = decoder.decode().map_err(|e| failed(e.to_string()))?;
+            let info = decoder
+                .info()
+                .ok_or_else(|| failed("no image header".into()))?;
+            let (components, values) = match info.pixel_format {
+                jpeg_decoder::PixelFormat::L8 => {
+                    (1, pixels.iter().map(|&b| i32::from(b)).collect())
+                }
+                jpeg_decoder::PixelFormat::L16 => (
+                    1,
+                    pixels
+                        .chunks_exact(2)
+                        .map(|b| i32::from(u16::from_be_bytes([b[0], b[1]])))
+                        .collect(),
+                ),
+                jpeg_decoder::PixelFormat::RGB24 => {
+                    (3, pixels.iter().map(|&b| i32::from(b)).collect())
+                }
+                jpeg_decoder::PixelFormat::CMYK32 => {
+                    return Err(failed("CMYK JPEG is not a DICOM image".into()));
+                }
+            };
+            Ok(Samples {
+                width: u32::from(info.width),
+                height: u32::from(info.height),
+                components,
+                values,
+            })
+        }
+        "application/octet-stream" => {
+            let dim = |key: &str| number(&instance["DICOM"][key]).map(|v| v as u32);
+            let (Some(width), Some(height)) = (dim("Columns"), dim("Rows")) else {
+                return Err(failed("the metadata gives no Rows and Columns".into()));
+            };
+            let components = dim("SamplesPerPixel").unwrap_or(1);
+            let signed = dim("PixelRepresentation") == Some(1);
+            let values: Vec<i32> = match (bits_allocated, signed) {
+                (8, _) => bytes.iter().map(|&b| i32::from(b)).collect(),
+                (16, true) => bytes
+                    .chunks_exact(2)
+                    .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
+                    .collect(),
+                (16, false) => bytes
+                    .chunks_exact(2)
+                    .map(|b| i32::from(u16::from_le_bytes([b[0], b[1]])))
+                    .collect(),
+                (bits, _) => {
+                    return Err(failed(format!(
+                        "{bits}-bit uncompressed frames are not shown"
+                    )));
+                }
+            };
+            Ok(Samples {
+                width,
+                height,
+                components,
+                values,
+            })
+        }
+        other => Err(failed(format!(
+            "{other} frames (video and JPEG XL) cannot be shown as a picture"
+        ))),
+    }
+}
+
+/// The decoded pixel buffer the metadata checksum covers.
+fn pixel_buffer(values: &[i32], bits_allocated: u32) -> Vec<u8> {
+    if bits_allocated <= 8 {
+        values.iter().map(|&v| v as u8).collect()
+    } else {
+        values
+            .iter()
+            .flat_map(|&v| (v as u16).to_le_bytes())
+            .collect()
+    }
+}

@@ -1,0 +1,469 @@
+//! `get_image_set`, `list_image_set_versions`, `get_image_set_metadata`.
+
+use std::io::Read;
+
+use aws_sdk_medicalimaging::Client;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::views::ImageSetView;
+use crate::args::{DatastoreId, ImageSetId, VersionId};
+use crate::audit;
+use crate::errors::ToolError;
+use crate::server::HealthImagingServer;
+
+/// The default size cap of a metadata answer, in bytes of JSON.
+const DEFAULT_MAX_BYTES: usize = 60_000;
+/// The largest cap a caller may ask for.
+const MAX_MAX_BYTES: usize = 1_000_000;
+
+/// Arguments naming one image set (and optionally a version).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSetArgs {
+    /// The datastore, from list_datastores.
+    pub datastore_id: DatastoreId,
+    /// The image set, from search_image_sets or another search tool.
+    pub image_set_id: ImageSetId,
+    /// A version to read (default: the latest), from list_image_set_versions.
+    pub version_id: Option<VersionId>,
+}
+
+/// Result of `get_image_set`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GetImageSetOutput {
+    /// One sentence on the image set.
+    pub summary: String,
+    /// Its properties.
+    pub image_set: ImageSetView,
+}
+
+/// Arguments of `list_image_set_versions`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListVersionsArgs {
+    /// The datastore, from list_datastores.
+    pub datastore_id: DatastoreId,
+    /// The image set.
+    pub image_set_id: ImageSetId,
+    /// The most versions to return, 1–1000 (default 100), newest first.
+    pub limit: Option<usize>,
+}
+
+/// Result of `list_image_set_versions`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListVersionsOutput {
+    /// One sentence on what was found.
+    pub summary: String,
+    /// The versions, newest first.
+    pub versions: Vec<ImageSetView>,
+    /// True when the limit cut the list short.
+    pub truncated: bool,
+}
+
+/// Arguments of `get_image_set_metadata`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataArgs {
+    /// The datastore, from list_datastores.
+    pub datastore_id: DatastoreId,
+    /// The image set.
+    pub image_set_id: ImageSetId,
+    /// A version to read (default: the latest).
+    pub version_id: Option<VersionId>,
+    /// Only this series (a key of Study.Series).
+    pub series_instance_uid: Option<String>,
+    /// Only this instance (a key of Study.Series.<series>.Instances); finds its series itself.
+    pub sop_instance_uid: Option<String>,
+    /// Only a summary: patient, study, and per series its attributes, instance UIDs and
+    /// frame counts, without each instance's full attributes.
+    #[serde(default)]
+    pub summary_only: bool,
+    /// The most JSON to return, in bytes (default 60000, at most 1000000). A larger
+    /// document comes back as a summary with a hint to narrow.
+    pub max_bytes: Option<usize>,
+}
+
+/// Result of `get_image_set_metadata`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MetadataOutput {
+    /// One sentence on what is returned.
+    pub summary: String,
+    /// The metadata document (HealthImaging's JSON: Patient, Study, Series, Instances,
+    /// keyed by DICOM keywords), narrowed as asked, or its summary.
+    pub metadata: Value,
+    /// True when `metadata` is a summary because the document was over max_bytes.
+    pub summarized: bool,
+    /// Series in the image set.
+    pub series_count: usize,
+    /// Instances in the image set.
+    pub instance_count: usize,
+}
+
+#[tool_router(router = image_set_tools, vis = "pub(crate)")]
+impl HealthImagingServer {
+    /// Get an image set's properties: version, state (ACTIVE, LOCKED, DELETED), workflow
+    /// status, whether it is primary, ARN, times. Old versions stay readable by version_id.
+    #[tool(
+        name = "get_image_set",
+        annotations(
+            title = "Get image set",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn get_image_set(
+        &self,
+        Parameters(args): Parameters<ImageSetArgs>,
+    ) -> Result<Json<GetImageSetOutput>, ToolError> {
+        audit::touch(args.image_set_id.as_str());
+        let output = self
+            .client
+            .get_image_set()
+            .datastore_id(args.datastore_id.as_str())
+            .image_set_id(args.image_set_id.as_str())
+            .set_version_id(args.version_id.map(|v| v.as_str().to_owned()))
+            .send()
+            .await
+            .map_err(ToolError::from_sdk)?;
+        let image_set = ImageSetView::from(&output);
+        Ok(Json(GetImageSetOutput {
+            summary: format!(
+                "Image set {} is at version {}, {}{}.",
+                image_set.image_set_id,
+                image_set.version_id,
+                image_set.image_set_state,
+                match image_set.is_primary {
+                    Some(true) => ", primary",
+                    Some(false) => ", not primary",
+                    None => "",
+                }
+            ),
+            image_set,
+        }))
+    }
+
+    /// List an image set's versions, newest first: every update, copy into it and
+    /// revert made one; failed writes show their message.
+    #[tool(
+        name = "list_image_set_versions",
+        annotations(
+            title = "List image set versions",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn list_image_set_versions(
+        &self,
+        Parameters(args): Parameters<ListVersionsArgs>,
+    ) -> Result<Json<ListVersionsOutput>, ToolError> {
+        audit::touch(args.image_set_id.as_str());
+        let cap = super::search::limit(args.limit)?;
+        let mut versions = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_image_set_versions()
+                .datastore_id(args.datastore_id.as_str())
+                .image_set_id(args.image_set_id.as_str())
+                .max_results((cap - versions.len()).min(50) as i32)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(ToolError::from_sdk)?;
+            versions.extend(
+                page.image_set_properties_list()
+                    .iter()
+                    .map(ImageSetView::from),
+            );
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() || versions.len() >= cap {
+                break;
+            }
+        }
+        let truncated = token.is_some();
+        Ok(Json(ListVersionsOutput {
+            summary: format!(
+                "Image set {} has {}{} versions.",
+                args.image_set_id,
+                if truncated { "more than " } else { "" },
+                versions.len()
+            ),
+            versions,
+            truncated,
+        }))
+    }
+
+    /// Get an image set's DICOM metadata, decompressed and parsed: Patient, Study and
+    /// Series attributes and each instance's attributes and frames (ImageFrames[].ID is
+    /// what get_image_frame takes). Narrow to a series or instance, or ask for a summary;
+    /// a document over max_bytes comes back summarized with a hint to narrow.
+    #[tool(
+        name = "get_image_set_metadata",
+        annotations(
+            title = "Get image set metadata",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub async fn get_image_set_metadata(
+        &self,
+        Parameters(args): Parameters<MetadataArgs>,
+    ) -> Result<Json<MetadataOutput>, ToolError> {
+        audit::touch(args.image_set_id.as_str());
+        let max_bytes = args.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+        if !(1_000..=MAX_MAX_BYTES).contains(&max_bytes) {
+            return Err(ToolError::new(
+                "InvalidArgument",
+                format!("max_bytes must be between 1000 and {MAX_MAX_BYTES}, not {max_bytes}"),
+                "Pass a max_bytes in range, or narrow with series_instance_uid or sop_instance_uid.",
+            ));
+        }
+        let document = fetch_metadata(
+            &self.client,
+            args.datastore_id.as_str(),
+            args.image_set_id.as_str(),
+            args.version_id.as_ref().map(VersionId::as_str),
+        )
+        .await?;
+        let (series_count, instance_count) = counts(&document);
+        let narrowed = narrow(
+            &document,
+            args.series_instance_uid.as_deref(),
+            args.sop_instance_uid.as_deref(),
+        )?;
+        let what = match (&args.sop_instance_uid, &args.series_instance_uid) {
+            (Some(sop), _) => format!("instance {sop}"),
+            (None, Some(series)) => format!("series {series}"),
+            (None, None) => "the whole image set".to_owned(),
+        };
+        if args.summary_only {
+            return Ok(Json(MetadataOutput {
+                summary: format!(
+                    "Summary of {what}: {series_count} series, {instance_count} instances."
+                ),
+                metadata: summarize(&narrowed),
+                summarized: true,
+                series_count,
+                instance_count,
+            }));
+        }
+        let size = serde_json::to_vec(&narrowed).map_or(0, |v| v.len());
+        if size > max_bytes {
+            return Ok(Json(MetadataOutput {
+                summary: format!(
+                    "The metadata of {what} is {size} bytes, over max_bytes ({max_bytes}); here is its summary. Narrow with series_instance_uid or sop_instance_uid (from this summary), or raise max_bytes."
+                ),
+                metadata: summarize(&narrowed),
+                summarized: true,
+                series_count,
+                instance_count,
+            }));
+        }
+        Ok(Json(MetadataOutput {
+            summary: format!(
+                "Metadata of {what} ({series_count} series, {instance_count} instances in the image set)."
+            ),
+            metadata: narrowed,
+            summarized: false,
+            series_count,
+            instance_count,
+        }))
+    }
+}
+
+/// GetImageSetMetadata, gunzipped and parsed.
+pub(crate) async fn fetch_metadata(
+    client: &Client,
+    datastore_id: &str,
+    image_set_id: &str,
+    version_id: Option<&str>,
+) -> Result<Value, ToolError> {
+    let output = client
+        .get_image_set_metadata()
+        .datastore_id(datastore_id)
+        .image_set_id(image_set_id)
+        .set_version_id(version_id.map(str::to_owned))
+        .send()
+        .await
+        .map_err(ToolError::from_sdk)?;
+    let gzipped = output
+        .content_encoding()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+    let bytes = output
+        .image_set_metadata_blob
+        .collect()
+        .await
+        .map_err(|e| {
+            ToolError::new(
+                "MalformedResponse",
+                format!("Could not read the metadata body: {e}"),
+                "Try again.",
+            )
+        })?
+        .into_bytes();
+    // The service gzips the document; accept a plain one too, recognised by its magic bytes.
+    let json = if gzipped || bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                ToolError::new(
+                    "MalformedResponse",
+                    format!("The metadata is not valid gzip: {e}"),
+                    "Check the endpoint.",
+                )
+            })?;
+        out
+    } else {
+        bytes.to_vec()
+    };
+    serde_json::from_slice(&json).map_err(|e| {
+        ToolError::new(
+            "MalformedResponse",
+            format!("The metadata is not JSON: {e}"),
+            "Check the endpoint.",
+        )
+    })
+}
+
+fn counts(document: &Value) -> (usize, usize) {
+    let series = document["Study"]["Series"].as_object();
+    let instances = series
+        .map(|all| {
+            all.values()
+                .map(|s| s["Instances"].as_object().map_or(0, Map::len))
+                .sum()
+        })
+        .unwrap_or(0);
+    (series.map_or(0, Map::len), instances)
+}
+
+/// The document narrowed to a series or an instance.
+fn narrow(document: &Value, series: Option<&str>, sop: Option<&str>) -> Result<Value, ToolError> {
+    let all = document["Study"]["Series"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let not_found = |what: String| {
+        ToolError::new(
+            "NotFound",
+            format!("The image set has no {what}"),
+            "Call get_image_set_metadata with summary_only to see its series and instance UIDs.",
+        )
+    };
+    let mut kept = Map::new();
+    match (series, sop) {
+        (None, None) => return Ok(document.clone()),
+        (Some(uid), None) => {
+            let found = all
+                .get(uid)
+                .ok_or_else(|| not_found(format!("series {uid}")))?;
+            kept.insert(uid.to_owned(), found.clone());
+        }
+        (series, Some(sop)) => {
+            let (uid, found) = all
+                .iter()
+                .filter(|(uid, _)| series.is_none_or(|s| s == uid.as_str()))
+                .find_map(|(uid, s)| s["Instances"].get(sop).map(|i| (uid, (s, i))))
+                .ok_or_else(|| not_found(format!("instance {sop}")))?;
+            let (series_value, instance) = found;
+            kept.insert(
+                uid.clone(),
+                json!({ "DICOM": series_value["DICOM"], "Instances": { sop: instance } }),
+            );
+        }
+    }
+    let mut narrowed = document.clone();
+    narrowed["Study"]["Series"] = Value::Object(kept);
+    Ok(narrowed)
+}
+
+/// Patient and Study attributes, and per series its attributes, instances and frame counts.
+fn summarize(document: &Value) -> Value {
+    let series: Map<String, Value> = document["Study"]["Series"]
+        .as_object()
+        .map(|all| {
+            all.iter()
+                .map(|(uid, s)| {
+                    let instances: Map<String, Value> = s["Instances"]
+                        .as_object()
+                        .map(|i| {
+                            i.iter()
+                                .map(|(sop, inst)| {
+                                    (
+                                        sop.clone(),
+                                        json!({
+                                            "InstanceNumber": inst["DICOM"]["InstanceNumber"],
+                                            "SOPClassUID": inst["DICOM"]["SOPClassUID"],
+                                            "frames": inst["ImageFrames"].as_array().map_or(0, Vec::len),
+                                        }),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (uid.clone(), json!({ "DICOM": s["DICOM"], "Instances": instances }))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "DatastoreID": document["DatastoreID"],
+        "ImageSetID": document["ImageSetID"],
+        "Patient": document["Patient"],
+        "Study": { "DICOM": document["Study"]["DICOM"], "Series": series },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document() -> Value {
+        json!({"Patient": {"DICOM": {"PatientID": "P"}}, "Study": {"DICOM": {}, "Series": {
+            "1.1": {"DICOM": {"Modality": "CT"}, "Instances": {
+                "1.1.1": {"DICOM": {"InstanceNumber": 1}, "ImageFrames": [{"ID": "a"}]},
+                "1.1.2": {"DICOM": {"InstanceNumber": 2}, "ImageFrames": []}}},
+            "1.2": {"DICOM": {"Modality": "MR"}, "Instances": {"1.2.1": {"DICOM": {}}}}}}})
+    }
+
+    #[test]
+    fn narrowing_keeps_one_series_or_instance() {
+        let doc = document();
+        assert_eq!(counts(&doc), (2, 3));
+        let series = narrow(&doc, Some("1.2"), None).unwrap();
+        assert_eq!(counts(&series), (1, 1));
+        let instance = narrow(&doc, None, Some("1.1.2")).unwrap();
+        assert_eq!(counts(&instance), (1, 1));
+        assert_eq!(
+            instance["Study"]["Series"]["1.1"]["DICOM"]["Modality"],
+            "CT"
+        );
+        assert!(narrow(&doc, Some("9.9"), None).is_err());
+        assert!(
+            narrow(&doc, Some("1.2"), Some("1.1.1")).is_err(),
+            "the instance is not in that series"
+        );
+    }
+
+    #[test]
+    fn summaries_count_frames_per_instance() {
+        let summary = summarize(&document());
+        assert_eq!(
+            summary["Study"]["Series"]["1.1"]["Instances"]["1.1.1"]["frames"],
+            1
+        );
+        assert_eq!(summary["Patient"]["DICOM"]["PatientID"], "P");
+    }
+}
