@@ -5,6 +5,7 @@ mod faults;
 mod import;
 mod mcp_delete;
 mod mcp_endpoint;
+mod mcp_read_tools;
 mod mcp_tools;
 mod pagination;
 mod tags;

@@ -277,6 +277,17 @@ pub struct Mcp {
 impl Mcp {
     /// Starts a server over `sdk` with `grant` and connects a client to it.
     pub async fn connect(sdk: Client, grant: Grant, confirmation_ttl: Duration) -> Self {
+        Self::connect_with_s3(sdk, grant, confirmation_ttl, None).await
+    }
+
+    /// As [`Mcp::connect`], with the emulator's S3 folder known to the server
+    /// (as `serve` knows the embedded emulator's).
+    pub async fn connect_with_s3(
+        sdk: Client,
+        grant: Grant,
+        confirmation_ttl: Duration,
+        local_s3_root: Option<std::path::PathBuf>,
+    ) -> Self {
         let audit = SharedBuffer::default();
         let server = HealthImagingServer::new(
             sdk,
@@ -286,7 +297,7 @@ impl Mcp {
                 audit: AuditLog::to_writer(audit.clone()),
                 backend_description: "the test emulator".to_owned(),
                 synthetic: true,
-                local_s3_root: None,
+                local_s3_root,
             },
         );
         let (server_end, client_end) = tokio::io::duplex(1 << 20);
@@ -324,6 +335,72 @@ impl Mcp {
         names.sort();
         names
     }
+}
+
+/// An emulator on the system clock holding the `demo` fixture set, imported
+/// the way `serve` imports it; returns the emulator, a client and the
+/// datastore ID. The S3 folder lives in `dir`.
+pub async fn demo_emulator(dir: &std::path::Path) -> (Emulator, Client, String) {
+    let config = EmulatorConfig::default()
+        .with_seed(7)
+        .with_transition_delay(Duration::ZERO)
+        .with_s3_root(dir.join("s3"));
+    let emulator = Emulator::start(config).await.expect("emulator starts");
+    let sdk = emulator_client(emulator.url(), fast_tuning());
+    let seeded = healthimaging_mcp::seed::seed(
+        &sdk,
+        emulator.s3_root(),
+        healthimaging_fixtures::FixtureSet::Demo,
+        1,
+    )
+    .await
+    .expect("the demo set imports");
+    (emulator, sdk, seeded.datastore_id)
+}
+
+/// `value` with every resource ID (32 lowercase letters and digits) and
+/// every time replaced by a placeholder, for snapshots.
+pub fn redacted(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(redact_text(s)),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if k.ends_with("_at") || k == "confirmation_token" {
+                        Value::String("[redacted]".into())
+                    } else {
+                        redacted(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn redact_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() == 32 {
+            out.push_str("[id]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || c.is_ascii_lowercase() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// The structured content of a successful tool result.
