@@ -119,3 +119,59 @@ impl Journal {
         &self.path
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn change(n: u64) -> Change {
+        Change::DatastoreDeleteRequested {
+            datastore_id: format!("{n:032}"),
+            at: Timestamp::from_millis(n),
+        }
+    }
+
+    #[test]
+    fn changes_survive_reopening_and_a_torn_tail_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.ndjson");
+        let (mut journal, replayed) = Journal::open(&path).unwrap();
+        assert!(replayed.is_empty());
+        journal.append(&change(1)).unwrap();
+        journal.append(&change(2)).unwrap();
+        drop(journal);
+        // A crash in the middle of the third write.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"change\":\"datastoreDel")
+            .unwrap();
+        let (mut journal, replayed) = Journal::open(&path).unwrap();
+        assert_eq!(replayed, vec![change(1), change(2)]);
+        journal.append(&change(3)).unwrap();
+        drop(journal);
+        let (_, replayed) = Journal::open(&path).unwrap();
+        assert_eq!(
+            replayed,
+            vec![change(1), change(2), change(3)],
+            "the tail was cut, not kept"
+        );
+    }
+
+    #[test]
+    fn damage_before_the_last_line_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.ndjson");
+        let line = serde_json::to_string(&change(1)).unwrap();
+        std::fs::write(&path, format!("{line}\nnot json\n{line}\n")).unwrap();
+        let error = Journal::open(&path).unwrap_err();
+        assert!(
+            matches!(error, JournalError::Damaged { line: 2, .. }),
+            "{error}"
+        );
+    }
+}
