@@ -382,3 +382,290 @@ fn decode_cursor(position: &str, criteria: &str) -> ApiResult<Cursor> {
         image_set_id: id.to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use axum::http::{Method, StatusCode};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use crate::clock::Timestamp;
+    use crate::store::{DicomTags, ImageSet, ImageSetState, ImageSetVersion, WorkflowStatus};
+    use crate::testing::{active_datastore, send, service};
+
+    /// One synthetic image set of the model.
+    #[derive(Debug, Clone)]
+    struct Model {
+        patient: u8,
+        study: u8,
+        primary: bool,
+        created: u64,
+        updated_after: u64,
+        date: Option<(u8, Option<u8>)>,
+    }
+
+    fn model() -> impl Strategy<Value = Model> {
+        (
+            0u8..3,
+            0u8..3,
+            any::<bool>(),
+            0u64..20,
+            0u64..5,
+            proptest::option::of((0u8..4, proptest::option::of(0u8..3))),
+        )
+            .prop_map(
+                |(patient, study, primary, created, updated_after, date)| Model {
+                    patient,
+                    study,
+                    primary,
+                    created,
+                    updated_after,
+                    date,
+                },
+            )
+    }
+
+    #[derive(Debug, Clone)]
+    enum Filter {
+        Patient(u8),
+        Study(u8),
+        Primary(bool),
+        Created(u64, u64),
+        Updated(u64, u64),
+        StudyDate(u8, u8),
+    }
+
+    fn filter() -> impl Strategy<Value = Filter> {
+        prop_oneof![
+            (0u8..3).prop_map(Filter::Patient),
+            (0u8..3).prop_map(Filter::Study),
+            any::<bool>().prop_map(Filter::Primary),
+            (0u64..20, 0u64..20).prop_map(|(a, b)| Filter::Created(a.min(b), a.max(b))),
+            (0u64..25, 0u64..25).prop_map(|(a, b)| Filter::Updated(a.min(b), a.max(b))),
+            (0u8..4, 0u8..4).prop_map(|(a, b)| Filter::StudyDate(a.min(b), a.max(b))),
+        ]
+    }
+
+    const BASE: u64 = 1_700_000_000_000;
+
+    fn date(day: u8) -> String {
+        format!("2024010{}", day + 1)
+    }
+
+    impl Model {
+        fn tags(&self) -> DicomTags {
+            DicomTags {
+                patient_id: Some(format!("P{}", self.patient)),
+                study_instance_uid: Some(format!("1.2.{}", self.study)),
+                study_date: self.date.map(|(d, _)| date(d)),
+                study_time: self
+                    .date
+                    .and_then(|(_, t)| t.map(|t| format!("{:02}0000", t * 8))),
+                ..DicomTags::default()
+            }
+        }
+
+        fn matches(&self, filter: &Filter) -> bool {
+            let updated = self.created + self.updated_after;
+            match *filter {
+                Filter::Patient(p) => self.patient == p,
+                Filter::Study(s) => self.study == s,
+                Filter::Primary(p) => self.primary == p,
+                Filter::Created(a, b) => (a..=b).contains(&self.created),
+                Filter::Updated(a, b) => (a..=b).contains(&updated),
+                // A bound without a time is midnight: the upper day's later times fall outside.
+                Filter::StudyDate(a, b) => match self.date {
+                    None => false,
+                    Some((d, t)) => d >= a && (d < b || (d == b && t.unwrap_or(0) == 0)),
+                },
+            }
+        }
+
+        fn key(&self, sort: &str) -> String {
+            match sort {
+                "createdAt" => format!("{:020}", self.created),
+                "DICOMStudyDateAndTime" => self.tags().study_date_and_time().unwrap_or_default(),
+                _ => format!("{:020}", self.created + self.updated_after),
+            }
+        }
+    }
+
+    fn wire(filter: &Filter) -> Value {
+        let seconds = |ms: u64| json!((BASE + ms * 1000) as f64 / 1000.0);
+        match *filter {
+            Filter::Patient(p) => {
+                json!({"operator": "EQUAL", "values": [{"DICOMPatientId": format!("P{p}")}]})
+            }
+            Filter::Study(s) => {
+                json!({"operator": "EQUAL", "values": [{"DICOMStudyInstanceUID": format!("1.2.{s}")}]})
+            }
+            Filter::Primary(p) => json!({"operator": "EQUAL", "values": [{"isPrimary": p}]}),
+            Filter::Created(a, b) => {
+                json!({"operator": "BETWEEN", "values": [{"createdAt": seconds(a)}, {"createdAt": seconds(b)}]})
+            }
+            Filter::Updated(a, b) => {
+                json!({"operator": "BETWEEN", "values": [{"updatedAt": seconds(a)}, {"updatedAt": seconds(b)}]})
+            }
+            Filter::StudyDate(a, b) => json!({"operator": "BETWEEN", "values": [
+                {"DICOMStudyDateAndTime": {"DICOMStudyDate": date(a)}},
+                {"DICOMStudyDateAndTime": {"DICOMStudyDate": date(b)}}]}),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn paging_yields_every_match_once_in_order(
+            sets in proptest::collection::vec(model(), 0..30),
+            filters in proptest::collection::vec(filter(), 0..=2),
+            sort in proptest::option::of((0usize..3, any::<bool>())),
+            page in 1usize..8,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (service, clock) = service();
+                let ds = active_datastore(&service, &clock).await;
+                let mut ids = BTreeMap::new();
+                for (n, set) in sets.iter().enumerate() {
+                    let id = format!("{n:032x}");
+                    let created = Timestamp::from_millis(BASE + set.created * 1000);
+                    let updated = Timestamp::from_millis(BASE + (set.created + set.updated_after) * 1000);
+                    service.store().put_image_set(ImageSet {
+                        id: id.clone(),
+                        datastore_id: ds.clone(),
+                        is_primary: set.primary,
+                        created_at: created,
+                        tags: Default::default(),
+                        versions: vec![ImageSetVersion {
+                            version_id: 1,
+                            state: ImageSetState::Active,
+                            workflow_status: WorkflowStatus::Imported,
+                            created_at: created,
+                            updated_at: updated,
+                            message: None,
+                            forced: false,
+                            tags: set.tags(),
+                            metadata_key: String::new(),
+                        }],
+                        frames: Default::default(),
+                    });
+                    ids.insert(id, set.clone());
+                }
+                let fields = ["updatedAt", "createdAt", "DICOMStudyDateAndTime"];
+                let (field, descending) = sort.map_or(("updatedAt", true), |(f, d)| (fields[f], d));
+                let mut expected: Vec<(String, String)> = ids
+                    .iter()
+                    .filter(|(_, m)| filters.iter().all(|f| m.matches(f)))
+                    .map(|(id, m)| (m.key(field), id.clone()))
+                    .collect();
+                expected.sort();
+                if descending {
+                    expected.reverse();
+                }
+                let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+
+                let mut criteria = json!({});
+                if !filters.is_empty() {
+                    criteria["filters"] = filters.iter().map(wire).collect();
+                }
+                if sort.is_some() {
+                    criteria["sort"] = json!({"sortField": field, "sortOrder": if descending { "DESC" } else { "ASC" }});
+                }
+                let mut got = Vec::new();
+                let mut token: Option<String> = None;
+                loop {
+                    let mut uri = format!("/datastore/{ds}/searchImageSets?maxResults={page}");
+                    if let Some(t) = &token {
+                        uri.push_str(&format!("&nextToken={t}"));
+                    }
+                    let (status, _, body) = send(&service, Method::POST, &uri, &criteria.to_string()).await;
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    let summaries = body["imageSetsMetadataSummaries"].as_array().unwrap();
+                    assert!(summaries.len() <= page);
+                    got.extend(summaries.iter().map(|s| s["imageSetId"].as_str().unwrap().to_owned()));
+                    match body["nextToken"].as_str() {
+                        Some(t) => token = Some(t.to_owned()),
+                        None => break,
+                    }
+                }
+                assert_eq!(got, expected, "criteria {criteria}");
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_criteria_are_validation_errors() {
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        let uri = format!("/datastore/{ds}/searchImageSets");
+        for (body, needle) in [
+            (json!({"filters": []}), "between 1 and 2"),
+            (json!({"filters": [1, 2, 3]}), "between 1 and 2"),
+            (
+                json!({"filters": [{"operator": "EQUAL", "values": [{"DICOMModality": "CT"}]}]}),
+                "not a search attribute",
+            ),
+            (
+                json!({"filters": [{"operator": "EQUAL", "values": [{"createdAt": 1}]}]}),
+                "BETWEEN",
+            ),
+            (
+                json!({"filters": [{"operator": "BETWEEN", "values": [{"DICOMPatientId": "a"}, {"DICOMPatientId": "b"}]}]}),
+                "EQUAL",
+            ),
+            (
+                json!({"filters": [{"operator": "BETWEEN", "values": [{"createdAt": 5}, {"createdAt": 1}]}]}),
+                "lower bound",
+            ),
+            (
+                json!({"filters": [{"operator": "BETWEEN", "values": [{"createdAt": 1}, {"updatedAt": 5}]}]}),
+                "one attribute",
+            ),
+            (
+                json!({"filters": [{"operator": "EQUAL", "values": [{"DICOMPatientId": "a", "DICOMStudyId": "b"}]}]}),
+                "Exactly one",
+            ),
+            (
+                json!({"filters": [{"operator": "LIKE", "values": [{"DICOMPatientId": "a"}]}]}),
+                "EQUAL, BETWEEN",
+            ),
+            (
+                json!({"filters": [{"operator": "EQUAL", "values": [{"DICOMStudyInstanceUID": "abc"}]}]}),
+                "[0-9.]+",
+            ),
+            (
+                json!({"filters": [{"operator": "BETWEEN", "values": [
+                {"DICOMStudyDateAndTime": {"DICOMStudyDate": "2024-01-01"}},
+                {"DICOMStudyDateAndTime": {"DICOMStudyDate": "20240102"}}]}]}),
+                "YYYYMMDD",
+            ),
+            (
+                json!({"sort": {"sortField": "name", "sortOrder": "ASC"}}),
+                "sortField",
+            ),
+            (json!({"sort": {"sortField": "createdAt"}}), "sortOrder"),
+        ] {
+            let (status, code, answer) =
+                send(&service, Method::POST, &uri, &body.to_string()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(code.as_deref(), Some("ValidationException"));
+            let message = answer["message"].as_str().unwrap();
+            assert!(message.contains(needle), "{body}: {message}");
+        }
+        let (status, _, _) = send(
+            &service,
+            Method::POST,
+            &format!("{uri}?nextToken=abcd"),
+            "{}",
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "a token not from this search"
+        );
+    }
+}
