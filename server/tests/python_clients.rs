@@ -103,3 +103,52 @@ async fn the_aws_cli_lists_and_creates_datastores() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"));
     emulator.child.start_kill().unwrap();
 }
+
+#[tokio::test]
+async fn boto3_imports_searches_and_reads_metadata_and_frames() {
+    let bin = python::bin();
+    let home = tempfile::tempdir().unwrap();
+    let s3 = home.path().join("s3");
+    let spec = healthimaging_fixtures::Spec {
+        set: healthimaging_fixtures::FixtureSet::Ci,
+        seed: 3,
+        patients: None,
+    };
+    let manifest = healthimaging_fixtures::write(&spec, &s3.join("fixtures").join("ci")).unwrap();
+    let mut emulator = standalone_emulator(
+        home.path(),
+        &[
+            "--seed",
+            "4",
+            "--transition-delay-ms",
+            "0",
+            "--s3-root",
+            s3.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/data_plane.py");
+    let output = run(
+        bin.join("python").to_str().unwrap(),
+        &[
+            script,
+            &manifest.expected_import.image_sets.len().to_string(),
+        ],
+        &emulator.url,
+    );
+    assert_ok(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("data plane: all checks passed"));
+    let out = s3.join("fixtures").join("boto3-out");
+    let job_folder = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let failures = std::fs::read_to_string(job_folder.join("FAILURE/failure.ndjson")).unwrap();
+    assert_eq!(
+        failures.lines().count(),
+        manifest.expected_import.failures.len()
+    );
+    emulator.child.start_kill().unwrap();
+}
