@@ -2,7 +2,7 @@
 //!
 //! | request | does |
 //! |---|---|
-//! | `GET /_emulator/health` | `{"status":"ok", "seed", "datastores", "imageSets", "operations"}` |
+//! | `GET /_emulator/health` | `{"status":"ok", "seed", "datastores", "imageSets", "operations", "imports": {"instances", "failedFiles", "bytes", "encodeSeconds"}, "s3Root"}` |
 //! | `POST /_emulator/reset` | forgets every resource and fault |
 //! | `GET /_emulator/faults` | the active fault rules |
 //! | `POST /_emulator/faults` | adds a rule: `{"operation"?, "fault": "throttling" \| "internal_error" \| "latency", "latencyMs"?, "count"?, "probability"?}` |
@@ -39,12 +39,20 @@ pub fn routes() -> Router<Arc<Service>> {
 async fn health(State(service): State<Arc<Service>>) -> Response {
     let store = service.store();
     let operations: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+    let imports = service.imports.totals();
     wire::json(&json!({
         "status": "ok",
         "seed": service.seed,
         "datastores": store.datastores.len(),
         "imageSets": store.image_sets.len(),
         "operations": operations,
+        "imports": {
+            "instances": imports.imported,
+            "failedFiles": imports.failed,
+            "bytes": imports.bytes,
+            "encodeSeconds": imports.encode_time.as_secs_f64(),
+        },
+        "s3Root": service.s3.path(),
     }))
 }
 

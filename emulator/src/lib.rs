@@ -28,14 +28,14 @@ pub mod control;
 pub mod error;
 mod faults;
 mod ids;
-mod import;
+pub mod import;
 pub mod metadata;
 mod ops;
 mod router;
 pub mod s3;
 mod server;
 mod service;
-mod store;
+pub mod store;
 #[cfg(test)]
 mod testing;
 mod validate;

@@ -36,8 +36,10 @@ pub struct Service {
     pub blobs: Blobs,
     /// The folder standing for S3.
     pub s3: S3Root,
+    /// Totals over the imports run.
+    pub imports: crate::import::Counters,
     store: Mutex<Store>,
-    imports: Mutex<Option<Sender<String>>>,
+    import_queue: Mutex<Option<Sender<String>>>,
 }
 
 impl Service {
@@ -79,8 +81,9 @@ impl Service {
             faults: Faults::new(IdSource::new(seed, Stream::Fault)),
             blobs,
             s3,
+            imports: Default::default(),
             store: Mutex::new(store),
-            imports: Mutex::new(None),
+            import_queue: Mutex::new(None),
         });
         let (sender, jobs) = channel::<String>();
         let worker = Arc::downgrade(&service);
@@ -99,13 +102,16 @@ impl Service {
         for job_id in unfinished {
             let _ = sender.send(job_id);
         }
-        *service.imports.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+        *service
+            .import_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(sender);
         Ok(service)
     }
 
     /// Queues the import job `job_id` for the worker.
     pub fn queue_import(&self, job_id: &str) {
-        if let Some(sender) = &*self.imports.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(sender) = &*self.import_queue.lock().unwrap_or_else(|e| e.into_inner()) {
             let _ = sender.send(job_id.to_owned());
         }
     }

@@ -21,6 +21,7 @@ mod instance;
 mod outputs;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
@@ -41,8 +42,40 @@ use outputs::{Imported, Outcome};
 /// Files read and encoded at once.
 const BATCH: usize = 32;
 
+/// Totals over the imports an emulator ran: what `/_emulator/health`
+/// reports and the import benchmark reads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    imported: AtomicU64,
+    failed: AtomicU64,
+    bytes: AtomicU64,
+    encode_nanos: AtomicU64,
+}
+
+impl Counters {
+    fn add(&self, stats: &Stats) {
+        self.imported
+            .fetch_add(stats.imported as u64, Ordering::Relaxed);
+        self.failed
+            .fetch_add(stats.failed as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(stats.bytes, Ordering::Relaxed);
+        let nanos = u64::try_from(stats.encode_time.as_nanos()).unwrap_or(u64::MAX);
+        self.encode_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// The totals so far.
+    pub fn totals(&self) -> Stats {
+        Stats {
+            imported: self.imported.load(Ordering::Relaxed) as usize,
+            failed: self.failed.load(Ordering::Relaxed) as usize,
+            bytes: self.bytes.load(Ordering::Relaxed),
+            encode_time: Duration::from_nanos(self.encode_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
 /// How a job went, for logs and benchmarks.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Files imported.
     pub imported: usize,
@@ -142,6 +175,8 @@ fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, String> {
         .map_err(|e| format!("Could not store frames: {e}"))?;
     stats.imported = instances.len();
     stats.failed = outcome.failed.len();
+    // Counted before the job shows COMPLETED, so a reader who saw it complete sees its totals.
+    service.imports.add(&stats);
     commit(service, &job, instances, outcome)?;
     tracing::info!(
         imported = stats.imported,

@@ -243,28 +243,33 @@ impl SearchIndex {
         }
         let ordered = &self.ordered[slot];
         let ds = &query.datastore_id;
-        let (low, high) = match &query.after {
-            None => datastore_range(ds),
-            Some(cursor) => {
-                let at = (ds.clone(), cursor.key.clone(), cursor.image_set_id.clone());
-                let (low, high) = datastore_range(ds);
-                if query.descending {
-                    (low, Bound::Excluded(at))
-                } else {
-                    (Bound::Excluded(at), high)
-                }
+        let bound = query.conditions.iter().find_map(|c| match c {
+            Condition::Between(field, low, high) if field.slot() == slot => Some((low, high)),
+            _ => None,
+        });
+        let (mut low, mut high) = datastore_range(ds);
+        // A BETWEEN on the sort field starts the walk at its near end.
+        if let Some((from, to)) = bound {
+            if query.descending {
+                high = Bound::Excluded((ds.clone(), to.clone(), "~".to_owned()));
+            } else {
+                low = Bound::Included((ds.clone(), from.clone(), String::new()));
             }
-        };
+        }
+        if let Some(cursor) = &query.after {
+            let at = (ds.clone(), cursor.key.clone(), cursor.image_set_id.clone());
+            if query.descending {
+                high = tighter(high, Bound::Excluded(at), true);
+            } else {
+                low = tighter(low, Bound::Excluded(at), false);
+            }
+        }
         let range = ordered.range((low, high));
         let walk: Box<dyn Iterator<Item = &Position>> = if query.descending {
             Box::new(range.rev())
         } else {
             Box::new(range)
         };
-        let bound = query.conditions.iter().find_map(|c| match c {
-            Condition::Between(field, low, high) if field.slot() == slot => Some((low, high)),
-            _ => None,
-        });
         let mut hits = Vec::new();
         for (_, key, id) in walk {
             if let Some((low, high)) = bound {
@@ -281,6 +286,20 @@ impl SearchIndex {
             }
         }
         hits
+    }
+}
+
+/// The narrower of two lower bounds (`upper` false) or two upper bounds.
+fn tighter(a: Bound<Position>, b: Bound<Position>, upper: bool) -> Bound<Position> {
+    let key = |bound: &Bound<Position>| match bound {
+        Bound::Included(p) | Bound::Excluded(p) => Some(p.clone()),
+        Bound::Unbounded => None,
+    };
+    match (key(&a), key(&b)) {
+        (Some(x), Some(y)) if (upper && x <= y) || (!upper && x >= y) => a,
+        (Some(_), Some(_)) => b,
+        (None, _) => b,
+        (_, None) => a,
     }
 }
 

@@ -246,8 +246,9 @@ impl Store {
     }
 
     /// Puts `set` in place of any earlier state of it, outside the journal:
-    /// for replay, and for tests that need an image set without an import.
-    pub(crate) fn put_image_set(&mut self, set: ImageSet) {
+    /// for replay, and for tests and benchmarks that need image sets without
+    /// an import. Nothing put this way survives a restart.
+    pub fn put_image_set(&mut self, set: ImageSet) {
         let searchable = set.latest().state != ImageSetState::Deleted;
         self.index.update(&set, searchable);
         self.image_sets.insert(set.id.clone(), set);
