@@ -295,6 +295,30 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_emulator_takes_a_data_dir_and_fixtures_from_the_file() {
+        let file: FileConfig =
+            toml::from_str("data_dir = \"/var/lib/hi\"\nfixtures = \"none\"\n").unwrap();
+        let settings = resolve(&ServeArgs::default(), file).unwrap();
+        assert_eq!(
+            settings.target,
+            Target::EmbeddedEmulator {
+                seed: None,
+                data_dir: Some(PathBuf::from("/var/lib/hi")),
+                fixtures: None,
+            }
+        );
+        let aws = ServeArgs {
+            backend: Some(BackendArg::Aws),
+            data_dir: Some(PathBuf::from("/tmp/x")),
+            ..ServeArgs::default()
+        };
+        let error = resolve(&aws, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--data-dir"), "{error}");
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_rejected() {
         let dir = std::env::temp_dir().join(format!("hi-mcp-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,7 @@
 //! Workspace-level end-to-end tests, in one binary to link the AWS SDK once.
 
 mod control_plane;
+mod data_plane;
 mod durability;
 mod faults;
 mod import;

@@ -34,22 +34,32 @@ fn find<'s>(service: &Service, store: &'s Store, request: &Request) -> ApiResult
     })
 }
 
-/// The version `?version=` names, or the latest.
-fn requested_version<'s>(set: &'s ImageSet, request: &Request) -> ApiResult<&'s ImageSetVersion> {
+/// The `?version=` parameter, checked against the model before anything is
+/// looked up (the service validates input first).
+fn version_param(request: &Request) -> ApiResult<Option<u32>> {
     let Some(raw) = request.query.get("version") else {
-        return Ok(set.latest());
+        return Ok(None);
     };
     validate::pattern("versionId", raw, &validate::VERSION_ID)?;
-    raw.parse::<u32>()
-        .ok()
-        .and_then(|v| set.version(v))
-        .ok_or_else(|| ApiError::not_found(format!("Image set {} has no version {raw}", set.id)))
+    // More digits than any version ever written: no such version.
+    Ok(Some(raw.parse::<u32>().unwrap_or(u32::MAX)))
+}
+
+/// The version asked for, or the latest.
+fn requested_version(set: &ImageSet, version: Option<u32>) -> ApiResult<&ImageSetVersion> {
+    match version {
+        None => Ok(set.latest()),
+        Some(v) => set
+            .version(v)
+            .ok_or_else(|| ApiError::not_found(format!("Image set {} has no version {v}", set.id))),
+    }
 }
 
 pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
+    let version = version_param(request)?;
     let store = service.store();
     let set = find(service, &store, request)?;
-    let version = requested_version(set, request)?;
+    let version = requested_version(set, version)?;
     let mut body = properties(set, version);
     body["datastoreId"] = json!(set.datastore_id);
     body["imageSetWorkflowStatus"] = json!(wire_name(&version.workflow_status));
@@ -86,10 +96,11 @@ fn properties(set: &ImageSet, version: &ImageSetVersion) -> Value {
 }
 
 pub(super) fn get_metadata(service: &Service, request: &Request) -> ApiResult<Response> {
+    let version = version_param(request)?;
     let key = {
         let store = service.store();
         let set = find(service, &store, request)?;
-        requested_version(set, request)?.metadata_key.clone()
+        requested_version(set, version)?.metadata_key.clone()
     };
     let bytes = service.blobs.get(&key).ok().flatten().ok_or_else(|| {
         ApiError::new(
@@ -102,20 +113,18 @@ pub(super) fn get_metadata(service: &Service, request: &Request) -> ApiResult<Re
 
 pub(super) fn get_frame(service: &Service, request: &Request) -> ApiResult<Response> {
     let body = JsonBody::parse(&request.body)?;
+    let frame_id = body.required_string("imageFrameId")?;
+    validate::resource_id("imageFrameId", &frame_id)?;
     let syntax = {
         let store = service.store();
         let set = find(service, &store, request)?;
-        let frame_id = body.required_string("imageFrameId")?;
-        validate::resource_id("imageFrameId", &frame_id)?;
-        let syntax = set.frames.get(&frame_id).cloned().ok_or_else(|| {
+        set.frames.get(&frame_id).cloned().ok_or_else(|| {
             ApiError::not_found(format!(
                 "Image frame {frame_id} does not exist in image set {}",
                 set.id
             ))
-        })?;
-        (frame_id, syntax)
+        })?
     };
-    let (frame_id, syntax) = syntax;
     let bytes = service
         .blobs
         .get(&blobs::frame_key(&frame_id))
