@@ -142,6 +142,15 @@ pub struct SeriesPrimaryOutput {
     pub image_set: Option<ImageSetSummaryView>,
 }
 
+/// What a grouped view says when its cap cut the search short.
+fn cut_short(truncated: bool) -> &'static str {
+    if truncated {
+        " (the limit cut the search short: raise limit to see all)"
+    } else {
+        ""
+    }
+}
+
 fn reference(set: &ImageSetSummaryView) -> ImageSetRef {
     ImageSetRef {
         image_set_id: set.image_set_id.clone(),
@@ -299,11 +308,7 @@ impl HealthImagingServer {
             "The patient has {} studies in {} image sets{}.",
             studies.len(),
             sets.len(),
-            if truncated {
-                " (the limit cut the search short: raise limit to see all)"
-            } else {
-                ""
-            }
+            cut_short(truncated)
         );
         Ok(Json(PatientStudiesOutput {
             summary,
@@ -364,11 +369,7 @@ impl HealthImagingServer {
             "The patient has {} series in {} image sets{}.",
             series.len(),
             sets.len(),
-            if truncated {
-                " (the limit cut the search short: raise limit to see all)"
-            } else {
-                ""
-            }
+            cut_short(truncated)
         );
         Ok(Json(PatientSeriesOutput {
             summary,
