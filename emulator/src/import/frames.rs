@@ -5,7 +5,8 @@
 //! (`1.2.840.10008.1.2.4.202`) or JPEG 2000 lossless (`.4.90`). Every stored
 //! codestream is decoded again and compared with the source samples before
 //! it is accepted, so a frame is never stored lossy by accident. Lossy
-//! JPEG 2000 and HTJ2K (`.4.91`, `.4.203`) are kept as imported.
+//! JPEG 2000 and HTJ2K (`.4.91`, `.4.203`) and 8-bit JPEG baseline (`.4.50`)
+//! are kept as imported, with the checksum of their decoded pixels.
 //!
 //! The checksum HealthImaging reports, `PixelDataChecksumFromBaseToFullResolution`,
 //! is the CRC32 of the decoded pixel buffer: samples in row order, components
@@ -30,6 +31,8 @@ pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 const NATIVE: [&str; 3] = ["1.2.840.10008.1.2", EXPLICIT_LE, "1.2.840.10008.1.2.1.99"];
 const LOSSLESS_J2K: [&str; 3] = [JPEG2000_LOSSLESS, "1.2.840.10008.1.2.4.201", HTJ2K_RPCL];
 const KEPT_J2K: [&str; 2] = ["1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"];
+/// JPEG baseline (process 1).
+pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 
 /// A frame ready to store.
 #[derive(Debug, Clone)]
@@ -194,6 +197,19 @@ pub fn store(
             }
         }
         transfer_syntax = if keep { source_syntax } else { target };
+    } else if source_syntax == JPEG_BASELINE {
+        for codestream in codestreams(element.value(), pixels.frames)? {
+            let samples = decode_jpeg(&codestream)?;
+            if samples.len() != pixels.frame_samples() {
+                return Err(FrameError::Invalid(format!(
+                    "A frame decodes to {} samples; the image describes {}",
+                    samples.len(),
+                    pixels.frame_samples()
+                )));
+            }
+            frames.push(describe(codestream, &samples, &pixels));
+        }
+        transfer_syntax = JPEG_BASELINE;
     } else {
         return Err(FrameError::Unsupported(format!(
             "The emulator does not import pixel data in transfer syntax {source_syntax}"
@@ -220,7 +236,8 @@ fn codestreams(value: &Value<InMemDicomObject>, frames: usize) -> Result<Vec<Vec
         let starts = if offsets.len() == frames {
             offsets.contains(&position)
         } else {
-            fragment.starts_with(&[0xff, 0x4f, 0xff, 0x51])
+            // A J2K codestream (SOC, SIZ) or a JPEG image (SOI) opens a frame.
+            fragment.starts_with(&[0xff, 0x4f, 0xff, 0x51]) || fragment.starts_with(&[0xff, 0xd8])
         };
         match out.last_mut() {
             Some(current) if !starts => current.extend_from_slice(fragment),
@@ -235,6 +252,22 @@ fn codestreams(value: &Value<InMemDicomObject>, frames: usize) -> Result<Vec<Vec
         )));
     }
     Ok(out)
+}
+
+/// The samples of a baseline JPEG image, interleaved.
+fn decode_jpeg(codestream: &[u8]) -> Result<Vec<i32>, FrameError> {
+    let mut decoder = jpeg_decoder::Decoder::new(codestream);
+    let pixels = decoder
+        .decode()
+        .map_err(|e| FrameError::Invalid(format!("Could not decode a JPEG frame: {e}")))?;
+    match decoder.info().map(|info| info.pixel_format) {
+        Some(jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24) => {
+            Ok(pixels.iter().map(|&b| i32::from(b)).collect())
+        }
+        _ => Err(FrameError::Unsupported(
+            "Only 8-bit grey or RGB JPEG baseline frames are imported".into(),
+        )),
+    }
 }
 
 /// Samples of a native frame, interleaved.
@@ -304,4 +337,141 @@ fn encode_verified(
         ));
     }
     Ok(describe(encoded, samples, pixels))
+}
+
+#[cfg(test)]
+mod tests {
+    use dicom_core::value::{PixelFragmentSequence, PrimitiveValue};
+    use dicom_core::{DataElement, VR};
+
+    use super::*;
+
+    fn image(
+        rows: u16,
+        columns: u16,
+        frames: u32,
+        pixel_data: Value<InMemDicomObject>,
+    ) -> InMemDicomObject {
+        let mut object = InMemDicomObject::new_empty();
+        let put = |object: &mut InMemDicomObject, tag, vr, value: PrimitiveValue| {
+            object.put(DataElement::new(tag, vr, value));
+        };
+        put(&mut object, tags::ROWS, VR::US, PrimitiveValue::from(rows));
+        put(
+            &mut object,
+            tags::COLUMNS,
+            VR::US,
+            PrimitiveValue::from(columns),
+        );
+        put(
+            &mut object,
+            tags::SAMPLES_PER_PIXEL,
+            VR::US,
+            PrimitiveValue::from(1u16),
+        );
+        put(
+            &mut object,
+            tags::BITS_ALLOCATED,
+            VR::US,
+            PrimitiveValue::from(8u16),
+        );
+        put(
+            &mut object,
+            tags::BITS_STORED,
+            VR::US,
+            PrimitiveValue::from(8u16),
+        );
+        put(
+            &mut object,
+            tags::PIXEL_REPRESENTATION,
+            VR::US,
+            PrimitiveValue::from(0u16),
+        );
+        put(
+            &mut object,
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            PrimitiveValue::from(frames.to_string()),
+        );
+        object.put(DataElement::new(tags::PIXEL_DATA, VR::OB, pixel_data));
+        object
+    }
+
+    fn jpeg(rows: u16, columns: u16, seed: u8) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..usize::from(rows) * usize::from(columns))
+            .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+            .collect();
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(&pixels, columns, rows, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        if out.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn jpeg_baseline_frames_are_kept_with_the_checksum_of_their_decoded_pixels() {
+        let codestreams = vec![jpeg(16, 24, 1), jpeg(16, 24, 9)];
+        // No Basic Offset Table: frames are found by their SOI markers.
+        let value = Value::PixelSequence(PixelFragmentSequence::new(vec![], codestreams.clone()));
+        let stored = store(
+            &image(16, 24, 2, value),
+            JPEG_BASELINE,
+            LosslessStorageFormat::Htj2k,
+        )
+        .unwrap();
+        assert_eq!(
+            stored.transfer_syntax, JPEG_BASELINE,
+            "lossy input is kept as imported"
+        );
+        assert_eq!(stored.frames.len(), 2);
+        for (frame, original) in stored.frames.iter().zip(&codestreams) {
+            assert_eq!(&frame.bytes, original);
+            let decoded = jpeg_decoder::Decoder::new(&original[..]).decode().unwrap();
+            assert_eq!(frame.checksum, crc32fast::hash(&decoded));
+            assert_eq!((frame.width, frame.height), (24, 16));
+        }
+    }
+
+    #[test]
+    fn native_frames_are_stored_as_verified_htj2k() {
+        let pixels: Vec<u8> = (0..64u8).collect();
+        let value = Value::Primitive(PrimitiveValue::from(pixels.clone()));
+        let stored = store(
+            &image(8, 8, 1, value),
+            EXPLICIT_LE,
+            LosslessStorageFormat::Htj2k,
+        )
+        .unwrap();
+        assert_eq!(stored.transfer_syntax, HTJ2K_RPCL);
+        let frame = &stored.frames[0];
+        assert_eq!(frame.checksum, crc32fast::hash(&pixels));
+        assert_eq!((frame.min, frame.max), (0, 63));
+        let decoded = jpeg2000::decode(&frame.bytes).unwrap();
+        assert_eq!(
+            decoded.samples,
+            pixels.iter().map(|&p| i32::from(p)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn short_pixel_data_and_unknown_syntaxes_are_refused() {
+        let value = Value::Primitive(PrimitiveValue::from(vec![0u8; 10]));
+        let error = store(
+            &image(8, 8, 1, value.clone()),
+            EXPLICIT_LE,
+            LosslessStorageFormat::Htj2k,
+        )
+        .unwrap_err();
+        assert!(matches!(error, FrameError::Invalid(_)), "{error}");
+        let error = store(
+            &image(8, 8, 1, value),
+            "1.2.840.10008.1.2.5",
+            LosslessStorageFormat::Htj2k,
+        )
+        .unwrap_err();
+        assert!(matches!(error, FrameError::Unsupported(_)), "{error}");
+    }
 }

@@ -396,3 +396,131 @@ fn with_identity(document: Json, datastore_id: &str, image_set_id: &str) -> Json
         "Study": document["Study"],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::{Method, StatusCode};
+    use dicom_core::value::{PixelFragmentSequence, PrimitiveValue, Value};
+    use dicom_core::{DataElement, VR};
+    use dicom_dictionary_std::tags;
+    use dicom_object::InMemDicomObject;
+    use dicom_object::meta::FileMetaTableBuilder;
+
+    use crate::testing::{active_datastore, send, service};
+
+    /// A one-frame 8-bit JPEG baseline Part 10 file.
+    fn jpeg_file() -> Vec<u8> {
+        let pixels: Vec<u8> = (0..256u32).map(|i| (i * 3) as u8).collect();
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 85)
+            .encode(&pixels, 16, 16, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        if jpeg.len() % 2 == 1 {
+            jpeg.push(0);
+        }
+        let mut object = InMemDicomObject::new_empty();
+        let text = [
+            (tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.7"),
+            (tags::SOP_INSTANCE_UID, VR::UI, "2.25.1.1.1"),
+            (tags::STUDY_INSTANCE_UID, VR::UI, "2.25.1"),
+            (tags::SERIES_INSTANCE_UID, VR::UI, "2.25.1.1"),
+            (tags::PATIENT_ID, VR::LO, "SYN-JPEG"),
+            (tags::MODALITY, VR::CS, "OT"),
+            (tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        ];
+        for (tag, vr, value) in text {
+            object.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+        }
+        for (tag, value) in [
+            (tags::ROWS, 16u16),
+            (tags::COLUMNS, 16),
+            (tags::SAMPLES_PER_PIXEL, 1),
+            (tags::BITS_ALLOCATED, 8),
+            (tags::BITS_STORED, 8),
+            (tags::HIGH_BIT, 7),
+            (tags::PIXEL_REPRESENTATION, 0),
+        ] {
+            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+        }
+        object.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            Value::PixelSequence(PixelFragmentSequence::new(vec![0], vec![jpeg])),
+        ));
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+            .media_storage_sop_instance_uid("2.25.1.1.1")
+            .transfer_syntax(super::frames::JPEG_BASELINE)
+            .build()
+            .unwrap();
+        let mut bytes = Vec::new();
+        object.with_exact_meta(meta).write_all(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[tokio::test]
+    async fn a_jpeg_baseline_instance_is_imported_as_is_and_served_as_image_jpeg() {
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        let file = jpeg_file();
+        let uri = crate::s3::S3Uri::parse("s3://lossy/in/one.dcm").unwrap();
+        service.s3.write(&uri, &file).unwrap();
+        let (status, _, job) = send(
+            &service,
+            Method::POST,
+            &format!("/startDICOMImportJob/datastore/{ds}"),
+            r#"{"clientToken":"j","dataAccessRoleArn":"arn:aws:iam::123456789012:role/R","inputS3Uri":"s3://lossy/in/","outputS3Uri":"s3://lossy/out/"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        let job_uri = format!(
+            "/getDICOMImportJob/datastore/{ds}/job/{}",
+            job["jobId"].as_str().unwrap()
+        );
+        let mut properties = serde_json::Value::Null;
+        for _ in 0..400 {
+            properties = send(&service, Method::GET, &job_uri, "").await.2["jobProperties"].clone();
+            if properties["jobStatus"] == "COMPLETED" || properties["jobStatus"] == "FAILED" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(properties["jobStatus"], "COMPLETED", "{properties}");
+        let (_, _, found) = send(
+            &service,
+            Method::POST,
+            &format!("/datastore/{ds}/searchImageSets"),
+            "{}",
+        )
+        .await;
+        let set = found["imageSetsMetadataSummaries"][0]["imageSetId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (frame_id, syntax) = service.store().image_sets[&set]
+            .frames
+            .iter()
+            .next()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .unwrap();
+        assert_eq!(syntax, super::frames::JPEG_BASELINE);
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("/datastore/{ds}/imageSet/{set}/getImageFrame"))
+            .body(axum::body::Body::from(format!(
+                r#"{{"imageFrameId":"{frame_id}"}}"#
+            )))
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(crate::router(service.clone()), request)
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], "image/jpeg");
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..2], &[0xff, 0xd8], "the JPEG as imported");
+    }
+}

@@ -433,3 +433,62 @@ fn pixel_buffer(values: &[i32], bits_allocated: u32) -> Vec<u8> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn jpeg_and_uncompressed_frames_decode() {
+        let pixels: Vec<u8> = (0..48u8).map(|p| p * 5).collect();
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 100)
+            .encode(&pixels, 8, 6, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        let instance = json!({"DICOM": {"Rows": 6, "Columns": 8, "SamplesPerPixel": 1, "PixelRepresentation": 1}});
+        let samples = decode("image/jpeg", &jpeg, &instance, 8).unwrap();
+        assert_eq!(
+            (samples.width, samples.height, samples.components),
+            (8, 6, 1)
+        );
+        assert_eq!(samples.values.len(), 48);
+
+        let native: Vec<u8> = [-5i16, 7, 300, -1000, 0, 1, 2, 3]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let instance = json!({"DICOM": {"Rows": "2", "Columns": 4, "PixelRepresentation": 1}});
+        let samples = decode("application/octet-stream", &native, &instance, 16).unwrap();
+        assert_eq!(samples.values, vec![-5, 7, 300, -1000, 0, 1, 2, 3]);
+        assert_eq!(
+            crc32fast::hash(&pixel_buffer(&samples.values, 16)),
+            crc32fast::hash(&native),
+            "the checksum covers the stored little-endian bytes"
+        );
+        assert!(decode("video/mp4", &native, &instance, 16).is_err());
+        assert!(
+            decode(
+                "application/octet-stream",
+                &native,
+                &json!({"DICOM": {}}),
+                16
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn frames_are_located_by_id_with_their_series_attributes() {
+        let document = json!({"Study": {"Series": {"1.2": {"DICOM": {"Modality": "CT"}, "Instances": {
+            "1.2.3": {"DICOM": {"Rows": 2}, "ImageFrames": [{"ID": "a"}, {"ID": "b"}]}}}}}});
+        let located = locate(&document, "b").unwrap();
+        assert_eq!(located.frame_number, 2);
+        assert_eq!(located.sop_instance_uid, "1.2.3");
+        assert_eq!(located.instance["DICOM"]["Modality"], "CT");
+        assert!(locate(&document, "c").is_none());
+        assert_eq!(number(&json!(["40", "400"])), Some(40.0));
+        assert_eq!(number(&json!("-1024 ")), Some(-1024.0));
+    }
+}
