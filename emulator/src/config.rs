@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
@@ -25,8 +26,9 @@ pub struct EmulatorConfig {
     /// Where state, frames and metadata are kept; in memory when `None`.
     pub data_dir: Option<PathBuf>,
     /// The folder standing for S3 (`s3://bucket/key` is `<s3_root>/bucket/key`);
-    /// `<data_dir>/s3` by default, or a folder under the system's temporary
-    /// directory without a data directory.
+    /// `<data_dir>/s3` by default, or, without a data directory, a folder
+    /// under the system's temporary directory that is removed when the
+    /// emulator stops.
     pub s3_root: Option<PathBuf>,
 }
 
@@ -82,15 +84,22 @@ impl EmulatorConfig {
         self
     }
 
-    /// The S3 folder this configuration resolves to.
-    pub fn resolved_s3_root(&self, seed: u64) -> PathBuf {
+    /// The S3 folder this configuration resolves to, and whether it is a
+    /// temporary one the emulator made (and removes when it stops).
+    pub fn resolved_s3_root(&self) -> (PathBuf, bool) {
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
         match (&self.s3_root, &self.data_dir) {
-            (Some(root), _) => root.clone(),
-            (None, Some(data)) => data.join("s3"),
-            (None, None) => std::env::temp_dir().join(format!(
-                "healthimaging-emulator-s3-{}-{seed:x}",
-                std::process::id()
-            )),
+            (Some(root), _) => (root.clone(), false),
+            (None, Some(data)) => (data.join("s3"), false),
+            (None, None) => {
+                // One folder per emulator instance, even several in one process.
+                let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
+                let name = format!(
+                    "healthimaging-emulator-s3-{}-{instance}",
+                    std::process::id()
+                );
+                (std::env::temp_dir().join(name), true)
+            }
         }
     }
 }

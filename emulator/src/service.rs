@@ -38,6 +38,7 @@ pub struct Service {
     pub s3: S3Root,
     /// Totals over the imports run.
     pub imports: crate::import::Counters,
+    temporary_s3: bool,
     store: Mutex<Store>,
     import_queue: Mutex<Option<Sender<String>>>,
 }
@@ -59,7 +60,8 @@ impl Service {
             }
             None => (Store::default(), Blobs::in_memory()),
         };
-        let s3 = S3Root::new(config.resolved_s3_root(seed));
+        let (s3_root, temporary_s3) = config.resolved_s3_root();
+        let s3 = S3Root::new(s3_root);
         std::fs::create_dir_all(s3.path())?;
         let resource_ids = IdSource::new(seed, Stream::Resource);
         if store.changes > 0 {
@@ -82,6 +84,7 @@ impl Service {
             blobs,
             s3,
             imports: Default::default(),
+            temporary_s3,
             store: Mutex::new(store),
             import_queue: Mutex::new(None),
         });
@@ -140,6 +143,17 @@ impl Service {
         self.resource_ids.reseed(self.seed);
         self.request_ids.reseed(self.seed);
         Ok(())
+    }
+}
+
+impl Drop for Service {
+    /// A temporary S3 folder (no `--s3-root`, no `--data-dir`) goes with the
+    /// emulator: the embedded demo set would otherwise leave tens of
+    /// megabytes behind at every start.
+    fn drop(&mut self) {
+        if self.temporary_s3 {
+            let _ = std::fs::remove_dir_all(self.s3.path());
+        }
     }
 }
 

@@ -110,3 +110,32 @@ async fn a_restart_keeps_everything() {
     assert_ne!(another, ds);
     second.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_temporary_s3_folder_goes_with_the_emulator_and_a_given_one_stays() {
+    let emulator = Emulator::start(EmulatorConfig::default().with_seed(1))
+        .await
+        .unwrap();
+    let temporary = emulator.s3_root().to_owned();
+    let sdk = emulator_client(emulator.url(), fast_tuning());
+    sdk.list_datastores().send().await.unwrap();
+    std::fs::write(temporary.join("object"), b"x").unwrap();
+    emulator.shutdown().await.unwrap();
+    assert!(
+        !temporary.exists(),
+        "{} was left behind",
+        temporary.display()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let given = dir.path().join("s3");
+    let emulator = Emulator::start(EmulatorConfig::default().with_s3_root(&given))
+        .await
+        .unwrap();
+    std::fs::write(given.join("object"), b"x").unwrap();
+    emulator.shutdown().await.unwrap();
+    assert!(
+        given.join("object").exists(),
+        "the caller's folder is the caller's"
+    );
+}
