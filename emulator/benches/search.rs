@@ -96,6 +96,7 @@ async fn main() {
                         metadata_key: String::new(),
                     }],
                     frames: Default::default(),
+                    lock: None,
                 });
             }
         }

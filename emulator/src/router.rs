@@ -42,11 +42,17 @@ pub enum Operation {
     GetImageFrame,
     /// `POST /datastore/{datastoreId}/imageSet/{imageSetId}/listImageSetVersions`
     ListImageSetVersions,
+    /// `POST /datastore/{datastoreId}/imageSet/{imageSetId}/updateImageSetMetadata`
+    UpdateImageSetMetadata,
+    /// `POST /datastore/{datastoreId}/imageSet/{sourceImageSetId}/copyImageSet`
+    CopyImageSet,
+    /// `POST /datastore/{datastoreId}/imageSet/{imageSetId}/deleteImageSet`
+    DeleteImageSet,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 15] = [
+    pub const ALL: [Operation; 18] = [
         Operation::CreateDatastore,
         Operation::GetDatastore,
         Operation::ListDatastores,
@@ -62,6 +68,9 @@ impl Operation {
         Operation::GetImageSetMetadata,
         Operation::GetImageFrame,
         Operation::ListImageSetVersions,
+        Operation::UpdateImageSetMetadata,
+        Operation::CopyImageSet,
+        Operation::DeleteImageSet,
     ];
 
     /// The operation's name in the model.
@@ -82,6 +91,9 @@ impl Operation {
             Operation::GetImageSetMetadata => "GetImageSetMetadata",
             Operation::GetImageFrame => "GetImageFrame",
             Operation::ListImageSetVersions => "ListImageSetVersions",
+            Operation::UpdateImageSetMetadata => "UpdateImageSetMetadata",
+            Operation::CopyImageSet => "CopyImageSet",
+            Operation::DeleteImageSet => "DeleteImageSet",
         }
     }
 
@@ -185,18 +197,15 @@ pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
             labels(&[id])?,
         ),
         ["datastore", id, "imageSet", set, action] => {
-            let operation = match *action {
-                "getImageSet" => Operation::GetImageSet,
-                "getImageSetMetadata" => Operation::GetImageSetMetadata,
-                "getImageFrame" => Operation::GetImageFrame,
-                "listImageSetVersions" => Operation::ListImageSetVersions,
+            let candidates: &[(Method, Operation)] = match *action {
+                "getImageSet" => &[(Method::POST, Operation::GetImageSet)],
+                "getImageSetMetadata" => &[(Method::POST, Operation::GetImageSetMetadata)],
+                "getImageFrame" => &[(Method::POST, Operation::GetImageFrame)],
+                "listImageSetVersions" => &[(Method::POST, Operation::ListImageSetVersions)],
+                "updateImageSetMetadata" => &[(Method::POST, Operation::UpdateImageSetMetadata)],
+                "copyImageSet" => &[(Method::POST, Operation::CopyImageSet)],
+                "deleteImageSet" => &[(Method::POST, Operation::DeleteImageSet)],
                 _ => return Err(NoRoute::UnknownPath),
-            };
-            let candidates: &[(Method, Operation)] = match operation {
-                Operation::GetImageSet => &[(Method::POST, Operation::GetImageSet)],
-                Operation::GetImageSetMetadata => &[(Method::POST, Operation::GetImageSetMetadata)],
-                Operation::GetImageFrame => &[(Method::POST, Operation::GetImageFrame)],
-                _ => &[(Method::POST, Operation::ListImageSetVersions)],
             };
             (candidates, labels(&[id, set])?)
         }

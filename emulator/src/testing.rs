@@ -96,5 +96,107 @@ pub(crate) fn plant_image_set(service: &Service, datastore_id: &str, image_set_i
             metadata_key: String::new(),
         }],
         frames: Default::default(),
+        lock: None,
     });
+}
+
+/// A synthetic metadata document of one series with `sops`, one frame each
+/// (frame IDs `f<sop>` padded to 32 characters).
+pub(crate) fn series_document(patient_id: &str, study: &str, series: &str, sops: &[&str]) -> Value {
+    let instances: serde_json::Map<String, Value> = sops
+        .iter()
+        .map(|sop| {
+            let frame = frame_id(sop);
+            (
+                (*sop).to_owned(),
+                serde_json::json!({"DICOM": {"SOPInstanceUID": sop},
+                    "ImageFrames": [{"ID": frame}]}),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "Patient": {"DICOM": {"PatientID": patient_id, "PatientName": "SYNTHETIC^TEST"}},
+        "Study": {"DICOM": {"StudyInstanceUID": study, "StudyDescription": "CT HEAD",
+                "AccessionNumber": "SYN1"},
+            "Series": {series: {"DICOM": {"SeriesInstanceUID": series, "Modality": "CT",
+                "SeriesNumber": "1"}, "Instances": instances}}}
+    })
+}
+
+/// The frame ID `series_document` gives the instance `sop`.
+pub(crate) fn frame_id(sop: &str) -> String {
+    let digits: String = sop.chars().filter(char::is_ascii_digit).collect();
+    format!("{digits:f>32}")
+}
+
+/// Puts an image set with `document` as its version 1 into `datastore_id`.
+pub(crate) fn plant_document(
+    service: &Service,
+    datastore_id: &str,
+    image_set_id: &str,
+    primary: bool,
+    document: Value,
+) {
+    let document = crate::metadata::with_identity(document, datastore_id, image_set_id);
+    let key = crate::blobs::metadata_key(image_set_id, 1);
+    service
+        .blobs
+        .put(&key, &crate::metadata::stored::gzip(&document))
+        .expect("blob stored");
+    for id in crate::metadata::combine::frame_ids(&document) {
+        service
+            .blobs
+            .put(&crate::blobs::frame_key(&id), id.as_bytes())
+            .expect("frame stored");
+    }
+    let now = service.now();
+    service.store().put_image_set(ImageSet {
+        id: image_set_id.to_owned(),
+        datastore_id: datastore_id.to_owned(),
+        is_primary: primary,
+        created_at: now,
+        tags: Default::default(),
+        versions: vec![ImageSetVersion {
+            version_id: 1,
+            state: ImageSetState::Active,
+            workflow_status: WorkflowStatus::Imported,
+            created_at: now,
+            updated_at: now,
+            message: None,
+            forced: false,
+            tags: crate::store::DicomTags::of_document(&document),
+            metadata_key: key,
+        }],
+        frames: crate::metadata::combine::frame_ids(&document)
+            .into_iter()
+            .map(|id| (id, "1.2.840.10008.1.2.4.202".to_owned()))
+            .collect(),
+        lock: None,
+    });
+}
+
+/// Sends one request and returns the raw response body.
+pub(crate) async fn send_raw(
+    service: &Arc<Service>,
+    method: Method,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, axum::body::Bytes) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body.to_owned()))
+        .expect("valid request");
+    let response = router(service.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, bytes)
 }

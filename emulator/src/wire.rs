@@ -68,6 +68,16 @@ impl Query {
         Ok(Some(value))
     }
 
+    /// A boolean parameter (`true` or `false`, as the SDKs send them).
+    pub fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(ApiError::validation(name, "Member must be a boolean")),
+        }
+    }
+
     /// A `nextToken` parameter checked against the model.
     pub fn next_token(&self) -> ApiResult<Option<&str>> {
         let Some(token) = self.get("nextToken") else {

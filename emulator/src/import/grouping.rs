@@ -9,40 +9,9 @@
 //! and SeriesNumber. Instances of one job that conflict with the primary set
 //! in the same way share one non-primary set.
 
-use serde_json::{Map, Value as Json};
+use crate::metadata::combine::{GroupingKey, grouping_key};
 
 use super::instance::ReadInstance;
-
-/// The attributes whose agreement decides where an instance goes.
-pub type GroupingKey = Vec<Json>;
-
-/// The grouping attributes of `series_uid` in `document`.
-pub fn grouping_key(document: &Json, series_uid: &str) -> GroupingKey {
-    let patient = &document["Patient"]["DICOM"];
-    let study = &document["Study"]["DICOM"];
-    let series = &document["Study"]["Series"][series_uid]["DICOM"];
-    [
-        &patient["PatientID"],
-        &study["StudyDate"],
-        &study["AccessionNumber"],
-        &study["StudyInstanceUID"],
-        &study["StudyID"],
-        &series["SeriesInstanceUID"],
-        &series["SeriesNumber"],
-    ]
-    .into_iter()
-    .map(normalized)
-    .collect()
-}
-
-/// Padding does not make two values differ.
-fn normalized(value: &Json) -> Json {
-    match value {
-        Json::String(s) => Json::String(s.trim().to_owned()),
-        Json::Array(values) => Json::Array(values.iter().map(normalized).collect()),
-        other => other.clone(),
-    }
-}
 
 /// Where a group of instances goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,49 +75,6 @@ pub fn group(
         });
     }
     groups
-}
-
-/// Adds the instances of `addition` (a document of the same series) to
-/// `document`. Attributes `document` already has keep their values.
-pub fn merge(document: &mut Json, addition: &Json) {
-    for level in ["Patient", "Study"] {
-        if let (Some(into), Some(from)) = (
-            document[level]["DICOM"].as_object_mut(),
-            addition[level]["DICOM"].as_object(),
-        ) {
-            keep_first(into, from);
-        }
-    }
-    let Some(added_series) = addition["Study"]["Series"].as_object() else {
-        return;
-    };
-    for (uid, series) in added_series {
-        let all = &mut document["Study"]["Series"];
-        if all.get(uid).is_none() {
-            all[uid] = series.clone();
-            continue;
-        }
-        if let (Some(into), Some(from)) = (
-            all[uid]["DICOM"].as_object_mut(),
-            series["DICOM"].as_object(),
-        ) {
-            keep_first(into, from);
-        }
-        if let (Some(into), Some(from)) = (
-            all[uid]["Instances"].as_object_mut(),
-            series["Instances"].as_object(),
-        ) {
-            for (sop, instance) in from {
-                into.insert(sop.clone(), instance.clone());
-            }
-        }
-    }
-}
-
-fn keep_first(into: &mut Map<String, Json>, from: &Map<String, Json>) {
-    for (key, value) in from {
-        into.entry(key.clone()).or_insert_with(|| value.clone());
-    }
 }
 
 #[cfg(test)]
@@ -218,20 +144,5 @@ mod tests {
         );
         assert_eq!(groups[0].target, Target::Merge("set".into()));
         assert_eq!(groups[1].target, Target::NewNonPrimary);
-    }
-
-    #[test]
-    fn merging_adds_instances_and_keeps_existing_values() {
-        let mut doc = instance("1.2.3", "a", "ACC1").document;
-        let mut other = instance("1.2.3", "b", "ACC1").document;
-        other["Patient"]["DICOM"]["PatientSex"] = json!("O");
-        other["Patient"]["DICOM"]["PatientID"] = json!("CHANGED");
-        merge(&mut doc, &other);
-        let instances = doc["Study"]["Series"]["1.2.3"]["Instances"]
-            .as_object()
-            .unwrap();
-        assert_eq!(instances.len(), 2);
-        assert_eq!(doc["Patient"]["DICOM"]["PatientID"], "P");
-        assert_eq!(doc["Patient"]["DICOM"]["PatientSex"], "O");
     }
 }

@@ -35,7 +35,8 @@ use crate::store::{
     LosslessStorageFormat, WorkflowStatus,
 };
 
-use grouping::{Target, grouping_key};
+use crate::metadata::combine::grouping_key;
+use grouping::Target;
 use instance::{Failure, ReadInstance};
 use outputs::{Imported, Outcome};
 
@@ -313,6 +314,7 @@ fn commit(
                     tags: Default::default(),
                     versions: Vec::new(),
                     frames: Default::default(),
+                    lock: None,
                 };
                 (
                     set,
@@ -322,7 +324,7 @@ fn commit(
         };
         let version_id = set.versions.last().map_or(1, |v| v.version_id + 1);
         for instance in &group.instances {
-            grouping::merge(&mut document, &instance.document);
+            crate::metadata::combine::merge(&mut document, &instance.document);
             for frame in instance.document["Study"]["Series"][&instance.series_uid]["Instances"]
                 [&instance.sop_uid]["ImageFrames"]
                 .as_array()
@@ -344,7 +346,7 @@ fn commit(
                 is_primary: set.is_primary,
             });
         }
-        let document = with_identity(document, ds, &set.id);
+        let document = metadata::with_identity(document, ds, &set.id);
         let key = blobs::metadata_key(&set.id, version_id);
         service
             .blobs
@@ -384,17 +386,6 @@ fn commit(
 pub fn load_document(service: &Service, key: &str) -> Option<Json> {
     let bytes = service.blobs.get(key).ok()??;
     metadata::stored::gunzip(&bytes).ok()
-}
-
-/// The document in the service's key order: identity first.
-fn with_identity(document: Json, datastore_id: &str, image_set_id: &str) -> Json {
-    json!({
-        "SchemaVersion": "1.1",
-        "DatastoreID": datastore_id,
-        "ImageSetID": image_set_id,
-        "Patient": document["Patient"],
-        "Study": document["Study"],
-    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,10 @@
 //! Patient-, Study- or Series-level attribute, the first instance's value is
 //! the document's (an import groups conflicting instances apart).
 
+pub mod combine;
+pub mod edit;
+#[cfg(test)]
+mod edit_tests;
 mod levels;
 mod multi_valued;
 pub mod stored;
@@ -142,6 +146,17 @@ pub fn document(datastore_id: &str, image_set_id: &str, instances: &[InstanceRec
         "ImageSetID": image_set_id,
         "Patient": { "DICOM": patient },
         "Study": { "DICOM": study, "Series": series },
+    })
+}
+
+/// The document in the service's key order: identity first.
+pub fn with_identity(document: Json, datastore_id: &str, image_set_id: &str) -> Json {
+    json!({
+        "SchemaVersion": "1.1",
+        "DatastoreID": datastore_id,
+        "ImageSetID": image_set_id,
+        "Patient": document["Patient"],
+        "Study": document["Study"],
     })
 }
 

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::arn;
 use crate::blobs;
+use crate::clock::Timestamp;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::service::Service;
 use crate::store::{ImageSet, ImageSetState, ImageSetVersion, Store, wire_name};
@@ -23,7 +24,11 @@ use crate::wire::{self, JsonBody};
 use super::{Request, find_live_datastore, paging};
 
 /// The image set a request's labels name, in a datastore that exists.
-fn find<'s>(service: &Service, store: &'s Store, request: &Request) -> ApiResult<&'s ImageSet> {
+pub(super) fn find<'s>(
+    service: &Service,
+    store: &'s Store,
+    request: &Request,
+) -> ApiResult<&'s ImageSet> {
     let (datastore_id, image_set_id) = (request.label(0), request.label(1));
     find_live_datastore(service, store, datastore_id)?;
     validate::resource_id("imageSetId", image_set_id)?;
@@ -36,7 +41,7 @@ fn find<'s>(service: &Service, store: &'s Store, request: &Request) -> ApiResult
 
 /// The `?version=` parameter, checked against the model before anything is
 /// looked up (the service validates input first).
-fn version_param(request: &Request) -> ApiResult<Option<u32>> {
+pub(super) fn version_param(request: &Request) -> ApiResult<Option<u32>> {
     let Some(raw) = request.query.get("version") else {
         return Ok(None);
     };
@@ -60,9 +65,10 @@ pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
     let store = service.store();
     let set = find(service, &store, request)?;
     let version = requested_version(set, version)?;
-    let mut body = properties(set, version);
+    let now = service.now();
+    let mut body = properties(set, version, now);
     body["datastoreId"] = json!(set.datastore_id);
-    body["imageSetWorkflowStatus"] = json!(wire_name(&version.workflow_status));
+    body["imageSetWorkflowStatus"] = json!(wire_name(&set.status_of(version, now).1));
     body["imageSetArn"] = json!(arn::image_set(
         &service.config.region,
         &service.config.account_id,
@@ -73,12 +79,14 @@ pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
     Ok(wire::json(&body))
 }
 
-/// The members GetImageSet and ListImageSetVersions share.
-fn properties(set: &ImageSet, version: &ImageSetVersion) -> Value {
+/// The members GetImageSet and ListImageSetVersions share, as they read at
+/// `now`.
+fn properties(set: &ImageSet, version: &ImageSetVersion, now: Timestamp) -> Value {
+    let (state, _) = set.status_of(version, now);
     let mut value = json!({
         "imageSetId": set.id,
         "versionId": version.version_id.to_string(),
-        "imageSetState": wire_name(&version.state),
+        "imageSetState": wire_name(&state),
         "createdAt": set.created_at,
         "updatedAt": version.updated_at,
         "isPrimary": set.is_primary,
@@ -89,7 +97,7 @@ fn properties(set: &ImageSet, version: &ImageSetVersion) -> Value {
     if version.forced {
         value["overrides"] = json!({ "forced": true });
     }
-    if version.state == ImageSetState::Deleted {
+    if state == ImageSetState::Deleted {
         value["deletedAt"] = json!(version.updated_at);
     }
     value
@@ -159,6 +167,7 @@ pub(super) fn list_versions(service: &Service, request: &Request) -> ApiResult<R
     let after = paging::after_seq(&request.query, OPERATION)?;
     let store = service.store();
     let set = find(service, &store, request)?;
+    let now = service.now();
     let mut matching = set
         .versions
         .iter()
@@ -168,8 +177,8 @@ pub(super) fn list_versions(service: &Service, request: &Request) -> ApiResult<R
     let list: Vec<Value> = page
         .iter()
         .map(|version| {
-            let mut value = properties(set, version);
-            value["ImageSetWorkflowStatus"] = json!(wire_name(&version.workflow_status));
+            let mut value = properties(set, version, now);
+            value["ImageSetWorkflowStatus"] = json!(wire_name(&set.status_of(version, now).1));
             value
         })
         .collect();

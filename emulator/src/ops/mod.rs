@@ -3,15 +3,21 @@
 //! Each operation reads its members from the request, validates them against
 //! the model, applies itself to the store under one lock, and answers JSON.
 
+mod copy_image_set;
 mod create_datastore;
 mod delete_datastore;
+mod delete_image_set;
 mod get_datastore;
+mod image_set_writes;
 mod image_sets;
 mod import_jobs;
 mod list_datastores;
 mod paging;
 mod search_image_sets;
 mod tags;
+mod update_image_set_metadata;
+#[cfg(test)]
+mod write_tests;
 
 use axum::body::Bytes;
 use axum::response::Response;
@@ -62,6 +68,9 @@ pub fn handle(service: &Service, operation: Operation, request: &Request) -> Api
         Operation::GetImageSetMetadata => image_sets::get_metadata(service, request),
         Operation::GetImageFrame => image_sets::get_frame(service, request),
         Operation::ListImageSetVersions => image_sets::list_versions(service, request),
+        Operation::UpdateImageSetMetadata => update_image_set_metadata::handle(service, request),
+        Operation::CopyImageSet => copy_image_set::handle(service, request),
+        Operation::DeleteImageSet => delete_image_set::handle(service, request),
     }
 }
 

@@ -551,6 +551,7 @@ mod tests {
                             metadata_key: String::new(),
                         }],
                         frames: Default::default(),
+                        lock: None,
                     });
                     ids.insert(id, set.clone());
                 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::arn::ResourceArn;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
-use crate::store::{Change, ImageSetState, Store};
+use crate::store::{Change, Store};
 use crate::validate;
 use crate::wire::{self, JsonBody};
 
@@ -139,7 +139,7 @@ fn resource_tags(
             find_live_datastore(service, store, datastore_id).map_err(|_| not_found())?;
             store
                 .image_set(datastore_id, image_set_id)
-                .filter(|set| set.latest().state != ImageSetState::Deleted)
+                .filter(|set| !set.is_deleted())
                 .map(|set| set.tags.clone())
                 .ok_or_else(not_found)
         }

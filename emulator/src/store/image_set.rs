@@ -34,6 +34,41 @@ pub enum WorkflowStatus {
     Importing,
     /// An import failed.
     ImportFailed,
+    /// An update is being applied.
+    Updating,
+    /// A Study-level update of another primary image set of the study is
+    /// being applied (`includeStudyImageSets`).
+    UpdatingForStudyConsistency,
+    /// An update was applied.
+    Updated,
+    /// An update failed; the version's `message` says why.
+    UpdateFailed,
+    /// A copy is being written into this image set.
+    Copying,
+    /// This image set is the source of a running copy: readable, not writable.
+    CopyingWithReadOnlyAccess,
+    /// A copy was written into this image set.
+    Copied,
+    /// A copy into this image set failed; the version's `message` says why.
+    CopyFailed,
+    /// Being deleted.
+    Deleting,
+    /// Deleted.
+    Deleted,
+}
+
+/// A write in progress: the image set is `LOCKED` with `status` until `until`.
+///
+/// Like a datastore's status, the lock is not released by a task but read
+/// against the clock, so a write settles by itself after the transition
+/// delay and a test settles it by moving a manual clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lock {
+    /// When the write settles.
+    pub until: Timestamp,
+    /// The workflow status while it runs.
+    pub status: WorkflowStatus,
 }
 
 /// The wire name of a serde enum value.
@@ -227,6 +262,9 @@ pub struct ImageSet {
     /// Every frame any version lists: frame ID to stored transfer syntax.
     #[serde(default)]
     pub frames: BTreeMap<String, String>,
+    /// The write in progress, if one was started and may not have settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<Lock>,
 }
 
 impl ImageSet {
@@ -245,6 +283,31 @@ impl ImageSet {
     /// When the image set last changed: its newest version's update time.
     pub fn updated_at(&self) -> Timestamp {
         self.latest().updated_at
+    }
+
+    /// The lock that holds at `now`, if any.
+    pub fn lock_at(&self, now: Timestamp) -> Option<Lock> {
+        self.lock.filter(|lock| now < lock.until)
+    }
+
+    /// The state and workflow status `version` reports at `now`: the latest
+    /// version shows a running write's lock; older versions never change.
+    pub fn status_of(
+        &self,
+        version: &ImageSetVersion,
+        now: Timestamp,
+    ) -> (ImageSetState, WorkflowStatus) {
+        match self.lock_at(now) {
+            Some(lock) if version.version_id == self.latest().version_id => {
+                (ImageSetState::Locked, lock.status)
+            }
+            _ => (version.state, version.workflow_status),
+        }
+    }
+
+    /// Whether the image set has been deleted (or is being deleted).
+    pub fn is_deleted(&self) -> bool {
+        self.latest().state == ImageSetState::Deleted
     }
 }
 

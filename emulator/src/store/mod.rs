@@ -25,8 +25,8 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 
 pub use datastore::{Datastore, DatastoreStatus, LosslessStorageFormat};
 pub use image_set::{
-    DicomTags, ImageSet, ImageSetState, ImageSetVersion, WorkflowStatus, normalized_date_time,
-    wire_name,
+    DicomTags, ImageSet, ImageSetState, ImageSetVersion, Lock, WorkflowStatus,
+    normalized_date_time, wire_name,
 };
 pub use index::{Attribute, Condition, Cursor, Query, SearchIndex, SortField, SortKey};
 pub use job::{ImportJob, JobStatus};
@@ -108,6 +108,15 @@ pub enum Change {
         /// Why it failed.
         message: Option<String>,
         /// New image sets, and merged ones in full with their new version.
+        image_sets: Vec<ImageSet>,
+    },
+    /// UpdateImageSetMetadata, CopyImageSet or DeleteImageSet: every image
+    /// set the write touched, in full, atomically (an update with
+    /// `includeStudyImageSets` touches every primary image set of a study;
+    /// a copy touches its source's lock and its destination).
+    #[serde(rename_all = "camelCase")]
+    ImageSetsWritten {
+        /// The image sets in their new state.
         image_sets: Vec<ImageSet>,
     },
 }
@@ -242,6 +251,11 @@ impl Store {
                     self.put_image_set(set);
                 }
             }
+            Change::ImageSetsWritten { image_sets } => {
+                for set in image_sets {
+                    self.put_image_set(set);
+                }
+            }
         }
     }
 
@@ -249,7 +263,7 @@ impl Store {
     /// for replay, and for tests and benchmarks that need image sets without
     /// an import. Nothing put this way survives a restart.
     pub fn put_image_set(&mut self, set: ImageSet) {
-        let searchable = set.latest().state != ImageSetState::Deleted;
+        let searchable = !set.is_deleted();
         self.index.update(&set, searchable);
         self.image_sets.insert(set.id.clone(), set);
     }

@@ -1,0 +1,271 @@
+//! UpdateImageSetMetadata:
+//! `POST /datastore/{datastoreId}/imageSet/{imageSetId}/updateImageSetMetadata?latestVersion=&force=&includeStudyImageSets=`
+//! with the union body `{"DICOMUpdates":{"updatableAttributes","removableAttributes"}}`
+//! (base64 blobs of JSON) or `{"revertToVersionId"}`.
+//!
+//! The request shape is validated at once (ValidationException); the DICOM
+//! constraints are applied as the service applies them, to the document: a
+//! violation still consumes the next version, which settles as
+//! `UPDATE_FAILED` with the reason as its `message` (see
+//! [`crate::metadata::edit`]). With `includeStudyImageSets` the Patient and
+//! Study level change is applied to every primary image set of the study in
+//! one committed change: all of them get a new version, or none does.
+
+use axum::response::Response;
+use base64::Engine as _;
+use serde_json::{Value as Json, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::metadata::edit::{self, Refusal, Rules};
+use crate::service::Service;
+use crate::store::{Attribute, Change, Condition, ImageSet, Query, SortField, WorkflowStatus};
+use crate::wire::{self, JsonBody};
+
+use super::Request;
+use super::image_set_writes::{
+    Outcome, append_version, document_of, latest_document, properties, version_id, writable,
+};
+use super::image_sets::find;
+
+/// The `updateImageSetMetadataUpdates` union, validated.
+enum Updates {
+    /// `DICOMUpdates`, parsed.
+    Dicom {
+        removable: Option<Json>,
+        updatable: Option<Json>,
+    },
+    /// `revertToVersionId`.
+    Revert(u32),
+}
+
+const UPDATE: (WorkflowStatus, WorkflowStatus, WorkflowStatus) = (
+    WorkflowStatus::Updating,
+    WorkflowStatus::Updated,
+    WorkflowStatus::UpdateFailed,
+);
+
+pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
+    let latest = request
+        .query
+        .get("latestVersion")
+        .ok_or_else(|| ApiError::validation("latestVersionId", "Member must not be null"))?;
+    let latest = version_id("latestVersionId", latest)?;
+    let force = request.query.boolean("force")?.unwrap_or(false);
+    let study_wide = request
+        .query
+        .boolean("includeStudyImageSets")?
+        .unwrap_or(false);
+    let updates = parse_updates(&JsonBody::parse(&request.body)?)?;
+    if let Updates::Dicom {
+        updatable,
+        removable,
+    } = &updates
+        && study_wide
+        && ![updatable, removable]
+            .into_iter()
+            .flatten()
+            .all(edit::study_level_only)
+    {
+        return Err(ApiError::validation(
+            "includeStudyImageSets",
+            "a study-wide update carries Patient and Study level attributes only",
+        ));
+    }
+    if study_wide && matches!(updates, Updates::Revert(_)) {
+        return Err(ApiError::validation(
+            "includeStudyImageSets",
+            "not allowed together with revertToVersionId",
+        ));
+    }
+
+    let now = service.now();
+    let mut store = service.store();
+    let set = find(service, &store, request)?.clone();
+    writable(&set, now, latest)?;
+    let rules = Rules {
+        force,
+        primary: set.is_primary,
+        study_wide,
+    };
+    let mut written = Vec::new();
+    let outcome = match &updates {
+        Updates::Revert(target) => {
+            let version = set
+                .version(*target)
+                .filter(|v| v.version_id < latest)
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "revertToVersionId",
+                        format!("image set {} has no earlier version {target}", set.id),
+                    )
+                })?;
+            Outcome::Written(document_of(service, version)?)
+        }
+        Updates::Dicom {
+            removable,
+            updatable,
+        } => {
+            let mut others = Vec::new();
+            if study_wide {
+                others = study_primaries(&store, &set);
+                for other in &others {
+                    writable(other, now, other.latest().version_id)?;
+                }
+            }
+            let applied = apply(service, &set, removable, updatable, rules).and_then(|doc| {
+                let mut docs = Vec::new();
+                for other in &others {
+                    let rules = Rules {
+                        primary: true,
+                        ..rules
+                    };
+                    docs.push(apply(service, other, removable, updatable, rules)?);
+                }
+                Ok((doc, docs))
+            });
+            match applied {
+                Ok((document, other_docs)) => {
+                    for (mut other, doc) in others.into_iter().zip(other_docs) {
+                        let statuses = (
+                            WorkflowStatus::UpdatingForStudyConsistency,
+                            UPDATE.1,
+                            UPDATE.2,
+                        );
+                        append_version(
+                            service,
+                            &mut other,
+                            Outcome::Written(doc),
+                            statuses,
+                            force,
+                        )?;
+                        written.push(other);
+                    }
+                    Outcome::Written(document)
+                }
+                Err(Failure::Refused(Refusal(why))) => Outcome::Failed(why),
+                Err(Failure::Api(error)) => return Err(error),
+            }
+        }
+    };
+    let mut set = set;
+    let forced =
+        force && matches!(outcome, Outcome::Written(_)) && matches!(updates, Updates::Dicom { .. });
+    append_version(service, &mut set, outcome, UPDATE, forced)?;
+    let mut body = properties(service, &set, now);
+    written.push(set);
+    store.commit(Change::ImageSetsWritten {
+        image_sets: written,
+    })?;
+    body["datastoreId"] = json!(request.labels[0]);
+    if let Some(arn) = body.as_object_mut() {
+        arn.remove("imageSetArn");
+    }
+    Ok(wire::json(&body))
+}
+
+/// Why a change could not be applied.
+enum Failure {
+    /// The DICOM constraints refused it: the write fails.
+    Refused(Refusal),
+    /// The emulator could not read a document.
+    Api(ApiError),
+}
+
+/// `set`'s latest document with the removals, then the updates, applied.
+fn apply(
+    service: &Service,
+    set: &ImageSet,
+    removable: &Option<Json>,
+    updatable: &Option<Json>,
+    rules: Rules,
+) -> Result<Json, Failure> {
+    let mut document = latest_document(service, set).map_err(Failure::Api)?;
+    if let Some(removals) = removable {
+        edit::remove(&mut document, removals, rules).map_err(Failure::Refused)?;
+    }
+    if let Some(updates) = updatable {
+        edit::update(&mut document, updates, rules).map_err(Failure::Refused)?;
+    }
+    Ok(document)
+}
+
+/// The other primary image sets of `set`'s study.
+fn study_primaries(store: &crate::store::Store, set: &ImageSet) -> Vec<ImageSet> {
+    let Some(study) = set.latest().tags.study_instance_uid.clone() else {
+        return Vec::new();
+    };
+    let query = Query {
+        datastore_id: set.datastore_id.clone(),
+        conditions: vec![
+            Condition::Equal(Attribute::StudyInstanceUid, study),
+            Condition::IsPrimary(true),
+        ],
+        sort: SortField::CreatedAt,
+        descending: false,
+        after: None,
+        limit: store.image_sets.len(),
+    };
+    store
+        .index
+        .search(&query)
+        .into_iter()
+        .filter(|(_, id)| *id != set.id)
+        .filter_map(|(_, id)| store.image_sets.get(&id).cloned())
+        .collect()
+}
+
+/// Reads the body's union member.
+fn parse_updates(body: &JsonBody) -> ApiResult<Updates> {
+    const FIELD: &str = "updateImageSetMetadataUpdates";
+    let revert = body.string("revertToVersionId")?;
+    let dicom = body.value("DICOMUpdates");
+    match (dicom, revert) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            FIELD,
+            "provide either DICOMUpdates or revertToVersionId, not both",
+        )),
+        (None, None) => Err(ApiError::validation(
+            FIELD,
+            "provide DICOMUpdates or revertToVersionId",
+        )),
+        (None, Some(revert)) => Ok(Updates::Revert(version_id("revertToVersionId", &revert)?)),
+        (Some(dicom), None) => {
+            let members = dicom
+                .as_object()
+                .ok_or_else(|| ApiError::validation("DICOMUpdates", "Member must be an object"))?;
+            let blob = |name: &str| -> ApiResult<Option<Json>> {
+                let field = format!("DICOMUpdates.{name}");
+                let Some(value) = members.get(name).filter(|v| !v.is_null()) else {
+                    return Ok(None);
+                };
+                let encoded = value
+                    .as_str()
+                    .ok_or_else(|| ApiError::validation(&field, "Member must be a blob"))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|_| ApiError::validation(&field, "Member must be base64"))?;
+                if bytes.is_empty() || bytes.len() > 30_000 {
+                    return Err(ApiError::validation(
+                        &field,
+                        "Member must have length between 1 and 30000",
+                    ));
+                }
+                edit::parse(name, &bytes)
+                    .map(Some)
+                    .map_err(|why| ApiError::validation(&field, why))
+            };
+            let removable = blob("removableAttributes")?;
+            let updatable = blob("updatableAttributes")?;
+            if removable.is_none() && updatable.is_none() {
+                return Err(ApiError::validation(
+                    "DICOMUpdates",
+                    "provide updatableAttributes or removableAttributes",
+                ));
+            }
+            Ok(Updates::Dicom {
+                removable,
+                updatable,
+            })
+        }
+    }
+}
