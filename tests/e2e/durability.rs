@@ -139,3 +139,99 @@ async fn a_temporary_s3_folder_goes_with_the_emulator_and_a_given_one_stays() {
         "the caller's folder is the caller's"
     );
 }
+
+#[tokio::test]
+async fn acknowledged_updates_copies_and_deletes_survive_a_restart() {
+    use aws_sdk_medicalimaging::primitives::Blob;
+    use aws_sdk_medicalimaging::types::{
+        CopyImageSetInformation, CopySourceImageSetInformation, DicomUpdates, ImageSetState,
+        ImageSetWorkflowStatus, MetadataUpdates,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = Emulator::start(config(dir.path())).await.unwrap();
+    write_fixtures(FixtureSet::Ci, first.s3_root(), "fixtures", "ci");
+    let sdk = emulator_client(first.url(), fast_tuning());
+    let ds = sdk.create_datastore().send().await.unwrap().datastore_id;
+    let job = sdk
+        .start_dicom_import_job()
+        .datastore_id(&ds)
+        .data_access_role_arn("arn:aws:iam::123456789012:role/Import")
+        .input_s3_uri("s3://fixtures/ci/dicom/")
+        .output_s3_uri("s3://fixtures/out/")
+        .send()
+        .await
+        .unwrap();
+    wait_for_job(&sdk, &ds, &job.job_id).await;
+    let sets = all_image_sets(&sdk, &ds).await;
+    let (updated, deleted) = (sets[0].image_set_id(), sets[1].image_set_id());
+    let change = r#"{"SchemaVersion":"1.1","Study":{"DICOM":{"StudyDescription":"KEPT"}}}"#;
+    sdk.update_image_set_metadata()
+        .datastore_id(&ds)
+        .image_set_id(updated)
+        .latest_version_id(sets[0].version().unwrap().to_string())
+        .update_image_set_metadata_updates(MetadataUpdates::DicomUpdates(
+            DicomUpdates::builder()
+                .updatable_attributes(Blob::new(change))
+                .build(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let copy = sdk
+        .copy_image_set()
+        .datastore_id(&ds)
+        .source_image_set_id(deleted)
+        .copy_image_set_information(
+            CopyImageSetInformation::builder()
+                .source_image_set(
+                    CopySourceImageSetInformation::builder()
+                        .latest_version_id(sets[1].version().unwrap().to_string())
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .destination_image_set_properties
+        .unwrap()
+        .image_set_id;
+    sdk.delete_image_set()
+        .datastore_id(&ds)
+        .image_set_id(deleted)
+        .send()
+        .await
+        .unwrap();
+    let before = all_image_sets(&sdk, &ds).await;
+    let copied_document = metadata(&sdk, &ds, &copy, None).await;
+    first.shutdown().await.unwrap();
+
+    let second = Emulator::start(config(dir.path())).await.unwrap();
+    let sdk = emulator_client(second.url(), fast_tuning());
+    assert_eq!(all_image_sets(&sdk, &ds).await, before);
+    let doc = metadata(&sdk, &ds, updated, None).await;
+    assert_eq!(doc["Study"]["DICOM"]["StudyDescription"], "KEPT");
+    let versions = sdk
+        .list_image_set_versions()
+        .datastore_id(&ds)
+        .image_set_id(updated)
+        .send()
+        .await
+        .unwrap();
+    let newest = &versions.image_set_properties_list()[0];
+    assert_eq!(
+        newest.image_set_workflow_status(),
+        Some(&ImageSetWorkflowStatus::Updated)
+    );
+    assert_eq!(metadata(&sdk, &ds, &copy, None).await, copied_document);
+    let gone = sdk
+        .get_image_set()
+        .datastore_id(&ds)
+        .image_set_id(deleted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.image_set_state(), &ImageSetState::Deleted);
+    second.shutdown().await.unwrap();
+}

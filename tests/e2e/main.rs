@@ -12,3 +12,4 @@ mod mcp_tools;
 mod pagination;
 mod tags;
 mod wire;
+mod writes;
