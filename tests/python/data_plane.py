@@ -1,4 +1,4 @@
-"""Import, search, metadata and frames, driven by boto3: an independent client.
+"""Import, search, metadata, frames and writes, driven by boto3: an independent client.
 
 Run by server/tests/python_clients.rs against `healthimaging-mcp emulator`
 whose S3 folder holds the ci fixture set under s3://fixtures/ci/. Arguments:
@@ -108,4 +108,55 @@ assert error_code(client.get_image_set, datastoreId=datastore_id, imageSetId=ima
 assert error_code(
     client.get_image_frame, datastoreId=datastore_id, imageSetId=image_set_id, imageFrameInformation={"imageFrameId": "0" * 32}
 ) == "ResourceNotFoundException"
+
+# Writes: update (boto3 base64-encodes the blob), revert, copy, delete.
+def settled(image_set_id):
+    for _ in range(500):
+        got = client.get_image_set(datastoreId=datastore_id, imageSetId=image_set_id)
+        if got["imageSetState"] != "LOCKED":
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"{image_set_id} stayed LOCKED")
+
+
+def description(text):
+    change = {"SchemaVersion": 1.1, "Study": {"DICOM": {"StudyDescription": text}}}
+    return {"DICOMUpdates": {"updatableAttributes": json.dumps(change).encode()}}
+
+
+updated = client.update_image_set_metadata(
+    datastoreId=datastore_id, imageSetId=image_set_id, latestVersionId="1", updateImageSetMetadataUpdates=description("BOTO3 EDIT")
+)
+assert updated["latestVersionId"] == "2" and updated["imageSetState"] in ("LOCKED", "ACTIVE"), updated
+assert settled(image_set_id)["imageSetWorkflowStatus"] == "UPDATED"
+response = client.get_image_set_metadata(datastoreId=datastore_id, imageSetId=image_set_id, versionId="2")
+assert json.loads(gzip.decompress(response["imageSetMetadataBlob"].read()))["Study"]["DICOM"]["StudyDescription"] == "BOTO3 EDIT"
+assert error_code(
+    client.update_image_set_metadata,
+    datastoreId=datastore_id, imageSetId=image_set_id, latestVersionId="1", updateImageSetMetadataUpdates=description("STALE"),
+) == "ConflictException"
+reverted = client.update_image_set_metadata(
+    datastoreId=datastore_id, imageSetId=image_set_id, latestVersionId="2", updateImageSetMetadataUpdates={"revertToVersionId": "1"}
+)
+assert reverted["latestVersionId"] == "3", reverted
+settled(image_set_id)
+assert error_code(
+    client.update_image_set_metadata,
+    datastoreId=datastore_id, imageSetId=image_set_id, latestVersionId="3",
+    updateImageSetMetadataUpdates={"revertToVersionId": "9"},
+) == "ValidationException"
+copied = client.copy_image_set(
+    datastoreId=datastore_id, sourceImageSetId=image_set_id, copyImageSetInformation={"sourceImageSet": {"latestVersionId": "3"}}
+)
+assert copied["sourceImageSetProperties"]["latestVersionId"] == "3", copied
+copy_id = copied["destinationImageSetProperties"]["imageSetId"]
+assert settled(copy_id)["imageSetWorkflowStatus"] == "COPIED"
+assert error_code(
+    client.copy_image_set, datastoreId=datastore_id, sourceImageSetId=image_set_id, force=True,
+    copyImageSetInformation={"sourceImageSet": {"latestVersionId": "3"}, "destinationImageSet": {"imageSetId": image_set_id, "latestVersionId": "3"}},
+) == "ValidationException"
+deleted = client.delete_image_set(datastoreId=datastore_id, imageSetId=copy_id)
+assert deleted["imageSetWorkflowStatus"] in ("DELETING", "DELETED"), deleted
+assert settled(copy_id)["imageSetState"] == "DELETED"
+assert error_code(client.delete_image_set, datastoreId=datastore_id, imageSetId="0" * 32) == "ResourceNotFoundException"
 print("data plane: all checks passed")
