@@ -131,6 +131,16 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
     let force = request.query.boolean("force")?.unwrap_or(false);
     let promote = request.query.boolean("promoteToPrimary")?.unwrap_or(false);
     let copy = parse(&JsonBody::parse(&request.body)?)?;
+    if copy
+        .destination
+        .as_ref()
+        .is_some_and(|(id, _)| id == &request.labels[1])
+    {
+        return Err(ApiError::validation(
+            "destinationImageSet.imageSetId",
+            "the destination must differ from the source",
+        ));
+    }
     let now = service.now();
     let mut store = service.store();
     let mut source = find(service, &store, request)?.clone();
@@ -138,12 +148,6 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
     let mut destination = match &copy.destination {
         None => None,
         Some((id, version)) => {
-            if *id == source.id {
-                return Err(ApiError::validation(
-                    "destinationImageSet.imageSetId",
-                    "the destination must differ from the source",
-                ));
-            }
             let set = store
                 .image_set(&source.datastore_id, id)
                 .cloned()

@@ -130,4 +130,5 @@ pub(super) fn study_description(text: &str) -> Value {
 }
 
 mod copy_delete;
+mod model;
 mod update;
