@@ -111,6 +111,14 @@ checked_string!(
 );
 
 checked_string!(
+    /// A DICOM UID: 1–64 digits and dots (PS3.5 §9).
+    DicomUid,
+    "^[0-9.]{1,64}$",
+    "a DICOM UID (digits and dots), as search results and get_image_set_metadata show it",
+    |v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+);
+
+checked_string!(
     /// An S3 location.
     S3Uri,
     "^s3://[a-z0-9][.a-z0-9-]{1,61}[a-z0-9](/.*)?$",

@@ -140,6 +140,10 @@ pub struct ServeArgs {
     /// How long a confirmation token of a destructive tool stays valid, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub confirmation_ttl_secs: Option<u64>,
+    /// The most image sets one call of a bulk tool may change (default 100, at most
+    /// 1000); each call's own cap defaults to 25 and may not exceed it.
+    #[arg(long, value_name = "N")]
+    pub bulk_ceiling: Option<usize>,
 }
 
 /// Flags of `emulator`.

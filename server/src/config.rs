@@ -45,7 +45,14 @@ pub struct FileConfig {
     pub fixtures: Option<FixturesArg>,
     /// Confirmation token lifetime in seconds.
     pub confirmation_ttl_secs: Option<u64>,
+    /// The most image sets one call of a bulk tool may change.
+    pub bulk_ceiling: Option<usize>,
 }
+
+/// The ceiling of a bulk tool's per-call cap when none is configured.
+pub const DEFAULT_BULK_CEILING: usize = 100;
+/// The highest ceiling an operator may configure.
+pub const MAX_BULK_CEILING: usize = 1000;
 
 /// Why the settings could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +90,8 @@ pub struct ServeSettings {
     pub audit_log: Option<PathBuf>,
     /// Confirmation token lifetime.
     pub confirmation_ttl: Duration,
+    /// The most image sets one call of a bulk tool may change.
+    pub bulk_ceiling: usize,
 }
 
 impl ServeSettings {
@@ -163,11 +172,21 @@ pub fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeSettings, Conf
             "confirmation_ttl_secs must be at least 1".to_owned(),
         ));
     }
+    let bulk_ceiling = args
+        .bulk_ceiling
+        .or(file.bulk_ceiling)
+        .unwrap_or(DEFAULT_BULK_CEILING);
+    if !(1..=MAX_BULK_CEILING).contains(&bulk_ceiling) {
+        return Err(ConfigError::Conflict(format!(
+            "bulk_ceiling must be between 1 and {MAX_BULK_CEILING}, not {bulk_ceiling}"
+        )));
+    }
     Ok(ServeSettings {
         target,
         grant,
         audit_log: args.audit_log.clone().or(file.audit_log),
         confirmation_ttl: Duration::from_secs(ttl),
+        bulk_ceiling,
     })
 }
 

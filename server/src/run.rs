@@ -76,6 +76,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
         ServerOptions {
             grant: settings.grant,
             confirmation_ttl: settings.confirmation_ttl,
+            bulk_ceiling: settings.bulk_ceiling,
             audit,
             backend_description: connection.description.clone(),
             synthetic: connection.synthetic,

@@ -26,6 +26,8 @@ pub struct ServerOptions {
     pub grant: Grant,
     /// How long a confirmation token stays valid.
     pub confirmation_ttl: Duration,
+    /// The most image sets one call of a bulk tool may change.
+    pub bulk_ceiling: usize,
     /// Where audit records go.
     pub audit: AuditLog,
     /// One sentence naming the backend.
@@ -44,6 +46,7 @@ pub struct HealthImagingServer {
     pub(crate) client: Client,
     pub(crate) confirmations: Arc<Confirmations>,
     pub(crate) local_s3_root: Option<Arc<std::path::Path>>,
+    pub(crate) bulk_ceiling: usize,
     audit: Arc<AuditLog>,
     instructions: Arc<str>,
     tool_router: ToolRouter<HealthImagingServer>,
@@ -57,6 +60,7 @@ impl HealthImagingServer {
             confirmations: Arc::new(Confirmations::new(options.confirmation_ttl)),
             instructions: instructions(&options).into(),
             local_s3_root: options.local_s3_root.map(Into::into),
+            bulk_ceiling: options.bulk_ceiling,
             audit: Arc::new(options.audit),
             tool_router: tools::router(options.grant),
         }

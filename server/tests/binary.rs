@@ -32,11 +32,28 @@ const READ_TOOLS: [&str; 17] = [
     "search_by_study_uid",
     "search_image_sets",
 ];
-const WRITE_TOOLS: [&str; 4] = [
+const WRITE_TOOLS: [&str; 8] = [
+    "bulk_update_patient_metadata",
+    "copy_image_set",
     "create_datastore",
     "start_dicom_import_job",
     "tag_resource",
     "untag_resource",
+    "update_image_set_metadata",
+    "update_patient_study_metadata",
+];
+
+const DELETE_TOOLS: [&str; 10] = [
+    "bulk_delete_by_criteria",
+    "delete_datastore",
+    "delete_image_set",
+    "delete_instance_in_series",
+    "delete_instance_in_study",
+    "delete_patient_studies",
+    "delete_series_by_uid",
+    "delete_study",
+    "remove_instance_from_image_set",
+    "remove_series_from_image_set",
 ];
 
 struct Session {
@@ -118,7 +135,7 @@ async fn serve_runs_on_the_embedded_emulator_by_default() {
     let session = Session::start(&["serve", "--seed", "9"], &[]).await;
     assert_eq!(
         session.tool_names().await,
-        sorted(&[&READ_TOOLS, &WRITE_TOOLS, &["delete_datastore"]])
+        sorted(&[&READ_TOOLS, &WRITE_TOOLS, &DELETE_TOOLS])
     );
     assert!(
         session
@@ -211,7 +228,7 @@ async fn the_aws_backend_offers_read_tools_only_unless_allowed() {
     .await;
     assert_eq!(
         session.tool_names().await,
-        sorted(&[&READ_TOOLS, &WRITE_TOOLS, &["delete_datastore"]])
+        sorted(&[&READ_TOOLS, &WRITE_TOOLS, &DELETE_TOOLS])
     );
     assert!(
         session.instructions().contains("region us-east-1"),

@@ -60,12 +60,27 @@ async fn grants_decide_which_tools_exist() {
         "search_image_sets",
     ];
     let write = [
+        "bulk_update_patient_metadata",
+        "copy_image_set",
         "create_datastore",
         "start_dicom_import_job",
         "tag_resource",
         "untag_resource",
+        "update_image_set_metadata",
+        "update_patient_study_metadata",
     ];
-    let delete = ["delete_datastore"];
+    let delete = [
+        "bulk_delete_by_criteria",
+        "delete_datastore",
+        "delete_image_set",
+        "delete_instance_in_series",
+        "delete_instance_in_study",
+        "delete_patient_studies",
+        "delete_series_by_uid",
+        "delete_study",
+        "remove_instance_from_image_set",
+        "remove_series_from_image_set",
+    ];
     let expect = |parts: &[&[&str]]| {
         let mut names: Vec<String> = parts.concat().iter().map(|s| s.to_string()).collect();
         names.sort();

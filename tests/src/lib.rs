@@ -298,6 +298,7 @@ impl Mcp {
                 backend_description: "the test emulator".to_owned(),
                 synthetic: true,
                 local_s3_root,
+                bulk_ceiling: healthimaging_mcp::config::DEFAULT_BULK_CEILING,
             },
         );
         let (server_end, client_end) = tokio::io::duplex(1 << 20);
@@ -356,6 +357,42 @@ pub async fn demo_emulator(dir: &std::path::Path) -> (Emulator, Client, String) 
     .await
     .expect("the demo set imports");
     (emulator, sdk, seeded.datastore_id)
+}
+
+/// An emulator on the system clock (writes settle at once) holding the `ci`
+/// fixture set imported into one datastore; returns the emulator, a client
+/// and the datastore ID. The S3 folder lives in `dir`.
+pub async fn ci_emulator(dir: &std::path::Path) -> (Emulator, Client, String) {
+    let config = EmulatorConfig::default()
+        .with_seed(9)
+        .with_transition_delay(Duration::ZERO)
+        .with_s3_root(dir.join("s3"));
+    let emulator = Emulator::start(config).await.expect("emulator starts");
+    write_fixtures(
+        healthimaging_fixtures::FixtureSet::Ci,
+        emulator.s3_root(),
+        "fixtures",
+        "ci",
+    );
+    let sdk = emulator_client(emulator.url(), fast_tuning());
+    let ds = sdk
+        .create_datastore()
+        .datastore_name("ci")
+        .send()
+        .await
+        .expect("datastore created")
+        .datastore_id;
+    let job = sdk
+        .start_dicom_import_job()
+        .datastore_id(&ds)
+        .data_access_role_arn("arn:aws:iam::123456789012:role/ImportRole")
+        .input_s3_uri("s3://fixtures/ci/dicom/")
+        .output_s3_uri("s3://fixtures/out/")
+        .send()
+        .await
+        .expect("import started");
+    wait_for_job(&sdk, &ds, &job.job_id).await;
+    (emulator, sdk, ds)
 }
 
 /// `value` with every resource ID (32 lowercase letters and digits) and

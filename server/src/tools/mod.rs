@@ -1,11 +1,17 @@
 //! The MCP tools, one file per tool family, assembled under a grant.
 
+mod corrections;
 mod datastores;
 mod delete_datastore;
+mod edits;
+mod erasure;
 mod frames;
+mod hierarchy;
+mod image_set_writes;
 mod image_sets;
 mod import_jobs;
 mod patients;
+mod plan;
 mod render;
 mod search;
 mod tags;
@@ -28,7 +34,11 @@ pub fn router(grant: Grant) -> ToolRouter<HealthImagingServer> {
         + HealthImagingServer::search_tools()
         + HealthImagingServer::patient_tools()
         + HealthImagingServer::image_set_tools()
-        + HealthImagingServer::frame_tools();
+        + HealthImagingServer::frame_tools()
+        + HealthImagingServer::erasure_tools()
+        + HealthImagingServer::hierarchy_tools()
+        + HealthImagingServer::image_set_write_tools()
+        + HealthImagingServer::correction_tools();
     for tool in router.list_all() {
         if !grant.allows(Level::of(&tool)) {
             router.remove_route(&tool.name);
