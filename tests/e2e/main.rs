@@ -8,6 +8,7 @@ mod import;
 mod mcp_delete;
 mod mcp_endpoint;
 mod mcp_erasure;
+mod mcp_progress;
 mod mcp_read_tools;
 mod mcp_tools;
 mod mcp_writes;
