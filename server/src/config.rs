@@ -211,6 +211,38 @@ mod tests {
         );
         assert_eq!(settings.grant, Grant::ALL);
         assert_eq!(settings.confirmation_ttl, Duration::from_secs(300));
+        assert_eq!(settings.bulk_ceiling, DEFAULT_BULK_CEILING);
+    }
+
+    #[test]
+    fn the_bulk_ceiling_comes_from_the_flag_or_the_file_and_is_bounded() {
+        let file = || FileConfig {
+            bulk_ceiling: Some(40),
+            ..FileConfig::default()
+        };
+        assert_eq!(
+            resolve(&ServeArgs::default(), file()).unwrap().bulk_ceiling,
+            40
+        );
+        let flag = ServeArgs {
+            bulk_ceiling: Some(7),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            resolve(&flag, file()).unwrap().bulk_ceiling,
+            7,
+            "the flag wins"
+        );
+        for bad in [0, MAX_BULK_CEILING + 1] {
+            let args = ServeArgs {
+                bulk_ceiling: Some(bad),
+                ..ServeArgs::default()
+            };
+            let error = resolve(&args, FileConfig::default())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("bulk_ceiling"), "{error}");
+        }
     }
 
     #[test]

@@ -402,3 +402,47 @@ async fn corrections_reach_primary_and_non_primary_image_sets_and_continue_after
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_tool_writes_retry_on_conflict_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emulator, sdk, ds) = ci_emulator(dir.path()).await;
+    let id = all_image_sets(&sdk, &ds).await[0].image_set_id().to_owned();
+    let mcp = std::sync::Arc::new(Mcp::connect(sdk.clone(), Grant::ALL, TTL).await);
+    let writers: Vec<_> = (0..8)
+        .map(|n| {
+            let (mcp, ds, id) = (mcp.clone(), ds.clone(), id.clone());
+            tokio::spawn(async move {
+                let args = json!({"datastore_id": ds, "image_set_id": id,
+                    "updatable_attributes": {"Study": {"DICOM": {"StudyDescription": format!("WRITER {n}")}}}});
+                mcp.call("update_image_set_metadata", args).await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for writer in writers {
+        let result = structured(&writer.await.unwrap());
+        assert_eq!(result["result"]["outcome"], "done", "{result}");
+        versions.push(
+            result["result"]["version_id"]
+                .as_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap(),
+        );
+    }
+    versions.sort();
+    assert_eq!(
+        versions,
+        (2..=9).collect::<Vec<u32>>(),
+        "every writer got its own version"
+    );
+    let listed = sdk
+        .list_image_set_versions()
+        .datastore_id(&ds)
+        .image_set_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.image_set_properties_list().len(), 9);
+}

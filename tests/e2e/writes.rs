@@ -256,6 +256,44 @@ async fn update_revert_copy_and_delete_through_the_sdk() {
             .contains("already in DestinationImageSet")
     );
 
+    let copy_error = |source: &str, version: &str, destination: Option<(&str, &str)>| {
+        let mut information = CopyImageSetInformation::builder().source_image_set(
+            CopySourceImageSetInformation::builder()
+                .latest_version_id(version)
+                .build()
+                .unwrap(),
+        );
+        if let Some((id, v)) = destination {
+            information = information.destination_image_set(
+                CopyDestinationImageSet::builder()
+                    .image_set_id(id)
+                    .latest_version_id(v)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        sdk.copy_image_set()
+            .datastore_id(&ds)
+            .source_image_set_id(source)
+            .copy_image_set_information(information.build())
+            .send()
+    };
+    let code = |e: &dyn ProvideErrorMetadata| e.code().unwrap_or("none").to_owned();
+    let into_itself = copy_error(&set, "4", Some((&set, "4"))).await.unwrap_err();
+    assert_eq!(code(&into_itself), "ValidationException");
+    let stale = copy_error(&set, "1", None).await.unwrap_err();
+    assert_eq!(code(&stale), "ConflictException");
+    let unknown = copy_error(&"0".repeat(32), "1", None).await.unwrap_err();
+    assert_eq!(code(&unknown), "ResourceNotFoundException");
+    let missing = sdk
+        .delete_image_set()
+        .datastore_id(&ds)
+        .image_set_id("0".repeat(32))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing), "ResourceNotFoundException");
+
     let deleted = sdk
         .delete_image_set()
         .datastore_id(&ds)

@@ -24,7 +24,7 @@ use crate::errors::ToolError;
 /// How long the engine waits for an image set to leave LOCKED.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How many times a write is tried when other writers get in between.
-const ATTEMPTS: usize = 4;
+const ATTEMPTS: u32 = 10;
 
 /// GetImageSet, as a view.
 pub(crate) async fn current(
@@ -208,7 +208,10 @@ pub(crate) async fn update(
     action: &str,
 ) -> Result<WriteResult, ToolError> {
     let mut last_conflict = None;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
         let before = settled(client, datastore_id, image_set_id).await?;
         if before.image_set_state == "DELETED" {
             return Err(deleted(image_set_id));
@@ -280,6 +283,17 @@ pub(crate) async fn delete(
         Some(before.version_id),
         after,
     ))
+}
+
+/// The pause before retry `attempt`: growing, with jitter so that writers
+/// who lost the same race do not meet again.
+fn backoff(attempt: u32) -> Duration {
+    let mut random = [0u8; 1];
+    let jitter = match getrandom::fill(&mut random) {
+        Ok(()) => u64::from(random[0]) % 50,
+        Err(_) => 25,
+    };
+    Duration::from_millis((10u64 << attempt.min(5)) + jitter)
 }
 
 fn deleted(image_set_id: &str) -> ToolError {
