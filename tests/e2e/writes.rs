@@ -100,6 +100,18 @@ async fn update_revert_copy_and_delete_through_the_sdk() {
             .unwrap_err(),
         "ConflictException"
     );
+    let locked = sdk
+        .delete_image_set()
+        .datastore_id(&ds)
+        .image_set_id(&set)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        locked.code(),
+        Some("ConflictException"),
+        "a LOCKED image set cannot be deleted"
+    );
     fx.settle();
     assert_eq!(
         state(sdk, &ds, &set).await,

@@ -155,6 +155,18 @@ assert error_code(
     client.copy_image_set, datastoreId=datastore_id, sourceImageSetId=image_set_id, force=True,
     copyImageSetInformation={"sourceImageSet": {"latestVersionId": "3"}, "destinationImageSet": {"imageSetId": image_set_id, "latestVersionId": "3"}},
 ) == "ValidationException"
+assert error_code(
+    client.copy_image_set, datastoreId=datastore_id, sourceImageSetId=image_set_id,
+    copyImageSetInformation={"sourceImageSet": {"latestVersionId": "1"}},
+) == "ConflictException"
+assert error_code(
+    client.copy_image_set, datastoreId=datastore_id, sourceImageSetId="0" * 32,
+    copyImageSetInformation={"sourceImageSet": {"latestVersionId": "1"}},
+) == "ResourceNotFoundException"
+assert error_code(
+    client.update_image_set_metadata,
+    datastoreId=datastore_id, imageSetId="0" * 32, latestVersionId="1", updateImageSetMetadataUpdates=description("X"),
+) == "ResourceNotFoundException"
 deleted = client.delete_image_set(datastoreId=datastore_id, imageSetId=copy_id)
 assert deleted["imageSetWorkflowStatus"] in ("DELETING", "DELETED"), deleted
 assert settled(copy_id)["imageSetState"] == "DELETED"
