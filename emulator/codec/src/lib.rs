@@ -10,6 +10,11 @@
 //! - [`jpeg2000::encode`] and [`jpeg2000::decode`]: OpenJPEG, built from the
 //!   sources bundled in `openjpeg-sys`; its decoder reads HTJ2K as well.
 //!
+//! Two lossless input formats of DICOM, which the service transcodes, are
+//! here as well: [`rle`] (encode and decode, PS3.5 Annex G) and
+//! [`jpeg_lossless::encode`] (process 14, first-order prediction, for
+//! fixtures; the `jpeg-decoder` crate reads it back).
+//!
 //! ```
 //! use healthimaging_codec::{Layout, htj2k, jpeg2000};
 //!
@@ -23,6 +28,8 @@
 
 pub mod htj2k;
 pub mod jpeg2000;
+pub mod jpeg_lossless;
+pub mod rle;
 #[cfg(test)]
 mod testing;
 
@@ -45,6 +52,12 @@ pub enum CodecError {
     /// OpenJPEG refused or failed a step.
     #[error("OpenJPEG failed to {0}")]
     OpenJpeg(&'static str),
+    /// An RLE frame could not be made or read.
+    #[error("RLE frame with {0}")]
+    Rle(&'static str),
+    /// A lossless JPEG image could not be made.
+    #[error("Lossless JPEG encoding does not take {0}")]
+    JpegLossless(&'static str),
     /// OpenJPH refused or failed (its code: 1 an error while encoding,
     /// 2 out of memory, 3 a layout it does not take).
     #[error("OpenJPH failed to encode (code {0})")]

@@ -1,7 +1,7 @@
 //! Frames: from an instance's pixel data to what HealthImaging stores.
 //!
-//! Lossless input (native pixel data, JPEG 2000 lossless, HTJ2K lossless) is
-//! stored in the datastore's lossless format: HTJ2K lossless RPCL
+//! Lossless input (native pixel data, JPEG 2000 lossless, HTJ2K lossless,
+//! RLE lossless, JPEG lossless) is stored in the datastore's lossless format: HTJ2K lossless RPCL
 //! (`1.2.840.10008.1.2.4.202`) or JPEG 2000 lossless (`.4.90`). Every stored
 //! codestream is decoded again and compared with the source samples before
 //! it is accepted, so a frame is never stored lossy by accident. Lossy
@@ -19,6 +19,7 @@ use dicom_object::InMemDicomObject;
 
 use healthimaging_codec::{Layout, htj2k, jpeg2000};
 
+use super::decode;
 use crate::store::LosslessStorageFormat;
 
 /// HTJ2K lossless RPCL.
@@ -33,6 +34,11 @@ const LOSSLESS_J2K: [&str; 3] = [JPEG2000_LOSSLESS, "1.2.840.10008.1.2.4.201", H
 const KEPT_J2K: [&str; 2] = ["1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"];
 /// JPEG baseline (process 1).
 pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+/// RLE Lossless: decoded and stored in the lossless storage format.
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+/// JPEG Lossless (process 14, and its first-order prediction subset):
+/// decoded and stored in the lossless storage format.
+const JPEG_LOSSLESS: [&str; 2] = ["1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"];
 
 /// A frame ready to store.
 #[derive(Debug, Clone)]
@@ -78,15 +84,15 @@ pub enum FrameError {
 
 /// The pixel description of an image.
 #[derive(Debug, Clone, Copy)]
-struct Pixels {
-    rows: u32,
-    columns: u32,
-    samples_per_pixel: u32,
-    bits_allocated: u32,
-    bits_stored: u32,
-    signed: bool,
-    planar: bool,
-    frames: usize,
+pub(super) struct Pixels {
+    pub(super) rows: u32,
+    pub(super) columns: u32,
+    pub(super) samples_per_pixel: u32,
+    pub(super) bits_allocated: u32,
+    pub(super) bits_stored: u32,
+    pub(super) signed: bool,
+    pub(super) planar: bool,
+    pub(super) frames: usize,
 }
 
 impl Pixels {
@@ -174,7 +180,7 @@ pub fn store(
             )));
         }
         for n in 0..pixels.frames {
-            let samples = native_samples(&bytes[n * frame_bytes..(n + 1) * frame_bytes], &pixels);
+            let samples = decode::native(&bytes[n * frame_bytes..(n + 1) * frame_bytes], &pixels);
             frames.push(encode_verified(&samples, &pixels, target)?);
         }
         transfer_syntax = target;
@@ -199,7 +205,7 @@ pub fn store(
         transfer_syntax = if keep { source_syntax } else { target };
     } else if source_syntax == JPEG_BASELINE {
         for codestream in codestreams(element.value(), pixels.frames)? {
-            let samples = decode_jpeg(&codestream)?;
+            let samples = decode::jpeg_baseline(&codestream)?;
             if samples.len() != pixels.frame_samples() {
                 return Err(FrameError::Invalid(format!(
                     "A frame decodes to {} samples; the image describes {}",
@@ -210,6 +216,28 @@ pub fn store(
             frames.push(describe(codestream, &samples, &pixels));
         }
         transfer_syntax = JPEG_BASELINE;
+    } else if source_syntax == RLE_LOSSLESS || JPEG_LOSSLESS.contains(&source_syntax) {
+        let encoded = if source_syntax == RLE_LOSSLESS {
+            rle_frames(element.value(), pixels.frames)?
+        } else {
+            codestreams(element.value(), pixels.frames)?
+        };
+        for frame in encoded {
+            let samples = if source_syntax == RLE_LOSSLESS {
+                decode::rle(&frame, &pixels)?
+            } else {
+                decode::jpeg_lossless(&frame, &pixels)?
+            };
+            if samples.len() != pixels.frame_samples() {
+                return Err(FrameError::Invalid(format!(
+                    "A frame decodes to {} samples; the image describes {}",
+                    samples.len(),
+                    pixels.frame_samples()
+                )));
+            }
+            frames.push(encode_verified(&samples, &pixels, target)?);
+        }
+        transfer_syntax = target;
     } else {
         return Err(FrameError::Unsupported(format!(
             "The emulator does not import pixel data in transfer syntax {source_syntax}"
@@ -220,6 +248,21 @@ pub fn store(
         frames,
         encode_time: started.elapsed(),
     })
+}
+
+/// One RLE frame per fragment (PS3.5 A.4.2: an RLE frame is never split);
+/// a Basic Offset Table, if any, is not needed to find them.
+fn rle_frames(value: &Value<InMemDicomObject>, frames: usize) -> Result<Vec<Vec<u8>>, FrameError> {
+    let fragments = value
+        .fragments()
+        .ok_or_else(|| FrameError::Invalid("Encapsulated pixel data has no fragments".into()))?;
+    if fragments.len() != frames {
+        return Err(FrameError::Invalid(format!(
+            "The RLE pixel data holds {} fragments; NumberOfFrames says {frames}",
+            fragments.len()
+        )));
+    }
+    Ok(fragments.to_vec())
 }
 
 /// One codestream per frame from encapsulated pixel data. Fragments are
@@ -252,46 +295,6 @@ fn codestreams(value: &Value<InMemDicomObject>, frames: usize) -> Result<Vec<Vec
         )));
     }
     Ok(out)
-}
-
-/// The samples of a baseline JPEG image, interleaved.
-fn decode_jpeg(codestream: &[u8]) -> Result<Vec<i32>, FrameError> {
-    let mut decoder = jpeg_decoder::Decoder::new(codestream);
-    let pixels = decoder
-        .decode()
-        .map_err(|e| FrameError::Invalid(format!("Could not decode a JPEG frame: {e}")))?;
-    match decoder.info().map(|info| info.pixel_format) {
-        Some(jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24) => {
-            Ok(pixels.iter().map(|&b| i32::from(b)).collect())
-        }
-        _ => Err(FrameError::Unsupported(
-            "Only 8-bit grey or RGB JPEG baseline frames are imported".into(),
-        )),
-    }
-}
-
-/// Samples of a native frame, interleaved.
-fn native_samples(bytes: &[u8], pixels: &Pixels) -> Vec<i32> {
-    let samples: Vec<i32> = match (pixels.bits_allocated, pixels.signed) {
-        (8, false) => bytes.iter().map(|&b| i32::from(b)).collect(),
-        (8, true) => bytes.iter().map(|&b| i32::from(b as i8)).collect(),
-        (_, true) => bytes
-            .chunks_exact(2)
-            .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
-            .collect(),
-        (_, false) => bytes
-            .chunks_exact(2)
-            .map(|b| i32::from(u16::from_le_bytes([b[0], b[1]])))
-            .collect(),
-    };
-    if pixels.planar && pixels.samples_per_pixel == 3 {
-        let plane = samples.len() / 3;
-        (0..plane)
-            .flat_map(|i| [samples[i], samples[plane + i], samples[2 * plane + i]])
-            .collect()
-    } else {
-        samples
-    }
 }
 
 /// The decoded pixel buffer of `samples`: what the checksum covers.
@@ -340,138 +343,5 @@ fn encode_verified(
 }
 
 #[cfg(test)]
-mod tests {
-    use dicom_core::value::{PixelFragmentSequence, PrimitiveValue};
-    use dicom_core::{DataElement, VR};
-
-    use super::*;
-
-    fn image(
-        rows: u16,
-        columns: u16,
-        frames: u32,
-        pixel_data: Value<InMemDicomObject>,
-    ) -> InMemDicomObject {
-        let mut object = InMemDicomObject::new_empty();
-        let put = |object: &mut InMemDicomObject, tag, vr, value: PrimitiveValue| {
-            object.put(DataElement::new(tag, vr, value));
-        };
-        put(&mut object, tags::ROWS, VR::US, PrimitiveValue::from(rows));
-        put(
-            &mut object,
-            tags::COLUMNS,
-            VR::US,
-            PrimitiveValue::from(columns),
-        );
-        put(
-            &mut object,
-            tags::SAMPLES_PER_PIXEL,
-            VR::US,
-            PrimitiveValue::from(1u16),
-        );
-        put(
-            &mut object,
-            tags::BITS_ALLOCATED,
-            VR::US,
-            PrimitiveValue::from(8u16),
-        );
-        put(
-            &mut object,
-            tags::BITS_STORED,
-            VR::US,
-            PrimitiveValue::from(8u16),
-        );
-        put(
-            &mut object,
-            tags::PIXEL_REPRESENTATION,
-            VR::US,
-            PrimitiveValue::from(0u16),
-        );
-        put(
-            &mut object,
-            tags::NUMBER_OF_FRAMES,
-            VR::IS,
-            PrimitiveValue::from(frames.to_string()),
-        );
-        object.put(DataElement::new(tags::PIXEL_DATA, VR::OB, pixel_data));
-        object
-    }
-
-    fn jpeg(rows: u16, columns: u16, seed: u8) -> Vec<u8> {
-        let pixels: Vec<u8> = (0..usize::from(rows) * usize::from(columns))
-            .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
-            .collect();
-        let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, 90)
-            .encode(&pixels, columns, rows, jpeg_encoder::ColorType::Luma)
-            .unwrap();
-        if out.len() % 2 == 1 {
-            out.push(0);
-        }
-        out
-    }
-
-    #[test]
-    fn jpeg_baseline_frames_are_kept_with_the_checksum_of_their_decoded_pixels() {
-        let codestreams = vec![jpeg(16, 24, 1), jpeg(16, 24, 9)];
-        // No Basic Offset Table: frames are found by their SOI markers.
-        let value = Value::PixelSequence(PixelFragmentSequence::new(vec![], codestreams.clone()));
-        let stored = store(
-            &image(16, 24, 2, value),
-            JPEG_BASELINE,
-            LosslessStorageFormat::Htj2k,
-        )
-        .unwrap();
-        assert_eq!(
-            stored.transfer_syntax, JPEG_BASELINE,
-            "lossy input is kept as imported"
-        );
-        assert_eq!(stored.frames.len(), 2);
-        for (frame, original) in stored.frames.iter().zip(&codestreams) {
-            assert_eq!(&frame.bytes, original);
-            let decoded = jpeg_decoder::Decoder::new(&original[..]).decode().unwrap();
-            assert_eq!(frame.checksum, crc32fast::hash(&decoded));
-            assert_eq!((frame.width, frame.height), (24, 16));
-        }
-    }
-
-    #[test]
-    fn native_frames_are_stored_as_verified_htj2k() {
-        let pixels: Vec<u8> = (0..64u8).collect();
-        let value = Value::Primitive(PrimitiveValue::from(pixels.clone()));
-        let stored = store(
-            &image(8, 8, 1, value),
-            EXPLICIT_LE,
-            LosslessStorageFormat::Htj2k,
-        )
-        .unwrap();
-        assert_eq!(stored.transfer_syntax, HTJ2K_RPCL);
-        let frame = &stored.frames[0];
-        assert_eq!(frame.checksum, crc32fast::hash(&pixels));
-        assert_eq!((frame.min, frame.max), (0, 63));
-        let decoded = jpeg2000::decode(&frame.bytes).unwrap();
-        assert_eq!(
-            decoded.samples,
-            pixels.iter().map(|&p| i32::from(p)).collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
-    fn short_pixel_data_and_unknown_syntaxes_are_refused() {
-        let value = Value::Primitive(PrimitiveValue::from(vec![0u8; 10]));
-        let error = store(
-            &image(8, 8, 1, value.clone()),
-            EXPLICIT_LE,
-            LosslessStorageFormat::Htj2k,
-        )
-        .unwrap_err();
-        assert!(matches!(error, FrameError::Invalid(_)), "{error}");
-        let error = store(
-            &image(8, 8, 1, value),
-            "1.2.840.10008.1.2.5",
-            LosslessStorageFormat::Htj2k,
-        )
-        .unwrap_err();
-        assert!(matches!(error, FrameError::Unsupported(_)), "{error}");
-    }
-}
+#[path = "frames_tests.rs"]
+mod tests;

@@ -15,6 +15,7 @@
 //! `IN_PROGRESS` in the journal, runs again from the start when the emulator
 //! restarts.
 
+mod decode;
 pub mod frames;
 mod grouping;
 mod instance;
