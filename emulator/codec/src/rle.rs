@@ -175,7 +175,7 @@ mod tests {
         let cases = [
             (
                 layout(7, 3, 1, 8, false),
-                (0..21).map(|i| (i * 37 % 256) as i32).collect::<Vec<_>>(),
+                (0..21).map(|i| i * 37 % 256).collect::<Vec<_>>(),
             ),
             (
                 layout(5, 4, 1, 16, true),
@@ -191,7 +191,7 @@ mod tests {
             ),
             (
                 layout(4, 2, 3, 8, false),
-                (0..24).map(|i| (i * 11) as i32).collect(),
+                (0..24).map(|i| i * 11).collect(),
             ),
         ];
         for (layout, samples) in cases {

@@ -1,7 +1,7 @@
 //! Frames: from an instance's pixel data to what HealthImaging stores.
 //!
-//! Lossless input (native pixel data, JPEG 2000 lossless, HTJ2K lossless,
-//! RLE lossless, JPEG lossless) is stored in the datastore's lossless format: HTJ2K lossless RPCL
+//! Lossless input (native pixel data in any byte order, JPEG 2000 lossless,
+//! HTJ2K lossless, RLE lossless, JPEG lossless) is stored in the datastore's lossless format: HTJ2K lossless RPCL
 //! (`1.2.840.10008.1.2.4.202`) or JPEG 2000 lossless (`.4.90`). Every stored
 //! codestream is decoded again and compared with the source samples before
 //! it is accepted, so a frame is never stored lossy by accident. Lossy
@@ -29,7 +29,14 @@ pub const JPEG2000_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
 /// Explicit VR little endian.
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
-const NATIVE: [&str; 3] = ["1.2.840.10008.1.2", EXPLICIT_LE, "1.2.840.10008.1.2.1.99"];
+/// Native pixel data. dicom-object reads Explicit VR Big Endian (retired,
+/// still met in archives) into values, so its bytes come out little endian.
+const NATIVE: [&str; 4] = [
+    "1.2.840.10008.1.2",
+    EXPLICIT_LE,
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+];
 const LOSSLESS_J2K: [&str; 3] = [JPEG2000_LOSSLESS, "1.2.840.10008.1.2.4.201", HTJ2K_RPCL];
 const KEPT_J2K: [&str; 2] = ["1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"];
 /// JPEG baseline (process 1).

@@ -171,7 +171,7 @@ fn short_pixel_data_and_unknown_syntaxes_are_refused() {
     assert!(matches!(error, FrameError::Invalid(_)), "{error}");
     let error = store(
         &image(8, 8, 1, value),
-        "1.2.840.10008.1.2.2",
+        "1.2.840.10008.1.2.4.51",
         LosslessStorageFormat::Htj2k,
     )
     .unwrap_err();

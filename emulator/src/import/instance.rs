@@ -117,3 +117,70 @@ pub fn read(
         encode_time: stored.encode_time,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use dicom_core::value::PrimitiveValue;
+    use dicom_core::{DataElement, VR};
+    use dicom_object::InMemDicomObject;
+    use dicom_object::meta::FileMetaTableBuilder;
+
+    use super::*;
+
+    #[test]
+    fn explicit_big_endian_pixels_are_read_in_their_byte_order_and_transcoded() {
+        let mut object = InMemDicomObject::new_empty();
+        for (tag, vr, value) in [
+            (tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.7"),
+            (tags::SOP_INSTANCE_UID, VR::UI, "2.25.7.1.1"),
+            (tags::STUDY_INSTANCE_UID, VR::UI, "2.25.7"),
+            (tags::SERIES_INSTANCE_UID, VR::UI, "2.25.7.1"),
+            (tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        ] {
+            object.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+        }
+        for (tag, value) in [
+            (tags::ROWS, 2u16),
+            (tags::COLUMNS, 2),
+            (tags::SAMPLES_PER_PIXEL, 1),
+            (tags::BITS_ALLOCATED, 16),
+            (tags::BITS_STORED, 16),
+            (tags::HIGH_BIT, 15),
+            (tags::PIXEL_REPRESENTATION, 0),
+        ] {
+            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+        }
+        let pixels = [1u16, 256, 513, 65535];
+        object.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16(pixels.to_vec().into()),
+        ));
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+            .media_storage_sop_instance_uid("2.25.7.1.1")
+            .transfer_syntax("1.2.840.10008.1.2.2")
+            .build()
+            .unwrap();
+        let mut bytes = Vec::new();
+        object.with_exact_meta(meta).write_all(&mut bytes).unwrap();
+        assert_eq!(
+            &bytes[bytes.len() - 8..],
+            &[0, 1, 1, 0, 2, 1, 255, 255],
+            "written big endian"
+        );
+
+        let read = read("be.dcm", &bytes, LosslessStorageFormat::Htj2k).unwrap();
+        assert_eq!(read.stored_transfer_syntax, frames::HTJ2K_RPCL);
+        let frame = &read.frames[0];
+        let little: Vec<u8> = pixels.iter().flat_map(|p| p.to_le_bytes()).collect();
+        assert_eq!(
+            frame.checksum,
+            crc32fast::hash(&little),
+            "the checksum of the pixel values"
+        );
+        assert_eq!((frame.min, frame.max), (1, 65535));
+        let decoded = healthimaging_codec::jpeg2000::decode(&frame.bytes).unwrap();
+        assert_eq!(decoded.samples, pixels.map(i32::from).to_vec());
+    }
+}
