@@ -98,6 +98,7 @@ async fn every_read_tool_on_the_demo_set() {
         )
         .await,
     );
+    insta::assert_json_snapshot!("search_by_patient_id", redacted(&by_patient));
     let studies = structured(
         &mcp.call(
             "get_patient_studies",
@@ -151,6 +152,8 @@ async fn every_read_tool_on_the_demo_set() {
             .all(|s| s["is_primary"] == true)
     );
     assert!(primaries["count"].as_u64() <= in_study["count"].as_u64());
+    insta::assert_json_snapshot!("search_by_study_uid", redacted(&in_study));
+    insta::assert_json_snapshot!("get_study_primary_image_sets", redacted(&primaries));
     let series_uid = patient["studies"][0]["series"][0]["series_instance_uid"]
         .as_str()
         .unwrap();
@@ -162,6 +165,7 @@ async fn every_read_tool_on_the_demo_set() {
         .await,
     );
     assert!(in_series["count"].as_u64().unwrap() >= 1);
+    insta::assert_json_snapshot!("search_by_series_uid", redacted(&in_series));
     let primary = structured(
         &mcp.call(
             "get_series_primary_image_set",
@@ -171,6 +175,7 @@ async fn every_read_tool_on_the_demo_set() {
     );
     assert_eq!(primary["image_set"]["series_instance_uid"], series_uid);
     assert_eq!(primary["image_set"]["is_primary"], true);
+    insta::assert_json_snapshot!("get_series_primary_image_set", redacted(&primary));
     assert!(by_patient["count"].as_u64().unwrap() >= in_study["count"].as_u64().unwrap());
 
     // One image set: properties, versions, metadata.

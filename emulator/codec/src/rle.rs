@@ -189,10 +189,7 @@ mod tests {
                     .map(|i| if i < 290 { 7 } else { i % 4096 })
                     .collect(),
             ),
-            (
-                layout(4, 2, 3, 8, false),
-                (0..24).map(|i| i * 11).collect(),
-            ),
+            (layout(4, 2, 3, 8, false), (0..24).map(|i| i * 11).collect()),
         ];
         for (layout, samples) in cases {
             let frame = encode(&samples, layout).unwrap();
