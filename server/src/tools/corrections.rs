@@ -267,15 +267,13 @@ impl HealthImagingServer {
                 }
                 outcome
             };
-            let result = result.unwrap_or_else(|error| WriteResult {
-                image_set_id: set.image_set_id.clone(),
-                action: "update_image_set_metadata".to_owned(),
-                outcome: "failed".to_owned(),
-                from_version_id: Some(set.version.to_string()),
-                version_id: set.version.to_string(),
-                image_set_state: "UNKNOWN".to_owned(),
-                image_set_workflow_status: None,
-                message: Some(error.to_string()),
+            let result = result.unwrap_or_else(|error| {
+                WriteResult::failed(
+                    &set.image_set_id,
+                    "update_image_set_metadata",
+                    set.version.to_string(),
+                    &error,
+                )
             });
             progress
                 .report(

@@ -176,6 +176,25 @@ impl WriteResult {
         }
     }
 
+    /// A write to `image_set_id` (at `version_id`) that could not be made.
+    pub(crate) fn failed(
+        image_set_id: &str,
+        action: &str,
+        version_id: String,
+        error: &ToolError,
+    ) -> Self {
+        Self {
+            image_set_id: image_set_id.to_owned(),
+            action: action.to_owned(),
+            outcome: "failed".to_owned(),
+            from_version_id: Some(version_id.clone()),
+            version_id,
+            image_set_state: "UNKNOWN".to_owned(),
+            image_set_workflow_status: None,
+            message: Some(error.to_string()),
+        }
+    }
+
     /// Whether the write took effect.
     pub(crate) fn succeeded(&self) -> bool {
         self.outcome == "done"

@@ -420,29 +420,12 @@ fn instance_removal(document: &Value, series: Option<&str>, sop: &str) -> Decisi
 fn summary_of(document: &Value) -> ImageSetSummaryView {
     let text = |level: &str, key: &str| document[level]["DICOM"][key].as_str().map(str::to_owned);
     ImageSetSummaryView {
-        image_set_id: String::new(),
-        version: 0,
-        is_primary: None,
-        created_at: None,
-        updated_at: None,
-        storage_tier: None,
         patient_id: text("Patient", "PatientID"),
-        patient_name: None,
-        patient_birth_date: None,
-        patient_sex: None,
         study_instance_uid: text("Study", "StudyInstanceUID"),
-        study_id: None,
-        study_description: None,
-        study_date: None,
-        study_time: None,
-        accession_number: None,
         series_instance_uid: document["Study"]["Series"]
             .as_object()
             .and_then(|s| s.keys().next().cloned()),
-        series_modality: None,
-        series_body_part: None,
-        series_number: None,
-        number_of_study_related_instances: None,
+        ..ImageSetSummaryView::default()
     }
 }
 

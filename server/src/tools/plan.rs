@@ -253,15 +253,8 @@ impl HealthImagingServer {
                     .await
                 }
             };
-            let result = outcome.unwrap_or_else(|error| WriteResult {
-                image_set_id: id.to_owned(),
-                action: change.action.name().to_owned(),
-                outcome: "failed".to_owned(),
-                from_version_id: Some(change.version_id.clone()),
-                version_id: change.version_id.clone(),
-                image_set_state: "UNKNOWN".to_owned(),
-                image_set_workflow_status: None,
-                message: Some(error.to_string()),
+            let result = outcome.unwrap_or_else(|error| {
+                WriteResult::failed(id, change.action.name(), change.version_id.clone(), &error)
             });
             progress
                 .report(

@@ -88,7 +88,7 @@ pub enum Phase {
 }
 
 /// An image set as SearchImageSets summarizes it, with its DICOM attributes.
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema, PartialEq)]
 pub struct ImageSetSummaryView {
     /// The image set ID: pass it to get_image_set, get_image_set_metadata, get_image_frame.
     pub image_set_id: String,
