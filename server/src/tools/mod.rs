@@ -12,6 +12,7 @@ mod image_sets;
 mod import_jobs;
 mod patients;
 mod plan;
+mod removals;
 mod render;
 mod search;
 mod tags;
@@ -37,6 +38,7 @@ pub fn router(grant: Grant) -> ToolRouter<HealthImagingServer> {
         + HealthImagingServer::frame_tools()
         + HealthImagingServer::erasure_tools()
         + HealthImagingServer::hierarchy_tools()
+        + HealthImagingServer::removal_tools()
         + HealthImagingServer::image_set_write_tools()
         + HealthImagingServer::correction_tools();
     for tool in router.list_all() {
