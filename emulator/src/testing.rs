@@ -25,6 +25,24 @@ pub(crate) fn service() -> (Arc<Service>, ManualClock) {
     (Service::start(config).expect("emulator starts"), clock)
 }
 
+/// Sends one request through the router.
+async fn respond(
+    service: &Arc<Service>,
+    method: Method,
+    uri: &str,
+    body: &str,
+) -> axum::response::Response {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body.to_owned()))
+        .expect("valid request");
+    router(service.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible")
+}
+
 /// Sends one request and returns the status, the error type header and the body.
 pub(crate) async fn send(
     service: &Arc<Service>,
@@ -32,29 +50,36 @@ pub(crate) async fn send(
     uri: &str,
     body: &str,
 ) -> (StatusCode, Option<String>, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::from(body.to_owned()))
-        .expect("valid request");
-    let response = router(service.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let status = response.status();
+    let response = respond(service, method, uri, body).await;
     let error_type = response
         .headers()
         .get("x-amzn-ErrorType")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let (status, bytes) = collected(response).await;
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, error_type, json)
+}
+
+/// Sends one request and returns the raw response body.
+pub(crate) async fn send_raw(
+    service: &Arc<Service>,
+    method: Method,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, axum::body::Bytes) {
+    collected(respond(service, method, uri, body).await).await
+}
+
+async fn collected(response: axum::response::Response) -> (StatusCode, axum::body::Bytes) {
+    let status = response.status();
     let bytes = response
         .into_body()
         .collect()
         .await
         .expect("body")
         .to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, error_type, json)
+    (status, bytes)
 }
 
 /// Creates an ACTIVE datastore (the clock is moved past the delay).
@@ -74,14 +99,33 @@ pub(crate) async fn active_datastore(service: &Arc<Service>, clock: &ManualClock
         .to_owned()
 }
 
-/// Puts an image set into `datastore_id` directly: no operation creates one
-/// before import exists.
+/// Puts an image set into `datastore_id` directly, without a document.
 pub(crate) fn plant_image_set(service: &Service, datastore_id: &str, image_set_id: &str) {
+    let set = planted(
+        service,
+        datastore_id,
+        image_set_id,
+        true,
+        Default::default(),
+        String::new(),
+    );
+    service.store().put_image_set(set);
+}
+
+/// An image set at version 1, imported now.
+fn planted(
+    service: &Service,
+    datastore_id: &str,
+    image_set_id: &str,
+    primary: bool,
+    tags: crate::store::DicomTags,
+    metadata_key: String,
+) -> ImageSet {
     let now = service.now();
-    service.store().put_image_set(ImageSet {
+    ImageSet {
         id: image_set_id.to_owned(),
         datastore_id: datastore_id.to_owned(),
-        is_primary: true,
+        is_primary: primary,
         created_at: now,
         tags: Default::default(),
         versions: vec![ImageSetVersion {
@@ -92,12 +136,12 @@ pub(crate) fn plant_image_set(service: &Service, datastore_id: &str, image_set_i
             updated_at: now,
             message: None,
             forced: false,
-            tags: Default::default(),
-            metadata_key: String::new(),
+            tags,
+            metadata_key,
         }],
         frames: Default::default(),
         lock: None,
-    });
+    }
 }
 
 /// A synthetic metadata document of one series with `sops`, one frame each
@@ -149,54 +193,11 @@ pub(crate) fn plant_document(
             .put(&crate::blobs::frame_key(&id), id.as_bytes())
             .expect("frame stored");
     }
-    let now = service.now();
-    service.store().put_image_set(ImageSet {
-        id: image_set_id.to_owned(),
-        datastore_id: datastore_id.to_owned(),
-        is_primary: primary,
-        created_at: now,
-        tags: Default::default(),
-        versions: vec![ImageSetVersion {
-            version_id: 1,
-            state: ImageSetState::Active,
-            workflow_status: WorkflowStatus::Imported,
-            created_at: now,
-            updated_at: now,
-            message: None,
-            forced: false,
-            tags: crate::store::DicomTags::of_document(&document),
-            metadata_key: key,
-        }],
-        frames: crate::metadata::combine::frame_ids(&document)
-            .into_iter()
-            .map(|id| (id, "1.2.840.10008.1.2.4.202".to_owned()))
-            .collect(),
-        lock: None,
-    });
-}
-
-/// Sends one request and returns the raw response body.
-pub(crate) async fn send_raw(
-    service: &Arc<Service>,
-    method: Method,
-    uri: &str,
-    body: &str,
-) -> (StatusCode, axum::body::Bytes) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::from(body.to_owned()))
-        .expect("valid request");
-    let response = router(service.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, bytes)
+    let tags = crate::store::DicomTags::of_document(&document);
+    let mut set = planted(service, datastore_id, image_set_id, primary, tags, key);
+    set.frames = crate::metadata::combine::frame_ids(&document)
+        .into_iter()
+        .map(|id| (id, "1.2.840.10008.1.2.4.202".to_owned()))
+        .collect();
+    service.store().put_image_set(set);
 }
