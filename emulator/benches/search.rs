@@ -1,17 +1,20 @@
-//! SearchImageSets latency with 1k, 10k and 100k image sets in a datastore:
-//! the first page of the default order, an EQUAL patient filter, and a
-//! BETWEEN on updatedAt sorted ascending, each through the HTTP handler
-//! (request parsing, index, JSON response).
+//! SearchImageSets latency at 1k, 100k and 1M image sets in a datastore, for
+//! every filter and sort, through the HTTP handler (request parsing, the
+//! store's index walk, JSON response): the first page and the page after a
+//! continuation token.
 //!
-//! `cargo bench -p healthimaging-emulator --bench search` prints one line per
-//! store size; with an index the latencies barely move as the store grows.
+//! `cargo bench -p healthimaging-emulator --bench search` prints a table, one
+//! row per query, one column per store size, and the ratio of the largest
+//! store to the smallest (the goal: within 2x). `SEARCH_BENCH_SIZES=1000,100000`
+//! chooses other sizes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
 use healthimaging_emulator::store::{
-    DicomTags, ImageSet, ImageSetState, ImageSetVersion, WorkflowStatus,
+    DicomTags, ImageSetState, ImageSetVersion, StoreError, WorkflowStatus,
 };
 use healthimaging_emulator::{EmulatorConfig, Service, Timestamp, router};
 use http_body_util::BodyExt;
@@ -20,12 +23,70 @@ use tower::ServiceExt;
 
 const QUERIES: u32 = 200;
 const BASE: u64 = 1_700_000_000_000;
+/// Image sets a patient has; the store's size does not change it.
+const PER_PATIENT: u64 = 20;
 
-async fn search(service: &std::sync::Arc<Service>, ds: &str, criteria: &Value) -> Value {
+async fn search(service: &Arc<Service>, ds: &str, criteria: &Value, token: Option<&str>) -> Value {
+    let mut uri = format!("/datastore/{ds}/searchImageSets?maxResults=50");
+    if let Some(token) = token {
+        uri.push_str(&format!("&nextToken={token}"));
+    }
+    request(service, &uri, &criteria.to_string()).await
+}
+
+/// A datastore of `size` image sets: a new one every second, patients of
+/// 20 image sets each, studies of 2, one in 7 non-primary.
+async fn datastore(size: u64) -> (Arc<Service>, String) {
+    let config = EmulatorConfig::default()
+        .with_seed(1)
+        .with_transition_delay(Duration::ZERO);
+    let service = Service::start(config).expect("emulator");
+    let created = request(&service, "/datastore", r#"{"clientToken":"bench"}"#).await;
+    let ds = created["datastoreId"]
+        .as_str()
+        .expect("datastore")
+        .to_owned();
+    for chunk in (0..size).collect::<Vec<_>>().chunks(20_000) {
+        service
+            .store()
+            .write(|w| {
+                for &n in chunk {
+                    let at = Timestamp::from_millis(BASE + n * 1000);
+                    let tags = DicomTags {
+                        patient_id: Some(format!("SYN{:07}", n / PER_PATIENT)),
+                        accession_number: Some(format!("ACC{:07}", n / 2)),
+                        study_id: Some(format!("{}", n / 2)),
+                        study_instance_uid: Some(format!("2.25.{}", n / 2)),
+                        series_instance_uid: Some(format!("2.25.{n}.1")),
+                        study_date: Some(format!("2024{:02}{:02}", 1 + n % 12, 1 + n % 28)),
+                        study_time: Some(format!("{:06}", n % 240_000)),
+                        ..DicomTags::default()
+                    };
+                    let first = ImageSetVersion {
+                        version_id: 1,
+                        state: ImageSetState::Active,
+                        workflow_status: WorkflowStatus::Imported,
+                        created_at: at,
+                        updated_at: Timestamp::from_millis(BASE + ((n * 7919) % size) * 1000),
+                        message: None,
+                        forced: false,
+                        tags,
+                        metadata: None,
+                    };
+                    w.create_image_set(&format!("{n:032x}"), &ds, n % 7 != 0, at, first, None)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .expect("image sets planted");
+    }
+    (service, ds)
+}
+
+async fn request(service: &Arc<Service>, uri: &str, body: &str) -> Value {
     let request = Request::builder()
         .method("POST")
-        .uri(format!("/datastore/{ds}/searchImageSets?maxResults=50"))
-        .body(Body::from(criteria.to_string()))
+        .uri(uri)
+        .body(Body::from(body.to_owned()))
         .expect("request");
     let response = router(service.clone())
         .oneshot(request)
@@ -40,96 +101,133 @@ async fn search(service: &std::sync::Arc<Service>, ds: &str, criteria: &Value) -
     serde_json::from_slice(&bytes).expect("JSON")
 }
 
+fn cases(size: u64) -> Vec<(&'static str, Value)> {
+    let seconds = |n: u64| (BASE + n * 1000) as f64 / 1000.0;
+    let mid = size / 2;
+    let equal = |name: &str, value: Value| json!({"filters": [{"operator": "EQUAL", "values": [{name: value}]}]});
+    let between = |name: &str, low: Value, high: Value| json!({"filters": [{"operator": "BETWEEN", "values": [{name: low}, {name: high}]}]});
+    let date = |d: &str| json!({"DICOMStudyDate": d});
+    vec![
+        ("default order (updatedAt DESC)", json!({})),
+        (
+            "sort createdAt ASC",
+            json!({"sort": {"sortField": "createdAt", "sortOrder": "ASC"}}),
+        ),
+        (
+            "sort DICOMStudyDateAndTime DESC",
+            json!({"sort": {"sortField": "DICOMStudyDateAndTime", "sortOrder": "DESC"}}),
+        ),
+        (
+            "EQUAL patient",
+            equal(
+                "DICOMPatientId",
+                json!(format!("SYN{:07}", mid / PER_PATIENT)),
+            ),
+        ),
+        (
+            "EQUAL accession",
+            equal("DICOMAccessionNumber", json!(format!("ACC{:07}", mid / 2))),
+        ),
+        (
+            "EQUAL study ID",
+            equal("DICOMStudyId", json!(format!("{}", mid / 2))),
+        ),
+        (
+            "EQUAL study UID",
+            equal("DICOMStudyInstanceUID", json!(format!("2.25.{}", mid / 2))),
+        ),
+        (
+            "EQUAL series UID",
+            equal("DICOMSeriesInstanceUID", json!(format!("2.25.{mid}.1"))),
+        ),
+        ("EQUAL isPrimary false", equal("isPrimary", json!(false))),
+        (
+            "BETWEEN updatedAt (sort field)",
+            between("updatedAt", json!(seconds(mid)), json!(seconds(mid + 3600))),
+        ),
+        (
+            "BETWEEN createdAt, default sort",
+            between("createdAt", json!(seconds(mid)), json!(seconds(mid + 600))),
+        ),
+        (
+            "BETWEEN study date, default sort",
+            between("DICOMStudyDateAndTime", date("20240301"), date("20240302")),
+        ),
+        (
+            "patient + isPrimary true",
+            json!({"filters": [
+            {"operator": "EQUAL", "values": [{"DICOMPatientId": format!("SYN{:07}", mid / PER_PATIENT)}]},
+            {"operator": "EQUAL", "values": [{"isPrimary": true}]}]}),
+        ),
+    ]
+}
+
+/// Microseconds per query: the first page, then the page after its token.
+async fn measure(service: &Arc<Service>, ds: &str, criteria: &Value) -> (f64, Option<f64>) {
+    let first = search(service, ds, criteria, None).await;
+    assert!(
+        first["imageSetsMetadataSummaries"].is_array(),
+        "the search answers: {first}"
+    );
+    let started = Instant::now();
+    for _ in 0..QUERIES {
+        search(service, ds, criteria, None).await;
+    }
+    let first_page = started.elapsed().as_secs_f64() * 1e6 / f64::from(QUERIES);
+    let Some(token) = first["nextToken"].as_str() else {
+        return (first_page, None);
+    };
+    let started = Instant::now();
+    for _ in 0..QUERIES {
+        search(service, ds, criteria, Some(token)).await;
+    }
+    let next_page = started.elapsed().as_secs_f64() * 1e6 / f64::from(QUERIES);
+    (first_page, Some(next_page))
+}
+
 #[tokio::main]
 async fn main() {
-    for size in [1_000u64, 10_000, 100_000] {
-        let config = EmulatorConfig::default()
-            .with_seed(1)
-            .with_transition_delay(Duration::ZERO);
-        let service = Service::start(config).expect("emulator");
-        let request = Request::builder()
-            .method("POST")
-            .uri("/datastore")
-            .body(Body::from(r#"{"clientToken":"bench"}"#))
-            .expect("request");
-        let response = router(service.clone())
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let created: Value = serde_json::from_slice(
-            &response
-                .into_body()
+    let sizes: Vec<u64> = std::env::var("SEARCH_BENCH_SIZES")
+        .ok()
+        .map(|text| {
+            text.split(',')
+                .filter_map(|n| n.trim().parse().ok())
                 .collect()
-                .await
-                .expect("body")
-                .to_bytes(),
-        )
-        .expect("JSON");
-        let ds = created["datastoreId"]
-            .as_str()
-            .expect("datastore")
-            .to_owned();
-        {
-            let mut store = service.store();
-            for n in 0..size {
-                let at = Timestamp::from_millis(BASE + n * 1000);
-                store.put_image_set(ImageSet {
-                    id: format!("{n:032x}"),
-                    datastore_id: ds.clone(),
-                    is_primary: n % 7 != 0,
-                    created_at: at,
-                    tags: Default::default(),
-                    versions: vec![ImageSetVersion {
-                        version_id: 1,
-                        state: ImageSetState::Active,
-                        workflow_status: WorkflowStatus::Imported,
-                        created_at: at,
-                        updated_at: at,
-                        message: None,
-                        forced: false,
-                        tags: DicomTags {
-                            patient_id: Some(format!("SYN{:07}", n % (size / 4))),
-                            study_instance_uid: Some(format!("2.25.{}", n / 2)),
-                            study_date: Some(format!("2024{:02}{:02}", 1 + n % 12, 1 + n % 28)),
-                            ..DicomTags::default()
-                        },
-                        metadata_key: String::new(),
-                    }],
-                    frames: Default::default(),
-                    lock: None,
-                });
+        })
+        .unwrap_or_else(|| vec![1_000, 100_000, 1_000_000]);
+    let mut table: Vec<(String, Vec<f64>)> = Vec::new();
+    for &size in &sizes {
+        let started = Instant::now();
+        let (service, ds) = datastore(size).await;
+        eprintln!(
+            "{size} image sets planted in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        for (name, criteria) in cases(size) {
+            let (first, next) = measure(&service, &ds, &criteria).await;
+            for (label, micros) in [("first page", Some(first)), ("next page", next)] {
+                let Some(micros) = micros else { continue };
+                let key = format!("{name}, {label}");
+                match table.iter_mut().find(|(existing, _)| *existing == key) {
+                    Some((_, values)) => values.push(micros),
+                    None if size == sizes[0] => table.push((key, vec![micros])),
+                    None => {}
+                }
             }
         }
-        let mid = (BASE + size * 500) as f64 / 1000.0;
-        let cases = [
-            ("default order", json!({})),
-            (
-                "EQUAL patient",
-                json!({"filters": [{"operator": "EQUAL", "values": [{"DICOMPatientId": "SYN0000003"}]}]}),
-            ),
-            (
-                "BETWEEN updatedAt, ASC",
-                json!({"filters": [{"operator": "BETWEEN", "values": [{"updatedAt": mid}, {"updatedAt": mid + 3600.0}]}],
-                       "sort": {"sortField": "updatedAt", "sortOrder": "ASC"}}),
-            ),
-        ];
-        let mut line = format!("{size:>7} image sets:");
-        for (name, criteria) in &cases {
-            let first = search(&service, &ds, criteria).await;
-            assert!(
-                !first["imageSetsMetadataSummaries"]
-                    .as_array()
-                    .expect("summaries")
-                    .is_empty(),
-                "{name} finds something"
-            );
-            let started = Instant::now();
-            for _ in 0..QUERIES {
-                search(&service, &ds, criteria).await;
-            }
-            let micros = started.elapsed().as_secs_f64() * 1e6 / f64::from(QUERIES);
-            line.push_str(&format!("  {name}: {micros:.0} µs"));
-        }
-        println!("{line}");
+    }
+    let header: Vec<String> = sizes.iter().map(|s| format!("{s:>10}")).collect();
+    println!(
+        "{:<58}{}  largest/smallest",
+        "µs per SearchImageSets",
+        header.join("")
+    );
+    for (name, values) in table {
+        let cells: Vec<String> = values.iter().map(|v| format!("{v:>10.0}")).collect();
+        let ratio = match (values.first(), values.last()) {
+            (Some(a), Some(b)) if values.len() == sizes.len() => format!("{:.2}x", b / a),
+            _ => String::new(),
+        };
+        println!("{name:<58}{}  {ratio}", cells.join(""));
     }
 }

@@ -30,7 +30,12 @@ pub struct EmulatorConfig {
     /// under the system's temporary directory that is removed when the
     /// emulator stops.
     pub s3_root: Option<PathBuf>,
+    /// The largest S3 object an import reads; larger files fail one by one.
+    pub max_object_bytes: u64,
 }
+
+/// The default of [`EmulatorConfig::max_object_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 1 << 30;
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
@@ -43,6 +48,7 @@ impl Default for EmulatorConfig {
             clock: Arc::new(SystemClock),
             data_dir: None,
             s3_root: None,
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
         }
     }
 }
@@ -81,6 +87,12 @@ impl EmulatorConfig {
     /// Sets the folder standing for S3.
     pub fn with_s3_root(mut self, dir: impl Into<PathBuf>) -> Self {
         self.s3_root = Some(dir.into());
+        self
+    }
+
+    /// Sets the largest S3 object an import reads.
+    pub fn with_max_object_bytes(mut self, bytes: u64) -> Self {
+        self.max_object_bytes = bytes;
         self
     }
 

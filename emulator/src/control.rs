@@ -37,14 +37,17 @@ pub fn routes() -> Router<Arc<Service>> {
 }
 
 async fn health(State(service): State<Arc<Service>>) -> Response {
-    let store = service.store();
+    let (datastores, image_sets) = match service.store().read(|r| r.totals()) {
+        Ok(totals) => totals,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
     let operations: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
     let imports = service.imports.totals();
     wire::json(&json!({
         "status": "ok",
         "seed": service.seed,
-        "datastores": store.datastores.len(),
-        "imageSets": store.image_sets.len(),
+        "datastores": datastores,
+        "imageSets": image_sets,
         "operations": operations,
         "imports": {
             "instances": imports.imported,
@@ -62,11 +65,7 @@ async fn reset(State(service): State<Arc<Service>>) -> Response {
             tracing::info!("emulator state reset");
             wire::json(&json!({ "status": "reset" }))
         }
-        Err(error) => ApiError::new(
-            crate::error::ErrorCode::InternalServer,
-            format!("Could not reset the emulator's data directory: {error}"),
-        )
-        .into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 

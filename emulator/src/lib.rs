@@ -21,7 +21,6 @@
 #![warn(missing_docs)]
 
 mod arn;
-mod blobs;
 pub mod clock;
 mod config;
 pub mod control;

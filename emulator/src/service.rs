@@ -1,14 +1,13 @@
 //! One emulator instance: its state and the handling of every request.
 
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::blobs::Blobs;
 use crate::clock::Timestamp;
 use crate::config::EmulatorConfig;
 use crate::error::{ApiError, ErrorCode};
@@ -17,7 +16,7 @@ use crate::ids::{IdSource, Stream, random_seed};
 use crate::ops::{self, Request};
 use crate::router::{self, Operation};
 use crate::s3::S3Root;
-use crate::store::{Journal, Store};
+use crate::store::{Location, Store, StoreError};
 use crate::wire::{self, Query};
 
 /// The state of one emulator and the services it offers its handlers.
@@ -32,62 +31,72 @@ pub struct Service {
     request_ids: IdSource,
     /// Injected faults.
     pub faults: Faults,
-    /// Encoded frames and metadata documents.
-    pub blobs: Blobs,
     /// The folder standing for S3.
     pub s3: S3Root,
     /// Totals over the imports run.
     pub imports: crate::import::Counters,
     temporary_s3: bool,
-    store: Mutex<Store>,
+    store: Store,
     import_queue: Mutex<Option<Sender<String>>>,
 }
 
 impl Service {
-    /// Starts an emulator: opens (or creates) its data directory and replays
-    /// its journal, then starts the import worker, which resumes any job a
-    /// previous run left unfinished. Without a data directory everything is
-    /// kept in memory.
+    /// Starts an emulator: opens (or creates) its store, then starts the
+    /// import worker, which resumes any job a previous run left unfinished.
+    /// Without a data directory everything is kept in memory.
     pub fn start(config: EmulatorConfig) -> std::io::Result<Arc<Self>> {
         crate::validate::compile_all();
+        let started = std::time::SystemTime::now();
         let seed = config.seed.unwrap_or_else(random_seed);
-        let (store, blobs) = match &config.data_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)?;
-                let (journal, changes) =
-                    Journal::open(&dir.join("journal.ndjson")).map_err(std::io::Error::other)?;
-                (Store::replayed(journal, changes), Blobs::in_dir(dir)?)
-            }
-            None => (Store::default(), Blobs::in_memory()),
+        let location = match &config.data_dir {
+            Some(dir) => Location::Dir(dir.clone()),
+            None => Location::Memory,
         };
+        let store = Store::open(&location).map_err(std::io::Error::other)?;
         let (s3_root, temporary_s3) = config.resolved_s3_root();
-        let s3 = S3Root::new(s3_root);
+        let s3 = S3Root::new(s3_root, config.max_object_bytes);
         std::fs::create_dir_all(s3.path())?;
         let resource_ids = IdSource::new(seed, Stream::Resource);
-        if store.changes > 0 {
+        let (writes, unfinished) = store
+            .read(|r| {
+                let writes: u64 = r.meta("writes")?.and_then(|n| n.parse().ok()).unwrap_or(0);
+                Ok::<_, StoreError>((writes, r.unfinished_jobs()?))
+            })
+            .map_err(std::io::Error::other)?;
+        if writes > 0 {
             // A restarted emulator must not mint the IDs of the first run
             // again; its stream depends on the history it restarted with.
-            resource_ids.reseed(seed ^ store.changes.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            resource_ids.reseed(seed ^ writes.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         }
-        let unfinished: Vec<String> = store
-            .jobs
-            .values()
-            .filter(|job| !job.status.is_terminal())
-            .map(|job| job.id.clone())
-            .collect();
         let service = Arc::new(Self {
             config,
             seed,
             resource_ids,
             request_ids: IdSource::new(seed, Stream::Request),
             faults: Faults::new(IdSource::new(seed, Stream::Fault)),
-            blobs,
             s3,
             imports: Default::default(),
             temporary_s3,
-            store: Mutex::new(store),
+            store,
             import_queue: Mutex::new(None),
         });
+        if service.config.data_dir.is_some() {
+            // Files a crash left between a blob's write and its commit.
+            let sweeper = Arc::downgrade(&service);
+            std::thread::Builder::new()
+                .name("blob-sweep".into())
+                .spawn(move || {
+                    if let Some(service) = sweeper.upgrade() {
+                        match service.store.sweep(started) {
+                            Ok(0) => {}
+                            Ok(removed) => {
+                                tracing::info!(removed, "removed blob files a crash left behind")
+                            }
+                            Err(error) => tracing::warn!(%error, "could not sweep the blob files"),
+                        }
+                    }
+                })?;
+        }
         let (sender, jobs) = channel::<String>();
         let worker = Arc::downgrade(&service);
         std::thread::Builder::new()
@@ -124,21 +133,16 @@ impl Service {
         self.config.clock.now()
     }
 
-    /// Exclusive access to the state.
-    ///
-    /// A std mutex rather than a tokio one: no handler awaits while holding
-    /// it, and a poisoned lock still holds consistent data because every
-    /// operation validates before it changes anything.
-    pub fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Forgets every resource and fault, and starts the identifier streams
     /// over, as if the emulator had just started. The S3 folder is the
     /// caller's data and stays.
-    pub fn reset(&self) -> std::io::Result<()> {
-        self.store().clear()?;
-        self.blobs.clear()?;
+    pub fn reset(&self) -> Result<(), StoreError> {
+        self.store.clear()?;
         self.faults.clear();
         self.resource_ids.reseed(self.seed);
         self.request_ids.reseed(self.seed);
@@ -203,7 +207,21 @@ pub async fn dispatch(
                         query: Query::parse(uri.query()),
                         body,
                     };
-                    handle_guarded(&service, route.operation, &request)
+                    // Handlers read files and wait on the database: never
+                    // on the runtime's own threads.
+                    let worker = service.clone();
+                    let operation = route.operation;
+                    tokio::task::spawn_blocking(move || {
+                        handle_guarded(&worker, operation, &request)
+                    })
+                    .await
+                    .unwrap_or_else(|_| {
+                        ApiError::new(
+                            ErrorCode::InternalServer,
+                            format!("The emulator failed while handling {}", operation.name()),
+                        )
+                        .into_response()
+                    })
                 }
             };
             (Some(route.operation), response)

@@ -13,7 +13,7 @@ use crate::clock::{ManualClock, Timestamp};
 use crate::config::EmulatorConfig;
 use crate::server::router;
 use crate::service::Service;
-use crate::store::{ImageSet, ImageSetState, ImageSetVersion, WorkflowStatus};
+use crate::store::{ImageSetState, ImageSetVersion, WorkflowStatus};
 
 /// An emulator with a manual clock and a 100 ms transition delay.
 pub(crate) fn service() -> (Arc<Service>, ManualClock) {
@@ -99,49 +99,97 @@ pub(crate) async fn active_datastore(service: &Arc<Service>, clock: &ManualClock
         .to_owned()
 }
 
-/// Puts an image set into `datastore_id` directly, without a document.
-pub(crate) fn plant_image_set(service: &Service, datastore_id: &str, image_set_id: &str) {
-    let set = planted(
-        service,
-        datastore_id,
-        image_set_id,
-        true,
-        Default::default(),
-        String::new(),
-    );
-    service.store().put_image_set(set);
+/// An image set to put into the store directly.
+pub(crate) struct Planted<'a> {
+    pub(crate) datastore_id: &'a str,
+    pub(crate) image_set_id: &'a str,
+    pub(crate) primary: bool,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+    pub(crate) tags: crate::store::DicomTags,
 }
 
-/// An image set at version 1, imported now.
-fn planted(
-    service: &Service,
-    datastore_id: &str,
-    image_set_id: &str,
-    primary: bool,
-    tags: crate::store::DicomTags,
-    metadata_key: String,
-) -> ImageSet {
-    let now = service.now();
-    ImageSet {
-        id: image_set_id.to_owned(),
-        datastore_id: datastore_id.to_owned(),
-        is_primary: primary,
-        created_at: now,
-        tags: Default::default(),
-        versions: vec![ImageSetVersion {
-            version_id: 1,
-            state: ImageSetState::Active,
-            workflow_status: WorkflowStatus::Imported,
-            created_at: now,
-            updated_at: now,
-            message: None,
-            forced: false,
-            tags,
-            metadata_key,
-        }],
-        frames: Default::default(),
-        lock: None,
+impl<'a> Planted<'a> {
+    /// A primary image set imported now, without attributes.
+    pub(crate) fn now(service: &Service, datastore_id: &'a str, image_set_id: &'a str) -> Self {
+        Self {
+            datastore_id,
+            image_set_id,
+            primary: true,
+            created_at: service.now(),
+            updated_at: service.now(),
+            tags: Default::default(),
+        }
     }
+}
+
+/// Puts `planted` into the store as version 1, with `document` if given
+/// (its frames stored as blobs holding their own IDs).
+pub(crate) fn plant(service: &Service, planted: Planted<'_>, document: Option<Value>) {
+    service
+        .store()
+        .write(|w| {
+            let metadata = match &document {
+                Some(document) => Some(w.put_blob(&crate::metadata::stored::gzip(document))?),
+                None => None,
+            };
+            let first = ImageSetVersion {
+                version_id: 1,
+                state: ImageSetState::Active,
+                workflow_status: WorkflowStatus::Imported,
+                created_at: planted.created_at,
+                updated_at: planted.updated_at,
+                message: None,
+                forced: false,
+                tags: planted.tags,
+                metadata,
+            };
+            let set = w.create_image_set(
+                planted.image_set_id,
+                planted.datastore_id,
+                planted.primary,
+                planted.created_at,
+                first,
+                None,
+            )?;
+            let mut frames = Vec::new();
+            for id in document
+                .as_ref()
+                .map(crate::metadata::combine::frame_ids)
+                .unwrap_or_default()
+            {
+                frames.push(crate::store::FrameEntry {
+                    blob: w.put_blob(id.as_bytes())?,
+                    frame_id: id,
+                    transfer_syntax: "1.2.840.10008.1.2.4.202".to_owned(),
+                });
+            }
+            w.add_frames(&set, &frames)
+        })
+        .expect("image set planted");
+}
+
+/// Puts an image set into `datastore_id` directly, without a document.
+pub(crate) fn plant_image_set(service: &Service, datastore_id: &str, image_set_id: &str) {
+    plant(
+        service,
+        Planted::now(service, datastore_id, image_set_id),
+        None,
+    );
+}
+
+/// Deletes (and erases) an image set directly.
+pub(crate) fn erase_image_set(service: &Service, datastore_id: &str, image_set_id: &str) {
+    let now = service.now();
+    service
+        .store()
+        .write(|w| {
+            let mut set = w
+                .image_set(datastore_id, image_set_id)?
+                .expect("planted image set");
+            w.erase(&mut set, now)
+        })
+        .expect("image set erased");
 }
 
 /// A synthetic metadata document of one series with `sops`, one frame each
@@ -182,22 +230,11 @@ pub(crate) fn plant_document(
     document: Value,
 ) {
     let document = crate::metadata::with_identity(document, datastore_id, image_set_id);
-    let key = crate::blobs::metadata_key(image_set_id, 1);
-    service
-        .blobs
-        .put(&key, &crate::metadata::stored::gzip(&document))
-        .expect("blob stored");
-    for id in crate::metadata::combine::frame_ids(&document) {
-        service
-            .blobs
-            .put(&crate::blobs::frame_key(&id), id.as_bytes())
-            .expect("frame stored");
-    }
     let tags = crate::store::DicomTags::of_document(&document);
-    let mut set = planted(service, datastore_id, image_set_id, primary, tags, key);
-    set.frames = crate::metadata::combine::frame_ids(&document)
-        .into_iter()
-        .map(|id| (id, "1.2.840.10008.1.2.4.202".to_owned()))
-        .collect();
-    service.store().put_image_set(set);
+    let planted = Planted {
+        primary,
+        tags,
+        ..Planted::now(service, datastore_id, image_set_id)
+    };
+    plant(service, planted, Some(document));
 }

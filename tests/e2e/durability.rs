@@ -42,15 +42,23 @@ async fn a_restart_keeps_everything() {
         &JobStatus::Completed
     );
     let before = all_image_sets(&sdk, &ds).await;
-    let set = before[0].image_set_id().to_owned();
-    let document = metadata(&sdk, &ds, &set, Some("1")).await;
-    let frame_id = document["Study"]["Series"]
-        .as_object()
-        .unwrap()
-        .values()
-        .flat_map(|s| s["Instances"].as_object().unwrap().values())
-        .find_map(|i| i["ImageFrames"][0]["ID"].as_str().map(str::to_owned))
-        .expect("a frame");
+    // An image set with a frame (a report has none).
+    let mut found = None;
+    for summary in &before {
+        let set = summary.image_set_id().to_owned();
+        let document = metadata(&sdk, &ds, &set, Some("1")).await;
+        let frame = document["Study"]["Series"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|s| s["Instances"].as_object().unwrap().values())
+            .find_map(|i| i["ImageFrames"][0]["ID"].as_str().map(str::to_owned));
+        if let Some(frame) = frame {
+            found = Some((set, document, frame));
+            break;
+        }
+    }
+    let (set, document, frame_id) = found.expect("an image set with a frame");
     let frame = |sdk: aws_sdk_medicalimaging::Client, ds: String, set: String, id: String| async move {
         sdk.get_image_frame()
             .datastore_id(ds)

@@ -8,10 +8,15 @@
 //! AccessionNumber, PatientID, StudyInstanceUID, StudyID, SeriesInstanceUID
 //! and SeriesNumber. Instances of one job that conflict with the primary set
 //! in the same way share one non-primary set.
+//!
+//! A job's files are grouped by series and those attributes ([`plan`]), in
+//! the order their first file comes; each group is then written in its own
+//! transaction, where [`target`] decides against the datastore as it is at
+//! that moment. A group written earlier in the job counts as existing, so
+//! the first group of a series becomes its primary image set and later
+//! groups that disagree with it become non-primary.
 
-use crate::metadata::combine::{GroupingKey, grouping_key};
-
-use super::instance::ReadInstance;
+use crate::metadata::combine::GroupingKey;
 
 /// Where a group of instances goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,57 +29,44 @@ pub enum Target {
     NewNonPrimary,
 }
 
-/// Instances bound for one image set.
-#[derive(Debug)]
+/// Files bound for one image set.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     /// The series.
     pub series_uid: String,
     /// The attributes every instance of the group agrees on.
     pub key: GroupingKey,
-    /// Where the group goes.
-    pub target: Target,
-    /// The instances, in input order.
-    pub instances: Vec<ReadInstance>,
+    /// The input keys of its files, in input order.
+    pub files: Vec<String>,
 }
 
-/// Groups `instances` (in input order). `existing_primary` gives, for a
-/// series, the primary image set already in the datastore and its grouping
-/// key.
-pub fn group(
-    instances: Vec<ReadInstance>,
-    existing_primary: impl Fn(&str) -> Option<(String, GroupingKey)>,
-) -> Vec<Group> {
+/// Groups files, given in input order with their series and key.
+pub fn plan(files: impl IntoIterator<Item = (String, String, GroupingKey)>) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
-    for instance in instances {
-        let key = grouping_key(&instance.document, &instance.series_uid);
-        if let Some(group) = groups
+    for (file, series_uid, key) in files {
+        match groups
             .iter_mut()
-            .find(|g| g.series_uid == instance.series_uid && g.key == key)
+            .find(|g| g.series_uid == series_uid && g.key == key)
         {
-            group.instances.push(instance);
-            continue;
+            Some(group) => group.files.push(file),
+            None => groups.push(Group {
+                series_uid,
+                key,
+                files: vec![file],
+            }),
         }
-        let primary_key = existing_primary(&instance.series_uid)
-            .map(|(id, key)| (Target::Merge(id), key))
-            .or_else(|| {
-                groups
-                    .iter()
-                    .find(|g| g.series_uid == instance.series_uid && g.target == Target::NewPrimary)
-                    .map(|g| (Target::NewPrimary, g.key.clone()))
-            });
-        let target = match primary_key {
-            Some((target, primary)) if primary == key => target,
-            Some(_) => Target::NewNonPrimary,
-            None => Target::NewPrimary,
-        };
-        groups.push(Group {
-            series_uid: instance.series_uid.clone(),
-            key,
-            target,
-            instances: vec![instance],
-        });
     }
     groups
+}
+
+/// Where a group with `key` goes, given the series' primary image set and
+/// its key, if the datastore has one.
+pub fn target(key: &GroupingKey, existing_primary: Option<(String, GroupingKey)>) -> Target {
+    match existing_primary {
+        Some((id, primary)) if primary == *key => Target::Merge(id),
+        Some(_) => Target::NewNonPrimary,
+        None => Target::NewPrimary,
+    }
 }
 
 #[cfg(test)]
@@ -83,66 +75,48 @@ mod tests {
 
     use super::*;
 
-    fn instance(series: &str, sop: &str, accession: &str) -> ReadInstance {
-        ReadInstance {
-            key: format!("{sop}.dcm"),
-            study_uid: "1.2".into(),
-            series_uid: series.into(),
-            sop_uid: sop.into(),
-            document: json!({
-                "Patient": {"DICOM": {"PatientID": "P"}},
-                "Study": {"DICOM": {"StudyInstanceUID": "1.2", "AccessionNumber": accession},
-                    "Series": {series: {"DICOM": {"SeriesInstanceUID": series, "SeriesNumber": "1 "},
-                        "Instances": {sop: {"DICOM": {}}}}}}
-            }),
-            frames: vec![],
-            stored_transfer_syntax: String::new(),
-            encode_time: Default::default(),
-        }
+    fn key(accession: &str) -> GroupingKey {
+        vec![json!("P"), json!(accession)]
     }
 
     #[test]
-    fn a_series_becomes_one_primary_set_and_conflicts_go_apart() {
-        let groups = group(
-            vec![
-                instance("1.2.3", "a", "ACC1"),
-                instance("1.2.3", "b", "ACC1 "),
-                instance("1.2.3", "c", "ACC2"),
-                instance("1.2.4", "d", "ACC1"),
-                instance("1.2.3", "e", "ACC2"),
-            ],
-            |_| None,
-        );
-        let shape: Vec<(Target, Vec<&str>)> = groups
+    fn files_group_by_series_and_attributes_in_first_file_order() {
+        let groups = plan([
+            ("a".into(), "1.2.3".into(), key("ACC1")),
+            ("b".into(), "1.2.3".into(), key("ACC1")),
+            ("c".into(), "1.2.3".into(), key("ACC2")),
+            ("d".into(), "1.2.4".into(), key("ACC1")),
+            ("e".into(), "1.2.3".into(), key("ACC2")),
+        ]);
+        let shape: Vec<(&str, Vec<&str>)> = groups
             .iter()
             .map(|g| {
                 (
-                    g.target.clone(),
-                    g.instances.iter().map(|i| i.sop_uid.as_str()).collect(),
+                    g.series_uid.as_str(),
+                    g.files.iter().map(String::as_str).collect(),
                 )
             })
             .collect();
         assert_eq!(
             shape,
             vec![
-                (Target::NewPrimary, vec!["a", "b"]),
-                (Target::NewNonPrimary, vec!["c", "e"]),
-                (Target::NewPrimary, vec!["d"]),
+                ("1.2.3", vec!["a", "b"]),
+                ("1.2.3", vec!["c", "e"]),
+                ("1.2.4", vec!["d"]),
             ]
         );
     }
 
     #[test]
-    fn an_existing_primary_set_takes_agreeing_instances_as_a_merge() {
-        let existing = grouping_key(&instance("1.2.3", "x", "ACC1").document, "1.2.3");
-        let groups = group(
-            vec![
-                instance("1.2.3", "a", "ACC1"),
-                instance("1.2.3", "b", "ACC9"),
-            ],
-            |series| (series == "1.2.3").then(|| ("set".to_owned(), existing.clone())),
+    fn an_existing_primary_takes_agreeing_groups_and_not_the_others() {
+        assert_eq!(target(&key("A"), None), Target::NewPrimary);
+        assert_eq!(
+            target(&key("A"), Some(("set".into(), key("A")))),
+            Target::Merge("set".into())
         );
-        assert_eq!(groups[0].target, Target::Merge("set".into()));
-        assert_eq!(groups[1].target, Target::NewNonPrimary);
+        assert_eq!(
+            target(&key("B"), Some(("set".into(), key("A")))),
+            Target::NewNonPrimary
+        );
     }
 }

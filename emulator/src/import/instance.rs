@@ -1,12 +1,26 @@
 //! One input file: read it as DICOM Part 10, store its frames, describe it.
+//!
+//! An import reads each file twice: its header first ([`read_header`]),
+//! to group the files into image sets without holding their pixels, then
+//! whole ([`read`]), one image set at a time.
 
 use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
 use dicom_object::file::ReadPreamble;
+use dicom_object::{FileDicomObject, InMemDicomObject, OpenFileOptions};
 use serde_json::Value as Json;
 
 use super::frames::{self, EncodedFrame, FrameError};
+use crate::metadata::combine::{GroupingKey, grouping_key};
 use crate::store::LosslessStorageFormat;
+
+/// What grouping needs of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// SeriesInstanceUID.
+    pub series_uid: String,
+    /// The attributes that decide which image set the instance joins.
+    pub key: GroupingKey,
+}
 
 /// An instance read and ready to group: its one-instance metadata document
 /// (the frames still without IDs) and its encoded frames.
@@ -43,7 +57,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn customer(exception_type: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn customer(exception_type: &'static str, message: impl Into<String>) -> Self {
         Self {
             exception_type,
             message: message.into(),
@@ -52,21 +66,14 @@ impl Failure {
     }
 }
 
-/// Reads the file `key` holding `bytes`.
-pub fn read(
-    key: &str,
-    bytes: &[u8],
-    format: LosslessStorageFormat,
-) -> Result<ReadInstance, Failure> {
-    let file = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Auto)
-        .from_reader(bytes)
-        .map_err(|e| {
-            Failure::customer(
-                "InvalidDicomFileException",
-                format!("The file is not a readable DICOM Part 10 file: {e}"),
-            )
-        })?;
+/// The UIDs every instance must carry.
+struct Uids {
+    study: String,
+    series: String,
+    sop: String,
+}
+
+fn uids(file: &FileDicomObject<InMemDicomObject>) -> Result<Uids, Failure> {
     let uid = |tag, name: &str| -> Result<String, Failure> {
         file.element(tag)
             .ok()
@@ -80,9 +87,53 @@ pub fn read(
                 )
             })
     };
-    let study_uid = uid(tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?;
-    let series_uid = uid(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?;
-    let sop_uid = uid(tags::SOP_INSTANCE_UID, "SOPInstanceUID")?;
+    Ok(Uids {
+        study: uid(tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?,
+        series: uid(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?,
+        sop: uid(tags::SOP_INSTANCE_UID, "SOPInstanceUID")?,
+    })
+}
+
+fn not_dicom(error: impl std::fmt::Display) -> Failure {
+    Failure::customer(
+        "InvalidDicomFileException",
+        format!("The file is not a readable DICOM Part 10 file: {error}"),
+    )
+}
+
+/// Reads the header of a file (everything before its pixel data) from
+/// `reader`, for grouping.
+pub fn read_header(reader: impl std::io::Read) -> Result<Header, Failure> {
+    let file = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Auto)
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(std::io::BufReader::new(reader))
+        .map_err(not_dicom)?;
+    let uids = uids(&file)?;
+    let record = crate::metadata::InstanceRecord {
+        meta: file.meta(),
+        dataset: &file,
+        stored_transfer_syntax: "",
+        frames: &[],
+    };
+    let document = crate::metadata::document("", "", &[record]);
+    Ok(Header {
+        key: grouping_key(&document, &uids.series),
+        series_uid: uids.series,
+    })
+}
+
+/// Reads the file `key` holding `bytes`.
+pub fn read(
+    key: &str,
+    bytes: &[u8],
+    format: LosslessStorageFormat,
+) -> Result<ReadInstance, Failure> {
+    let file = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Auto)
+        .from_reader(bytes)
+        .map_err(not_dicom)?;
+    let uids = uids(&file)?;
     let source_syntax = file
         .meta()
         .transfer_syntax()
@@ -108,9 +159,9 @@ pub fn read(
     let document = crate::metadata::document("", "", &[record]);
     Ok(ReadInstance {
         key: key.to_owned(),
-        study_uid,
-        series_uid,
-        sop_uid,
+        study_uid: uids.study,
+        series_uid: uids.series,
+        sop_uid: uids.sop,
         document,
         frames: stored.frames,
         stored_transfer_syntax: stored.transfer_syntax,

@@ -1,25 +1,29 @@
 //! The DICOM import pipeline behind StartDICOMImportJob.
 //!
-//! A job runs on the import worker thread, in three steps:
-//! 1. read every object under the input prefix, in key order, a batch at a
-//!    time on every core: parse, store the frames losslessly, verify them
-//!    ([`frames`]); each file that fails becomes a line of `failure.ndjson`;
-//! 2. give the frames their IDs and write them as blobs, in input order, so
-//!    the same seed gives the same IDs;
-//! 3. under the store lock, group the instances into image sets
-//!    ([`grouping`]), write each new metadata document, write the job's
-//!    outputs, and commit the job's end with every image set in one change.
+//! A job runs on the import worker thread:
+//! 1. list every object under the input prefix and read each file's header
+//!    on every core, to group the files into image sets ([`grouping`])
+//!    without holding their pixels; a file that cannot be read becomes a
+//!    line of `failure.ndjson`;
+//! 2. for each group in turn, read its files whole on every core, store
+//!    their frames losslessly and verify them ([`frames`]), writing each
+//!    frame as a blob as soon as it is encoded; then, in one transaction,
+//!    write the group's image set (new, or a new version of the series'
+//!    primary image set), record the group's output lines, and note the
+//!    job's progress;
+//! 3. write the job's outputs from the recorded lines and mark it ended.
 //!
-//! Nothing of a job is visible before step 3 commits, and all of it is after:
-//! a crash mid-import leaves no half-imported image set, and the job, still
-//! `IN_PROGRESS` in the journal, runs again from the start when the emulator
-//! restarts.
+//! Memory follows the largest group, not the job. Each image set appears
+//! whole or not at all; a crash leaves the job `IN_PROGRESS` with its
+//! progress, and the next start resumes it after its last committed group
+//! (frames written for an uncommitted group are swept away at start).
 
 mod decode;
 pub mod frames;
 mod grouping;
 mod instance;
 mod outputs;
+mod parallel;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,22 +31,19 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
-use crate::blobs;
+use crate::error::ApiError;
 use crate::metadata::{self, FrameRecord};
-use crate::s3::S3Uri;
+use crate::s3::{Listed, S3Uri};
 use crate::service::Service;
 use crate::store::{
-    Change, DicomTags, ImageSet, ImageSetState, ImageSetVersion, ImportJob, JobStatus,
-    LosslessStorageFormat, WorkflowStatus,
+    BlobId, DicomTags, FrameEntry, ImageSetState, ImageSetVersion, ImportJob, JobStatus,
+    LosslessStorageFormat, Pinned, StoreError, WorkflowStatus,
 };
 
 use crate::metadata::combine::grouping_key;
-use grouping::Target;
+use grouping::{Group, Target};
 use instance::{Failure, ReadInstance};
-use outputs::{Imported, Outcome};
-
-/// Files read and encoded at once.
-const BATCH: usize = 32;
+use outputs::{Imported, Line};
 
 /// Totals over the imports an emulator ran: what `/_emulator/health`
 /// reports and the import benchmark reads.
@@ -89,6 +90,26 @@ pub struct Stats {
     pub encode_time: Duration,
 }
 
+/// Why a job stopped before its end.
+enum Stop {
+    /// The job could not run; it ends `FAILED` with this message.
+    Failed(String),
+    /// The job no longer exists (the emulator was reset): nothing to record.
+    Gone,
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Self {
+        Stop::Failed(ApiError::from(error).message)
+    }
+}
+
+impl From<ApiError> for Stop {
+    fn from(error: ApiError) -> Self {
+        Stop::Failed(error.message)
+    }
+}
+
 /// Runs the job `job_id` to its end. Never panics out: an unexpected failure
 /// ends the job `FAILED`.
 pub fn run(service: &Arc<Service>, job_id: &str) -> Stats {
@@ -96,90 +117,100 @@ pub fn run(service: &Arc<Service>, job_id: &str) -> Stats {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| try_run(service, job_id)));
     match outcome {
         Ok(Ok(stats)) => stats,
-        Ok(Err(message)) => {
-            end_failed(service, job_id, message);
+        Ok(Err(Stop::Gone)) => Stats::default(),
+        Ok(Err(Stop::Failed(message))) => {
+            end_failed(service, job_id, &message);
             Stats::default()
         }
         Err(_) => {
             tracing::error!("import worker panicked");
-            end_failed(service, job_id, "The import failed unexpectedly".into());
+            end_failed(service, job_id, "The import failed unexpectedly");
             Stats::default()
         }
     }
 }
 
-fn end_failed(service: &Service, job_id: &str, message: String) {
-    let change = Change::JobEnded {
-        job_id: job_id.to_owned(),
-        status: JobStatus::Failed,
-        at: service.now(),
-        message: Some(message),
-        image_sets: Vec::new(),
-    };
-    if let Err(error) = service.store().commit(change) {
-        tracing::error!(error = %error.message, "could not record a failed import");
+fn end_failed(service: &Service, job_id: &str, message: &str) {
+    let now = service.now();
+    let ended = service.store().write(|w| {
+        if w.job(job_id)?.is_some() {
+            w.update_job(job_id, JobStatus::Failed, Some(now), Some(message))?;
+            w.clear_job_outcomes(job_id)?;
+            w.set_job_progress(job_id, None)?;
+        }
+        Ok::<_, StoreError>(())
+    });
+    if let Err(error) = ended {
+        tracing::error!(%error, "could not record a failed import");
     }
 }
 
-fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, String> {
-    let (job, format) = {
-        let mut store = service.store();
-        let Some(job) = store.jobs.get(job_id).cloned() else {
-            return Ok(Stats::default());
+/// The job, its datastore's storage format, and how many groups an earlier
+/// run committed; `None` when there is nothing to run.
+fn begin(
+    service: &Service,
+    job_id: &str,
+) -> Result<Option<(ImportJob, LosslessStorageFormat, usize)>, StoreError> {
+    service.store().write(|w| {
+        let Some(job) = w.job(job_id)? else {
+            return Ok(None);
         };
         if job.status.is_terminal() {
-            return Ok(Stats::default());
+            return Ok(None);
         }
-        let format = store
-            .datastores
-            .get(&job.datastore_id)
+        let format = w
+            .datastore(&job.datastore_id)?
             .map_or(LosslessStorageFormat::Htj2k, |ds| {
                 ds.lossless_storage_format
             });
-        store
-            .commit(Change::JobStarted {
-                job_id: job_id.to_owned(),
-            })
-            .map_err(|e| e.message)?;
-        (job, format)
+        w.update_job(job_id, JobStatus::InProgress, None, None)?;
+        let done = w
+            .job_progress(job_id)?
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        Ok(Some((job, format, done)))
+    })
+}
+
+fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, Stop> {
+    let Some((job, format, done)) = begin(service, job_id)? else {
+        return Ok(Stats::default());
     };
-    let input = S3Uri::parse(&job.input_s3_uri).ok_or("The inputS3Uri is not an S3 URI")?;
+    let input = S3Uri::parse(&job.input_s3_uri)
+        .map_err(|e| Stop::Failed(format!("The inputS3Uri is not usable: {e}")))?;
+    let output = S3Uri::parse(&job.output_s3_uri)
+        .map_err(|e| Stop::Failed(format!("The outputS3Uri is not usable: {e}")))?;
     if !service.s3.bucket_exists(&input.bucket) {
-        return Err(format!(
-            "The input bucket {} does not exist in the emulator's S3 folder",
+        return Err(Stop::Failed(format!(
+            "The input bucket {} does not exist",
             input.bucket
-        ));
+        )));
     }
-    let keys = service
+    service.s3.prepare_folder(&output).map_err(|e| {
+        Stop::Failed(format!(
+            "The output location {} cannot be written: {e}",
+            job.output_s3_uri
+        ))
+    })?;
+    let listed = service
         .s3
         .list(&input)
-        .map_err(|e| format!("Could not list {}: {e}", job.input_s3_uri))?;
-    if keys.is_empty() {
-        return Err(format!("No objects were found under {}", job.input_s3_uri));
+        .map_err(|e| Stop::Failed(format!("Could not list {}: {e}", job.input_s3_uri)))?;
+    if listed.is_empty() {
+        return Err(Stop::Failed(format!(
+            "No objects were found under {}",
+            job.input_s3_uri
+        )));
     }
-    let mut outcome = Outcome {
-        scanned: keys.len(),
-        ..Outcome::default()
-    };
     let mut stats = Stats::default();
-    let mut instances = Vec::new();
-    for batch in keys.chunks(BATCH) {
-        for (key, result) in read_batch(service, &input.bucket, batch, format, &mut stats) {
-            match result {
-                Ok(instance) => instances.push(store_frames(service, instance)?),
-                Err(failure) => outcome.failed.push((key, failure)),
-            }
-        }
+    let (groups, early) = scan(service, &input.bucket, &listed);
+    for (n, group) in groups.iter().enumerate().skip(done) {
+        import_group(service, &job, format, &input.bucket, (n, group), &mut stats)?;
     }
-    service
-        .blobs
-        .sync()
-        .map_err(|e| format!("Could not store frames: {e}"))?;
-    stats.imported = instances.len();
-    stats.failed = outcome.failed.len();
+    stats.failed += early.len();
     // Counted before the job shows COMPLETED, so a reader who saw it complete sees its totals.
     service.imports.add(&stats);
-    commit(service, &job, instances, outcome)?;
+    finish(service, &job, listed.len(), early)?;
     tracing::info!(
         imported = stats.imported,
         failed = stats.failed,
@@ -188,204 +219,273 @@ fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, String> {
     Ok(stats)
 }
 
-/// Reads and encodes one batch on every core; results in input order.
-fn read_batch(
-    service: &Service,
-    bucket: &str,
-    keys: &[String],
-    format: LosslessStorageFormat,
-    stats: &mut Stats,
-) -> Vec<(String, Result<ReadInstance, Failure>)> {
-    let files: Vec<(String, std::io::Result<Vec<u8>>)> = keys
-        .iter()
-        .map(|key| {
-            let uri = S3Uri {
-                bucket: bucket.to_owned(),
-                key: key.clone(),
-            };
-            (key.clone(), service.s3.read(&uri))
-        })
-        .collect();
-    stats.bytes += files
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .map(|b| b.len() as u64)
-        .sum::<u64>();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = files.len().div_ceil(workers).max(1);
-    let results: Vec<(String, Result<ReadInstance, Failure>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(key, bytes)| {
-                            let result = match bytes {
-                                Ok(bytes) => instance::read(key, bytes, format),
-                                Err(e) => Err(Failure {
-                                    exception_type: "InternalServerException",
-                                    message: format!("Could not read the object: {e}"),
-                                    server_error: true,
-                                }),
-                            };
-                            (key.clone(), result)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
+/// Reads every file's header and groups the files; the files that cannot
+/// be read are failures, in input order.
+fn scan(service: &Service, bucket: &str, listed: &[Listed]) -> (Vec<Group>, Vec<Line>) {
+    let headers = parallel::map(listed, |object| {
+        if let Some(why) = &object.unreadable {
+            return Err(Failure::customer("InvalidDicomFileException", why.clone()));
+        }
+        let uri = S3Uri {
+            bucket: bucket.to_owned(),
+            key: object.key.clone(),
+        };
+        let (file, _) = service.s3.open(&uri).map_err(object_failure)?;
+        instance::read_header(file)
     });
-    stats.encode_time += results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .map(|i| i.encode_time)
-        .sum::<Duration>();
-    results
-}
-
-/// Gives the instance's frames their IDs, stores them, and completes the
-/// instance's document with its `ImageFrames`.
-fn store_frames(service: &Service, mut instance: ReadInstance) -> Result<ReadInstance, String> {
-    let mut described = Vec::with_capacity(instance.frames.len());
-    for frame in std::mem::take(&mut instance.frames) {
-        let id = service.resource_ids.resource_id();
-        service
-            .blobs
-            .put(&blobs::frame_key(&id), &frame.bytes)
-            .map_err(|e| format!("Could not store a frame: {e}"))?;
-        described.push(metadata::frame(&FrameRecord {
-            id,
-            width: frame.width,
-            height: frame.height,
-            checksum: frame.checksum,
-            min: frame.min,
-            max: frame.max,
-            size_in_bytes: frame.bytes.len() as u64,
-        }));
+    let mut failures = Vec::new();
+    let mut readable = Vec::new();
+    for (object, header) in listed.iter().zip(headers) {
+        match header {
+            Ok(header) => readable.push((object.key.clone(), header.series_uid, header.key)),
+            Err(failure) => failures.push(Line::failure(&object.key, &failure)),
+        }
     }
-    instance.document["Study"]["Series"][&instance.series_uid]["Instances"][&instance.sop_uid]["ImageFrames"] =
-        Json::Array(described);
-    Ok(instance)
+    (grouping::plan(readable), failures)
 }
 
-/// Groups, writes documents and outputs, and commits the job's end.
-fn commit(
+/// The failure of an object the S3 folder would not give.
+fn object_failure(error: std::io::Error) -> Failure {
+    match error.kind() {
+        std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::InvalidData
+        | std::io::ErrorKind::PermissionDenied => Failure::customer(
+            "InvalidDicomFileException",
+            format!("The object cannot be imported: {error}"),
+        ),
+        _ => Failure {
+            exception_type: "InternalServerException",
+            message: format!("Could not read the object: {error}"),
+            server_error: true,
+        },
+    }
+}
+
+/// An instance read, its frames stored as pinned blobs.
+struct Stored {
+    instance: ReadInstance,
+    frames: Vec<(Pinned, FrameRecord)>,
+    bytes: u64,
+}
+
+/// Reads, encodes and stores the frames of `group`'s files, then writes
+/// its image set in one transaction.
+fn import_group(
     service: &Service,
     job: &ImportJob,
-    instances: Vec<ReadInstance>,
-    mut outcome: Outcome,
-) -> Result<(), String> {
-    let mut store = service.store();
-    let now = service.now();
-    let ds = &job.datastore_id;
-    let existing = |series: &str| {
-        let set = store.primary_image_set(ds, series)?;
-        let document = load_document(service, &set.latest().metadata_key)?;
-        Some((set.id.clone(), grouping_key(&document, series)))
-    };
-    let groups = grouping::group(instances, existing);
-    for group in groups {
-        let (mut set, mut document) = match &group.target {
-            Target::Merge(id) => {
-                let set = store
-                    .image_sets
-                    .get(id)
-                    .cloned()
-                    .ok_or("A merged image set disappeared")?;
-                let document = load_document(service, &set.latest().metadata_key)
-                    .ok_or("Could not read the metadata of a merged image set")?;
-                (set, document)
-            }
-            Target::NewPrimary | Target::NewNonPrimary => {
-                let id = loop {
-                    let id = service.resource_ids.resource_id();
-                    if !store.image_sets.contains_key(&id) {
-                        break id;
-                    }
-                };
-                let set = ImageSet {
-                    id,
-                    datastore_id: ds.clone(),
-                    is_primary: group.target == Target::NewPrimary,
-                    created_at: now,
-                    tags: Default::default(),
-                    versions: Vec::new(),
-                    frames: Default::default(),
-                    lock: None,
-                };
-                (
-                    set,
-                    json!({ "Patient": {"DICOM": {}}, "Study": {"DICOM": {}, "Series": {}} }),
-                )
+    format: LosslessStorageFormat,
+    bucket: &str,
+    (n, group): (usize, &Group),
+    stats: &mut Stats,
+) -> Result<(), Stop> {
+    let results = parallel::map(&group.files, |key| {
+        let uri = S3Uri {
+            bucket: bucket.to_owned(),
+            key: key.clone(),
+        };
+        let bytes = service.s3.read(&uri).map_err(object_failure)?;
+        let mut instance = instance::read(key, &bytes, format)?;
+        let mut frames = Vec::with_capacity(instance.frames.len());
+        for frame in std::mem::take(&mut instance.frames) {
+            let pinned = service
+                .store()
+                .blobs()
+                .put(&frame.bytes)
+                .map_err(|e| Failure {
+                    exception_type: "InternalServerException",
+                    message: format!("Could not store a frame: {e}"),
+                    server_error: true,
+                })?;
+            frames.push((
+                pinned,
+                FrameRecord {
+                    id: String::new(),
+                    width: frame.width,
+                    height: frame.height,
+                    checksum: frame.checksum,
+                    min: frame.min,
+                    max: frame.max,
+                    size_in_bytes: frame.bytes.len() as u64,
+                },
+            ));
+        }
+        Ok(Stored {
+            instance,
+            frames,
+            bytes: bytes.len() as u64,
+        })
+    });
+    let mut lines = Vec::new();
+    let mut instances = Vec::new();
+    let mut pins = Vec::new();
+    let mut entries = Vec::new();
+    for (key, result) in group.files.iter().zip(results) {
+        let mut stored = match result {
+            Ok(stored) => stored,
+            Err(failure) => {
+                stats.failed += 1;
+                lines.push(Line::failure(key, &failure));
+                continue;
             }
         };
-        let version_id = set.versions.last().map_or(1, |v| v.version_id + 1);
-        for instance in &group.instances {
-            crate::metadata::combine::merge(&mut document, &instance.document);
-            for frame in instance.document["Study"]["Series"][&instance.series_uid]["Instances"]
-                [&instance.sop_uid]["ImageFrames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(id) = frame["ID"].as_str() {
-                    set.frames
-                        .insert(id.to_owned(), instance.stored_transfer_syntax.clone());
-                }
-            }
-            outcome.imported.push(Imported {
-                key: instance.key.clone(),
-                sop_uid: instance.sop_uid.clone(),
-                series_uid: instance.series_uid.clone(),
-                study_uid: instance.study_uid.clone(),
-                image_set_id: set.id.clone(),
-                version: version_id,
-                is_primary: set.is_primary,
+        stats.bytes += stored.bytes;
+        stats.encode_time += stored.instance.encode_time;
+        // IDs in input order, so the same seed gives the same IDs.
+        let mut described = Vec::with_capacity(stored.frames.len());
+        for (pinned, mut record) in stored.frames {
+            record.id = service.resource_ids.resource_id();
+            entries.push(FrameEntry {
+                frame_id: record.id.clone(),
+                transfer_syntax: stored.instance.stored_transfer_syntax.clone(),
+                blob: pinned.id().clone(),
             });
+            described.push(metadata::frame(&record));
+            pins.push(pinned);
         }
-        let document = metadata::with_identity(document, ds, &set.id);
-        let key = blobs::metadata_key(&set.id, version_id);
-        service
-            .blobs
-            .put(&key, &metadata::stored::gzip(&document))
-            .map_err(|e| format!("Could not store metadata: {e}"))?;
-        set.versions.push(ImageSetVersion {
-            version_id,
-            state: ImageSetState::Active,
-            workflow_status: WorkflowStatus::Imported,
-            created_at: now,
-            updated_at: now,
-            message: None,
-            forced: false,
-            tags: DicomTags::of_document(&document),
-            metadata_key: key,
-        });
-        outcome.image_sets.push((set, group.instances.len()));
+        let instance = &mut stored.instance;
+        instance.document["Study"]["Series"][&instance.series_uid]["Instances"]
+            [&instance.sop_uid]["ImageFrames"] = Json::Array(described);
+        instances.push(stored.instance);
     }
-    service
-        .blobs
-        .sync()
-        .map_err(|e| format!("Could not store metadata: {e}"))?;
-    outputs::write(&service.s3, job, &outcome)
-        .map_err(|e| format!("Could not write the job's output files: {e}"))?;
-    store
-        .commit(Change::JobEnded {
-            job_id: job.id.clone(),
-            status: JobStatus::Completed,
-            at: now,
-            message: None,
-            image_sets: outcome.image_sets.into_iter().map(|(set, _)| set).collect(),
-        })
-        .map_err(|e| e.message)
+    stats.imported += instances.len();
+    let now = service.now();
+    service.store().write(|w| {
+        match w.job(&job.id)? {
+            Some(current) if current.status == JobStatus::InProgress => {}
+            _ => return Err(Stop::Gone),
+        }
+        for pinned in pins {
+            w.hold(pinned);
+        }
+        if !instances.is_empty() {
+            let ds = &job.datastore_id;
+            let existing = match w.primary_image_set(ds, &group.series_uid)? {
+                Some(set) => {
+                    let document = set
+                        .latest()
+                        .metadata
+                        .as_ref()
+                        .and_then(|blob| load_document(service, blob))
+                        .ok_or_else(|| {
+                            Stop::Failed("Could not read the metadata of an image set".into())
+                        })?;
+                    Some((set, document))
+                }
+                None => None,
+            };
+            let target = grouping::target(
+                &group.key,
+                existing.as_ref().map(|(set, document)| {
+                    (set.id.clone(), grouping_key(document, &group.series_uid))
+                }),
+            );
+            let new_primary = target == Target::NewPrimary;
+            let (merge_into, mut document) = match (target, existing) {
+                (Target::Merge(_), Some((set, document))) => (Some(set), document),
+                _ => (
+                    None,
+                    json!({ "Patient": {"DICOM": {}}, "Study": {"DICOM": {}, "Series": {}} }),
+                ),
+            };
+            for instance in &instances {
+                metadata::combine::merge(&mut document, &instance.document);
+            }
+            let id = match &merge_into {
+                Some(set) => set.id.clone(),
+                None => loop {
+                    let id = service.resource_ids.resource_id();
+                    if !w.image_set_exists(&id)? {
+                        break id;
+                    }
+                },
+            };
+            let document = metadata::with_identity(document, ds, &id);
+            let version_id = merge_into
+                .as_ref()
+                .map_or(1, |set| set.latest().version_id + 1);
+            let version = ImageSetVersion {
+                version_id,
+                state: ImageSetState::Active,
+                workflow_status: WorkflowStatus::Imported,
+                created_at: now,
+                updated_at: now,
+                message: None,
+                forced: false,
+                tags: DicomTags::of_document(&document),
+                metadata: Some(w.put_blob(&metadata::stored::gzip(&document))?),
+            };
+            let set = match merge_into {
+                Some(mut set) => {
+                    w.append_version(&mut set, version)?;
+                    set
+                }
+                None => w.create_image_set(&id, ds, new_primary, now, version, None)?,
+            };
+            w.add_frames(&set, &entries)?;
+            for instance in &instances {
+                let line = Line::success(&Imported {
+                    key: &instance.key,
+                    sop_uid: &instance.sop_uid,
+                    series_uid: &instance.series_uid,
+                    study_uid: &instance.study_uid,
+                    image_set_id: &set.id,
+                    version: version_id,
+                    is_primary: set.is_primary,
+                });
+                record(w, &job.id, &line)?;
+            }
+            record(
+                w,
+                &job.id,
+                &Line::image_set(&set.id, version_id, set.is_primary, instances.len()),
+            )?;
+        }
+        for line in &lines {
+            record(w, &job.id, line)?;
+        }
+        w.set_job_progress(&job.id, Some(&(n + 1).to_string()))?;
+        Ok(())
+    })
 }
 
-/// The stored document `key`, parsed.
-pub fn load_document(service: &Service, key: &str) -> Option<Json> {
-    let bytes = service.blobs.get(key).ok()??;
+fn record(w: &mut crate::store::Writer<'_>, job_id: &str, line: &Line) -> Result<(), Stop> {
+    let (kind, text) = line.to_record();
+    w.record_job_outcome(job_id, kind, &text)?;
+    Ok(())
+}
+
+/// Writes the job's outputs: the files that could not be read first, then
+/// what each group recorded; then marks the job `COMPLETED`.
+fn finish(
+    service: &Service,
+    job: &ImportJob,
+    scanned: usize,
+    early: Vec<Line>,
+) -> Result<(), Stop> {
+    let recorded = service.store().read(|r| r.job_outcomes(&job.id))?;
+    let mut lines = early;
+    lines.extend(
+        recorded
+            .iter()
+            .filter_map(|(kind, text)| Line::from_record(kind, text)),
+    );
+    outputs::write(&service.s3, job, scanned, &lines)
+        .map_err(|e| Stop::Failed(format!("Could not write the job's output files: {e}")))?;
+    let now = service.now();
+    service.store().write(|w| {
+        if w.job(&job.id)?.is_none() {
+            return Err(Stop::Gone);
+        }
+        w.update_job(&job.id, JobStatus::Completed, Some(now), None)?;
+        w.clear_job_outcomes(&job.id)?;
+        w.set_job_progress(&job.id, None)?;
+        Ok(())
+    })
+}
+
+/// The stored document `blob`, parsed.
+pub fn load_document(service: &Service, blob: &BlobId) -> Option<Json> {
+    let bytes = service.store().blobs().get(blob).ok()??;
     metadata::stored::gunzip(&bytes).ok()
 }
 
@@ -491,12 +591,15 @@ mod tests {
             .as_str()
             .unwrap()
             .to_owned();
-        let (frame_id, syntax) = service.store().image_sets[&set]
-            .frames
-            .iter()
-            .next()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .unwrap();
+        let frame = service
+            .store()
+            .read(|r| {
+                let set = r.image_set(&ds, &set)?.unwrap();
+                r.all_frames(&set)
+            })
+            .unwrap()
+            .remove(0);
+        let (frame_id, syntax) = (frame.frame_id, frame.transfer_syntax);
         assert_eq!(syntax, super::frames::JPEG_BASELINE);
         let request = axum::http::Request::builder()
             .method("POST")

@@ -19,6 +19,9 @@
 //!
 //! Frames are never duplicated: the destination lists the source's frame
 //! IDs, whose blobs are shared.
+//!
+//! A failed copy (`COPY_FAILED`) still locks the source until it settles, as
+//! a running copy would.
 
 use axum::response::Response;
 use serde_json::{Map, Value as Json, json};
@@ -26,14 +29,13 @@ use serde_json::{Map, Value as Json, json};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::combine;
 use crate::service::Service;
-use crate::store::{Change, ImageSet, Store, WorkflowStatus};
+use crate::store::{Reader, WorkflowStatus};
 use crate::validate;
 use crate::wire::{self, JsonBody};
 
 use super::Request;
 use super::image_set_writes::{
-    Outcome, append_version, latest_document, lock, new_image_set_id, properties, version_id,
-    writable,
+    Outcome, append_version, create, latest_document, lock, properties, version_id, writable,
 };
 use super::image_sets::find;
 
@@ -142,100 +144,97 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
         ));
     }
     let now = service.now();
-    let mut store = service.store();
-    let mut source = find(service, &store, request)?.clone();
-    writable(&source, now, copy.source_version)?;
-    let mut destination = match &copy.destination {
-        None => None,
-        Some((id, version)) => {
-            let set = store
-                .image_set(&source.datastore_id, id)
-                .cloned()
-                .ok_or_else(|| {
+    let body = service.store().write(|w| -> ApiResult<_> {
+        let mut source = find(service, w, request)?;
+        writable(&source, now, copy.source_version)?;
+        let destination = match &copy.destination {
+            None => None,
+            Some((id, version)) => {
+                let set = w.image_set(&source.datastore_id, id)?.ok_or_else(|| {
                     ApiError::not_found(format!(
                         "Image set {id} does not exist in datastore {}",
                         source.datastore_id
                     ))
                 })?;
-            writable(&set, now, *version)?;
-            Some(set)
-        }
-    };
-    let source_document = latest_document(service, &source)?;
-    let selected = match &copy.copiable {
-        None => source_document,
-        Some(copiable) => combine::select(&source_document, copiable).map_err(|why| {
-            ApiError::validation("sourceImageSet.DICOMCopies.copiableAttributes", why)
-        })?,
-    };
-    let frames: Vec<(String, String)> = combine::frame_ids(&selected)
-        .into_iter()
-        .filter_map(|id| source.frames.get(&id).map(|ts| (id, ts.clone())))
-        .collect();
-
-    let mut written = Vec::new();
-    let result = match destination.take() {
-        None => {
-            let series = series_of(&selected);
-            if promote {
-                refuse_second_primary(&store, &source.datastore_id, &series)?;
+                writable(&set, now, *version)?;
+                Some(set)
             }
-            let mut set = empty_set(service, &store, &source.datastore_id, promote);
-            set.frames.extend(frames);
-            append_version(service, &mut set, Outcome::Written(selected), COPY, false)?;
-            set
-        }
-        Some(mut destination) => {
-            let mut merged = latest_document(service, &destination)?;
-            match combine::copy_conflict(&merged, &selected, force) {
-                Some(why) => {
-                    append_version(service, &mut destination, Outcome::Failed(why), COPY, false)?;
-                    destination
+        };
+        let source_document = latest_document(service, &source)?;
+        let selected = match &copy.copiable {
+            None => source_document,
+            Some(copiable) => combine::select(&source_document, copiable).map_err(|why| {
+                ApiError::validation("sourceImageSet.DICOMCopies.copiableAttributes", why)
+            })?,
+        };
+        let frames = w.frames(&source, &combine::frame_ids(&selected))?;
+        let ds = source.datastore_id.clone();
+        let result = match destination {
+            None => {
+                let series = series_of(&selected);
+                if promote {
+                    refuse_second_primary(w, &ds, &series)?;
                 }
-                None if promote && !destination.is_primary => {
-                    combine::merge(&mut merged, &selected);
-                    refuse_second_primary(&store, &source.datastore_id, &series_of(&merged))?;
-                    let mut set = empty_set(service, &store, &source.datastore_id, true);
-                    set.frames.extend(destination.frames.clone());
-                    set.frames.extend(frames);
-                    append_version(service, &mut set, Outcome::Written(merged), COPY, force)?;
-                    lock(
-                        service,
-                        &mut destination,
-                        WorkflowStatus::CopyingWithReadOnlyAccess,
-                    );
-                    written.push(destination);
-                    set
-                }
-                None => {
-                    combine::merge(&mut merged, &selected);
-                    destination.frames.extend(frames);
-                    append_version(
-                        service,
-                        &mut destination,
-                        Outcome::Written(merged),
-                        COPY,
-                        force,
-                    )?;
-                    destination
+                let set = create(service, w, &ds, promote, selected, COPY, false)?;
+                w.add_frames(&set, &frames)?;
+                set
+            }
+            Some(mut destination) => {
+                let mut merged = latest_document(service, &destination)?;
+                match combine::copy_conflict(&merged, &selected, force) {
+                    Some(why) => {
+                        append_version(
+                            service,
+                            w,
+                            &mut destination,
+                            Outcome::Failed(why),
+                            COPY,
+                            false,
+                        )?;
+                        destination
+                    }
+                    None if promote && !destination.is_primary => {
+                        combine::merge(&mut merged, &selected);
+                        refuse_second_primary(w, &ds, &series_of(&merged))?;
+                        let kept = w.all_frames(&destination)?;
+                        let set = create(service, w, &ds, true, merged, COPY, force)?;
+                        w.add_frames(&set, &kept)?;
+                        w.add_frames(&set, &frames)?;
+                        lock(
+                            service,
+                            w,
+                            &mut destination,
+                            WorkflowStatus::CopyingWithReadOnlyAccess,
+                        )?;
+                        set
+                    }
+                    None => {
+                        combine::merge(&mut merged, &selected);
+                        w.add_frames(&destination, &frames)?;
+                        append_version(
+                            service,
+                            w,
+                            &mut destination,
+                            Outcome::Written(merged),
+                            COPY,
+                            force,
+                        )?;
+                        destination
+                    }
                 }
             }
-        }
-    };
-    lock(
-        service,
-        &mut source,
-        WorkflowStatus::CopyingWithReadOnlyAccess,
-    );
-    let body = json!({
-        "datastoreId": source.datastore_id,
-        "sourceImageSetProperties": properties(service, &source, now),
-        "destinationImageSetProperties": properties(service, &result, now),
-    });
-    written.push(source);
-    written.push(result);
-    store.commit(Change::ImageSetsWritten {
-        image_sets: written,
+        };
+        lock(
+            service,
+            w,
+            &mut source,
+            WorkflowStatus::CopyingWithReadOnlyAccess,
+        )?;
+        Ok(json!({
+            "datastoreId": source.datastore_id,
+            "sourceImageSetProperties": properties(service, &source, now),
+            "destinationImageSetProperties": properties(service, &result, now),
+        }))
     })?;
     Ok(wire::json(&body))
 }
@@ -250,33 +249,22 @@ fn series_of(document: &Json) -> Vec<String> {
 
 /// A primary image set holds one series, and a series has at most one
 /// primary image set.
-fn refuse_second_primary(store: &Store, datastore_id: &str, series: &[String]) -> ApiResult<()> {
+fn refuse_second_primary(
+    reader: &Reader<'_>,
+    datastore_id: &str,
+    series: &[String],
+) -> ApiResult<()> {
     if series.len() != 1 {
         return Err(ApiError::validation(
             "promoteToPrimary",
             "a primary image set holds exactly one series",
         ));
     }
-    if let Some(existing) = store.primary_image_set(datastore_id, &series[0]) {
+    if let Some(existing) = reader.primary_image_set(datastore_id, &series[0])? {
         return Err(ApiError::conflict(format!(
             "Series {} already has the primary image set {}; copy into it instead",
             series[0], existing.id
         )));
     }
     Ok(())
-}
-
-/// A new image set without versions yet.
-fn empty_set(service: &Service, store: &Store, datastore_id: &str, primary: bool) -> ImageSet {
-    let now = service.now();
-    ImageSet {
-        id: new_image_set_id(service, store),
-        datastore_id: datastore_id.to_owned(),
-        is_primary: primary,
-        created_at: now,
-        tags: Default::default(),
-        versions: Vec::new(),
-        frames: Default::default(),
-        lock: None,
-    }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::service::Service;
-use crate::store::{Change, Datastore, DatastoreStatus, LosslessStorageFormat};
+use crate::store::{Datastore, DatastoreStatus, LosslessStorageFormat, TokenKind};
 use crate::validate;
 use crate::wire::{self, JsonBody};
 
@@ -44,63 +44,60 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
 
     let now = service.now();
     let delay = service.config.transition_delay;
-    let mut store = service.store();
-    if let Some(used) = store.client_tokens.get(&client_token) {
-        if used.fingerprint != fingerprint {
-            return Err(ApiError::conflict(format!(
-                "clientToken {client_token} was already used to create a datastore with different parameters"
-            )));
+    service.store().write(|w| -> ApiResult<_> {
+        if let Some(used) = w.client_token(TokenKind::Datastore, &client_token)? {
+            if used.fingerprint != fingerprint {
+                return Err(ApiError::conflict(format!(
+                    "clientToken {client_token} was already used to create a datastore with different parameters"
+                )));
+            }
+            if let Some(datastore) = w.datastore(&used.resource_id)? {
+                return Ok(wire::json(&json!({
+                    "datastoreId": datastore.id,
+                    "datastoreStatus": datastore.status(now, delay).as_str(),
+                })));
+            }
         }
-        if let Some(datastore) = store.datastores.get(&used.resource_id) {
-            return Ok(wire::json(&json!({
-                "datastoreId": datastore.id,
-                "datastoreStatus": datastore.status(now, delay).as_str(),
-            })));
+        let live = w
+            .datastores()?
+            .iter()
+            .filter(|ds| ds.status(now, delay) != DatastoreStatus::Deleted)
+            .count();
+        if live >= service.config.datastore_quota {
+            return Err(ApiError::new(
+                ErrorCode::ServiceQuotaExceeded,
+                format!(
+                    "The account already has {live} datastores, the quota of {}; delete one first",
+                    service.config.datastore_quota
+                ),
+            ));
         }
-    }
-    let live = store
-        .datastores
-        .values()
-        .filter(|ds| ds.status(now, delay) != DatastoreStatus::Deleted)
-        .count();
-    if live >= service.config.datastore_quota {
-        return Err(ApiError::new(
-            ErrorCode::ServiceQuotaExceeded,
-            format!(
-                "The account already has {live} datastores, the quota of {}; delete one first",
-                service.config.datastore_quota
-            ),
-        ));
-    }
-    let id = loop {
-        let id = service.resource_ids.resource_id();
-        if !store.datastores.contains_key(&id) {
-            break id;
-        }
-    };
-    let seq = store.next_seq;
-    let datastore = Datastore {
-        // The service's name for an unnamed datastore is undocumented; the
-        // emulator derives one from the ID so that the required output
-        // member is always present.
-        name: name.unwrap_or_else(|| format!("datastore-{}", &id[..8])),
-        id: id.clone(),
-        seq,
-        kms_key_arn,
-        lambda_authorizer_arn,
-        lossless_storage_format: format.unwrap_or(LosslessStorageFormat::Htj2k),
-        created_at: now,
-        delete_requested_at: None,
-        tags,
-    };
-    let status = datastore.status(now, delay);
-    store.commit(Change::DatastoreCreated {
-        datastore,
-        client_token,
-        fingerprint,
-    })?;
-    Ok(wire::json(&json!({
-        "datastoreId": id,
-        "datastoreStatus": status.as_str(),
-    })))
+        let id = loop {
+            let id = service.resource_ids.resource_id();
+            if w.datastore(&id)?.is_none() {
+                break id;
+            }
+        };
+        let datastore = Datastore {
+            // The service's name for an unnamed datastore is undocumented; the
+            // emulator derives one from the ID so that the required output
+            // member is always present.
+            name: name.unwrap_or_else(|| format!("datastore-{}", &id[..8])),
+            id: id.clone(),
+            seq: w.next_seq()?,
+            kms_key_arn,
+            lambda_authorizer_arn,
+            lossless_storage_format: format.unwrap_or(LosslessStorageFormat::Htj2k),
+            created_at: now,
+            delete_requested_at: None,
+            tags,
+        };
+        let status = datastore.status(now, delay);
+        w.insert_datastore(&datastore)?;
+        w.insert_client_token(TokenKind::Datastore, &client_token, &fingerprint, &id)?;
+        Ok(wire::json(&json!({
+            "datastoreId": id,
+            "datastoreStatus": status.as_str(),
+        })))
+    })
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
-use crate::store::{Change, DatastoreStatus};
+use crate::store::DatastoreStatus;
 use crate::wire;
 
 use super::{Request, find_datastore};
@@ -19,36 +19,31 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
     let id = request.label(0);
     let now = service.now();
     let delay = service.config.transition_delay;
-    let mut store = service.store();
-    let status = find_datastore(&store, id)?.status(now, delay);
-    match status {
-        DatastoreStatus::Creating => {
-            return Err(ApiError::conflict(format!(
-                "Datastore {id} is CREATING; it can be deleted once it is ACTIVE"
-            )));
-        }
-        DatastoreStatus::Active | DatastoreStatus::CreateFailed => {
-            let image_sets = store.image_set_count(id);
-            if image_sets > 0 {
+    service.store().write(|w| -> ApiResult<_> {
+        let status = find_datastore(w, id)?.status(now, delay);
+        match status {
+            DatastoreStatus::Creating => {
                 return Err(ApiError::conflict(format!(
-                    "Datastore {id} still holds {image_sets} image sets; delete all image sets before deleting the datastore"
+                    "Datastore {id} is CREATING; it can be deleted once it is ACTIVE"
                 )));
             }
-            store.commit(Change::DatastoreDeleteRequested {
-                datastore_id: id.to_owned(),
-                at: now,
-            })?;
+            DatastoreStatus::Active | DatastoreStatus::CreateFailed => {
+                let image_sets = w.image_set_count(id)?;
+                if image_sets > 0 {
+                    return Err(ApiError::conflict(format!(
+                        "Datastore {id} still holds {image_sets} image sets; delete all image sets before deleting the datastore"
+                    )));
+                }
+                w.request_datastore_deletion(id, now)?;
+            }
+            DatastoreStatus::Deleting | DatastoreStatus::Deleted => {}
         }
-        DatastoreStatus::Deleting | DatastoreStatus::Deleted => {}
-    }
-    let status = store
-        .datastores
-        .get(id)
-        .map_or(status, |ds| ds.status(now, delay));
-    Ok(wire::json(&json!({
-        "datastoreId": id,
-        "datastoreStatus": status.as_str(),
-    })))
+        let status = find_datastore(w, id)?.status(now, delay);
+        Ok(wire::json(&json!({
+            "datastoreId": id,
+            "datastoreStatus": status.as_str(),
+        })))
+    })
 }
 
 #[cfg(test)]
@@ -68,12 +63,7 @@ mod tests {
         assert_eq!(code.as_deref(), Some("ConflictException"));
         assert!(body["message"].as_str().unwrap().contains("1 image sets"));
 
-        {
-            let mut store = service.store();
-            let mut set = store.image_sets[&"a".repeat(32)].clone();
-            set.versions[0].state = crate::store::ImageSetState::Deleted;
-            store.put_image_set(set);
-        }
+        crate::testing::erase_image_set(&service, &id, &"a".repeat(32));
         let (status, _, body) = send(&service, Method::DELETE, &uri, "").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["datastoreStatus"], "DELETING");

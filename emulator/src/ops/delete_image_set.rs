@@ -2,8 +2,9 @@
 //!
 //! The image set leaves search at once and reads `LOCKED` / `DELETING` until
 //! the transition delay has passed, then `DELETED` (GetImageSet answers with
-//! `deletedAt`; every version's metadata stays readable, as the service's
-//! `?version=` reads do). The model marks the operation idempotent: deleting
+//! `deletedAt`). Its data is erased in the same transaction
+//! ([`crate::store::Writer::erase`]): no version's metadata or frame is
+//! readable from then on. The model marks the operation idempotent: deleting
 //! a deleted image set answers its current state. A `LOCKED` image set
 //! cannot be deleted (ConflictException).
 
@@ -12,7 +13,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
-use crate::store::{Change, ImageSetState, WorkflowStatus, wire_name};
+use crate::store::{WorkflowStatus, wire_name};
 use crate::wire;
 
 use super::Request;
@@ -21,26 +22,21 @@ use super::image_sets::find;
 
 pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
     let now = service.now();
-    let mut store = service.store();
-    let mut set = find(service, &store, request)?.clone();
-    if !set.is_deleted() {
-        if let Some(running) = set.lock_at(now) {
-            return Err(ApiError::conflict(format!(
-                "Image set {} is LOCKED ({}) until its current write finishes; retry when it is ACTIVE",
-                set.id,
-                wire_name(&running.status)
-            )));
+    let set = service.store().write(|w| -> ApiResult<_> {
+        let mut set = find(service, w, request)?;
+        if !set.is_deleted() {
+            if let Some(running) = set.lock_at(now) {
+                return Err(ApiError::conflict(format!(
+                    "Image set {} is LOCKED ({}) until its current write finishes; retry when it is ACTIVE",
+                    set.id,
+                    wire_name(&running.status)
+                )));
+            }
+            w.erase(&mut set, now)?;
+            lock(service, w, &mut set, WorkflowStatus::Deleting)?;
         }
-        if let Some(latest) = set.versions.last_mut() {
-            latest.state = ImageSetState::Deleted;
-            latest.workflow_status = WorkflowStatus::Deleted;
-            latest.updated_at = now;
-        }
-        lock(service, &mut set, WorkflowStatus::Deleting);
-        store.commit(Change::ImageSetsWritten {
-            image_sets: vec![set.clone()],
-        })?;
-    }
+        Ok(set)
+    })?;
     let (state, status) = set.status_of(set.latest(), now);
     Ok(wire::json(&json!({
         "datastoreId": set.datastore_id,

@@ -12,10 +12,11 @@ use crate::wire;
 use super::{Request, find_datastore};
 
 pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
-    let store = service.store();
-    let datastore = find_datastore(&store, request.label(0))?;
+    let datastore = service
+        .store()
+        .read(|r| find_datastore(r, request.label(0)))?;
     Ok(wire::json(
-        &json!({ "datastoreProperties": properties(service, datastore) }),
+        &json!({ "datastoreProperties": properties(service, &datastore) }),
     ))
 }
 

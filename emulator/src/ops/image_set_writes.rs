@@ -1,10 +1,11 @@
 //! What the three image set writes share: UpdateImageSetMetadata,
 //! CopyImageSet and DeleteImageSet.
 //!
-//! A write is checked and committed under the store's one lock, so two
-//! writers with the same `latestVersionId` are serialized: the first appends
-//! version n+1 and locks the image set, the second finds the lock (or the
-//! stale version) and gets a `ConflictException`. The write's content is
+//! A write is checked and committed in one write transaction, and writers
+//! run one at a time, so two writers with the same `latestVersionId` are
+//! serialized: the first appends version n+1 and locks the image set, the
+//! second finds the lock (or the stale version) and gets a
+//! `ConflictException`. The write's content is
 //! complete when it is committed; only the state it reports is asynchronous:
 //! `LOCKED` with the in-progress workflow status until the transition delay
 //! has passed (see [`crate::store::Lock`]).
@@ -12,14 +13,14 @@
 use serde_json::{Value as Json, json};
 
 use crate::arn;
-use crate::blobs;
 use crate::clock::Timestamp;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::import::load_document;
 use crate::metadata;
 use crate::service::Service;
 use crate::store::{
-    DicomTags, ImageSet, ImageSetState, ImageSetVersion, Lock, Store, WorkflowStatus, wire_name,
+    DicomTags, ImageSet, ImageSetState, ImageSetVersion, Lock, Reader, WorkflowStatus, Writer,
+    wire_name,
 };
 use crate::validate;
 
@@ -62,12 +63,16 @@ pub(super) fn latest_document(service: &Service, set: &ImageSet) -> ApiResult<Js
 
 /// The document of `version`.
 pub(super) fn document_of(service: &Service, version: &ImageSetVersion) -> ApiResult<Json> {
-    load_document(service, &version.metadata_key).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InternalServer,
-            "The emulator could not read the image set's metadata",
-        )
-    })
+    version
+        .metadata
+        .as_ref()
+        .and_then(|blob| load_document(service, blob))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InternalServer,
+                "The emulator could not read the image set's metadata",
+            )
+        })
 }
 
 /// How a write ended for one image set.
@@ -78,26 +83,29 @@ pub(super) enum Outcome {
     Failed(String),
 }
 
-/// Appends the next version of `set` with `outcome`, storing its document,
-/// and locks `set` with `running` until the write settles. The document is
-/// synced before the caller commits the change naming it.
-pub(super) fn append_version(
+/// The workflow statuses of a kind of write: while it runs, once it is
+/// done, and when it failed.
+pub(super) type Statuses = (WorkflowStatus, WorkflowStatus, WorkflowStatus);
+
+/// The version after `previous` (or version 1) of the image set `image_set_id`
+/// with `outcome`, its document stored as a blob of this transaction.
+fn next_version(
     service: &Service,
-    set: &mut ImageSet,
+    w: &mut Writer<'_>,
+    (datastore_id, image_set_id): (&str, &str),
+    previous: Option<&ImageSetVersion>,
     outcome: Outcome,
-    statuses: (WorkflowStatus, WorkflowStatus, WorkflowStatus),
+    statuses: Statuses,
     forced: bool,
-) -> ApiResult<u32> {
-    let (running, done, failed) = statuses;
+) -> ApiResult<ImageSetVersion> {
+    let (_, done, failed) = statuses;
     let now = service.now();
-    let version_id = set.versions.last().map_or(1, |v| v.version_id + 1);
-    let previous = set.versions.last().cloned();
-    let version = match outcome {
+    let version_id = previous.map_or(1, |v| v.version_id + 1);
+    match outcome {
         Outcome::Written(document) => {
-            let document = metadata::with_identity(document, &set.datastore_id, &set.id);
-            let key = blobs::metadata_key(&set.id, version_id);
-            store_blob(service, &key, &metadata::stored::gzip(&document))?;
-            ImageSetVersion {
+            let document = metadata::with_identity(document, datastore_id, image_set_id);
+            let blob = w.put_blob(&metadata::stored::gzip(&document))?;
+            Ok(ImageSetVersion {
                 version_id,
                 state: ImageSetState::Active,
                 workflow_status: done,
@@ -106,8 +114,8 @@ pub(super) fn append_version(
                 message: None,
                 forced,
                 tags: DicomTags::of_document(&document),
-                metadata_key: key,
-            }
+                metadata: Some(blob),
+            })
         }
         Outcome::Failed(why) => {
             let previous = previous.ok_or_else(|| {
@@ -116,7 +124,7 @@ pub(super) fn append_version(
                     "A failed write has no version to keep",
                 )
             })?;
-            ImageSetVersion {
+            Ok(ImageSetVersion {
                 version_id,
                 state: ImageSetState::Active,
                 workflow_status: failed,
@@ -124,44 +132,86 @@ pub(super) fn append_version(
                 updated_at: now,
                 message: Some(message(&why)),
                 forced: false,
-                tags: previous.tags,
-                metadata_key: previous.metadata_key,
-            }
+                tags: previous.tags.clone(),
+                metadata: previous.metadata.clone(),
+            })
         }
-    };
-    set.versions.push(version);
-    lock(service, set, running);
+    }
+}
+
+/// Appends the next version of `set` with `outcome` and locks `set` with
+/// the running status until the write settles.
+pub(super) fn append_version(
+    service: &Service,
+    w: &mut Writer<'_>,
+    set: &mut ImageSet,
+    outcome: Outcome,
+    statuses: Statuses,
+    forced: bool,
+) -> ApiResult<u32> {
+    let version = next_version(
+        service,
+        w,
+        (&set.datastore_id, &set.id),
+        Some(set.latest()),
+        outcome,
+        statuses,
+        forced,
+    )?;
+    let version_id = version.version_id;
+    w.append_version(set, version)?;
+    lock(service, w, set, statuses.0)?;
     Ok(version_id)
 }
 
-/// Locks `set` with `status` for the transition delay from now.
-pub(super) fn lock(service: &Service, set: &mut ImageSet, status: WorkflowStatus) {
-    set.lock = Some(Lock {
+/// A new image set in `datastore_id` holding `document` as its version 1,
+/// locked with the running status until the write settles.
+pub(super) fn create(
+    service: &Service,
+    w: &mut Writer<'_>,
+    datastore_id: &str,
+    primary: bool,
+    document: Json,
+    statuses: Statuses,
+    forced: bool,
+) -> ApiResult<ImageSet> {
+    let id = new_image_set_id(service, w)?;
+    let first = next_version(
+        service,
+        w,
+        (datastore_id, &id),
+        None,
+        Outcome::Written(document),
+        statuses,
+        forced,
+    )?;
+    let lock = Lock {
         until: service.now().after(service.config.transition_delay),
-        status,
-    });
+        status: statuses.0,
+    };
+    Ok(w.create_image_set(&id, datastore_id, primary, service.now(), first, Some(lock))?)
 }
 
-fn store_blob(service: &Service, key: &str, bytes: &[u8]) -> ApiResult<()> {
-    service
-        .blobs
-        .put(key, bytes)
-        .and_then(|()| service.blobs.sync())
-        .map_err(|error| {
-            tracing::error!(%error, "metadata write failed");
-            ApiError::new(
-                ErrorCode::InternalServer,
-                "The emulator could not store the image set's metadata",
-            )
-        })
+/// Locks `set` with `status` for the transition delay from now.
+pub(super) fn lock(
+    service: &Service,
+    w: &mut Writer<'_>,
+    set: &mut ImageSet,
+    status: WorkflowStatus,
+) -> ApiResult<()> {
+    let lock = Lock {
+        until: service.now().after(service.config.transition_delay),
+        status,
+    };
+    Ok(w.set_lock(set, Some(lock))?)
 }
 
 /// A fresh image set ID.
-pub(super) fn new_image_set_id(service: &Service, store: &Store) -> String {
+pub(super) fn new_image_set_id(service: &Service, reader: &Reader<'_>) -> ApiResult<String> {
     loop {
         let id = service.resource_ids.resource_id();
-        if !store.image_sets.contains_key(&id) {
-            return id;
+        if !reader.image_set_exists(&id)? {
+            return Ok(id);
         }
     }
 }

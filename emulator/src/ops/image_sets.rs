@@ -8,35 +8,56 @@
 //!   codestream with the `Content-Type` of its transfer syntax.
 //! - ListImageSetVersions: `…/listImageSetVersions?maxResults=&nextToken=`,
 //!   newest first, with the model's `ImageSetWorkflowStatus` (capital I).
+//!
+//! A deleted image set is erased: GetImageSet and ListImageSetVersions still
+//! report it `DELETED` (versions, states and times, nothing of its content),
+//! while GetImageSetMetadata and GetImageFrame answer
+//! `ResourceNotFoundException` for every version.
 
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use axum::body::Bytes;
+
 use crate::arn;
-use crate::blobs;
 use crate::clock::Timestamp;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::service::Service;
-use crate::store::{ImageSet, ImageSetState, ImageSetVersion, Store, wire_name};
+use crate::store::{BlobId, ImageSet, ImageSetState, ImageSetVersion, Reader, wire_name};
 use crate::validate;
 use crate::wire::{self, JsonBody};
 
 use super::{Request, find_live_datastore, paging};
 
 /// The image set a request's labels name, in a datastore that exists.
-pub(super) fn find<'s>(
+pub(super) fn find(
     service: &Service,
-    store: &'s Store,
+    reader: &Reader<'_>,
     request: &Request,
-) -> ApiResult<&'s ImageSet> {
+) -> ApiResult<ImageSet> {
     let (datastore_id, image_set_id) = (request.label(0), request.label(1));
-    find_live_datastore(service, store, datastore_id)?;
+    find_live_datastore(service, reader, datastore_id)?;
     validate::resource_id("imageSetId", image_set_id)?;
-    store.image_set(datastore_id, image_set_id).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "Image set {image_set_id} does not exist in datastore {datastore_id}"
-        ))
-    })
+    reader
+        .image_set(datastore_id, image_set_id)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Image set {image_set_id} does not exist in datastore {datastore_id}"
+            ))
+        })
+}
+
+/// The image set a request names, unless it is deleted: a deleted image
+/// set's data is erased, so its documents and frames are not found.
+fn find_readable(service: &Service, reader: &Reader<'_>, request: &Request) -> ApiResult<ImageSet> {
+    let set = find(service, reader, request)?;
+    if set.is_deleted() {
+        return Err(ApiError::not_found(format!(
+            "Image set {} has been deleted; its metadata and image frames no longer exist",
+            set.id
+        )));
+    }
+    Ok(set)
 }
 
 /// The `?version=` parameter, checked against the model before anything is
@@ -51,24 +72,30 @@ pub(super) fn version_param(request: &Request) -> ApiResult<Option<u32>> {
 }
 
 /// The version asked for, or the latest.
-fn requested_version(set: &ImageSet, version: Option<u32>) -> ApiResult<&ImageSetVersion> {
+fn requested_version(
+    reader: &Reader<'_>,
+    set: &ImageSet,
+    version: Option<u32>,
+) -> ApiResult<ImageSetVersion> {
     match version {
-        None => Ok(set.latest()),
-        Some(v) => set
-            .version(v)
+        None => Ok(set.latest().clone()),
+        Some(v) => reader
+            .version(set, v)?
             .ok_or_else(|| ApiError::not_found(format!("Image set {} has no version {v}", set.id))),
     }
 }
 
 pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
     let version = version_param(request)?;
-    let store = service.store();
-    let set = find(service, &store, request)?;
-    let version = requested_version(set, version)?;
+    let (set, version) = service.store().read(|r| -> ApiResult<_> {
+        let set = find(service, r, request)?;
+        let version = requested_version(r, &set, version)?;
+        Ok((set, version))
+    })?;
     let now = service.now();
-    let mut body = properties(set, version, now);
+    let mut body = properties(&set, &version, now);
     body["datastoreId"] = json!(set.datastore_id);
-    body["imageSetWorkflowStatus"] = json!(wire_name(&set.status_of(version, now).1));
+    body["imageSetWorkflowStatus"] = json!(wire_name(&set.status_of(&version, now).1));
     body["imageSetArn"] = json!(arn::image_set(
         &service.config.region,
         &service.config.account_id,
@@ -105,17 +132,12 @@ fn properties(set: &ImageSet, version: &ImageSetVersion, now: Timestamp) -> Valu
 
 pub(super) fn get_metadata(service: &Service, request: &Request) -> ApiResult<Response> {
     let version = version_param(request)?;
-    let key = {
-        let store = service.store();
-        let set = find(service, &store, request)?;
-        requested_version(set, version)?.metadata_key.clone()
-    };
-    let bytes = service.blobs.get(&key).ok().flatten().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InternalServer,
-            "The emulator could not read the image set's metadata",
-        )
+    let (set, blob) = service.store().read(|r| -> ApiResult<_> {
+        let set = find_readable(service, r, request)?;
+        let blob = requested_version(r, &set, version)?.metadata;
+        Ok((set, blob))
     })?;
+    let bytes = read_blob(service, request, &set, blob.as_ref())?;
     Ok(wire::payload("application/json", Some("gzip"), bytes))
 }
 
@@ -123,28 +145,44 @@ pub(super) fn get_frame(service: &Service, request: &Request) -> ApiResult<Respo
     let body = JsonBody::parse(&request.body)?;
     let frame_id = body.required_string("imageFrameId")?;
     validate::resource_id("imageFrameId", &frame_id)?;
-    let syntax = {
-        let store = service.store();
-        let set = find(service, &store, request)?;
-        set.frames.get(&frame_id).cloned().ok_or_else(|| {
+    let (set, frame) = service.store().read(|r| -> ApiResult<_> {
+        let set = find_readable(service, r, request)?;
+        let frame = r.frame(&set, &frame_id)?.ok_or_else(|| {
             ApiError::not_found(format!(
                 "Image frame {frame_id} does not exist in image set {}",
                 set.id
             ))
-        })?
-    };
-    let bytes = service
-        .blobs
-        .get(&blobs::frame_key(&frame_id))
-        .ok()
-        .flatten()
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InternalServer,
-                "The emulator could not read the image frame",
-            )
         })?;
-    Ok(wire::payload(frame_content_type(&syntax), None, bytes))
+        Ok((set, frame))
+    })?;
+    let bytes = read_blob(service, request, &set, Some(&frame.blob))?;
+    Ok(wire::payload(
+        frame_content_type(&frame.transfer_syntax),
+        None,
+        bytes,
+    ))
+}
+
+/// The bytes of `blob`. A blob can vanish between the read that named it
+/// and this one only when a concurrent deletion erased the image set; that
+/// answers not found, anything else is the store's fault.
+fn read_blob(
+    service: &Service,
+    request: &Request,
+    set: &ImageSet,
+    blob: Option<&BlobId>,
+) -> ApiResult<Bytes> {
+    if let Some(bytes) = blob.and_then(|id| service.store().blobs().get(id).ok().flatten()) {
+        return Ok(bytes);
+    }
+    service
+        .store()
+        .read(|r| find_readable(service, r, request))?;
+    tracing::error!(image_set = %set.id, "a blob the store refers to is missing");
+    Err(ApiError::new(
+        ErrorCode::InternalServer,
+        "The emulator could not read the image set's data",
+    ))
 }
 
 /// The `Content-Type` of a frame stored in `transfer_syntax` (model
@@ -165,25 +203,25 @@ pub(super) fn list_versions(service: &Service, request: &Request) -> ApiResult<R
     const OPERATION: &str = "ListImageSetVersions";
     let page_size = paging::page_size(&request.query)?;
     let after = paging::after_seq(&request.query, OPERATION)?;
-    let store = service.store();
-    let set = find(service, &store, request)?;
+    let before = after.map(|a| u32::try_from(a).unwrap_or(u32::MAX));
+    let (set, mut page) = service.store().read(|r| -> ApiResult<_> {
+        let set = find(service, r, request)?;
+        let page = r.versions(&set, before, page_size + 1)?;
+        Ok((set, page))
+    })?;
+    let more = page.len() > page_size;
+    page.truncate(page_size);
     let now = service.now();
-    let mut matching = set
-        .versions
-        .iter()
-        .rev()
-        .filter(|v| after.is_none_or(|a| u64::from(v.version_id) < a));
-    let page: Vec<&ImageSetVersion> = matching.by_ref().take(page_size).collect();
     let list: Vec<Value> = page
         .iter()
         .map(|version| {
-            let mut value = properties(set, version, now);
+            let mut value = properties(&set, version, now);
             value["ImageSetWorkflowStatus"] = json!(wire_name(&set.status_of(version, now).1));
             value
         })
         .collect();
     let mut body = json!({ "imageSetPropertiesList": list });
-    if let (Some(_), Some(last)) = (matching.next(), page.last()) {
+    if let (true, Some(last)) = (more, page.last()) {
         body["nextToken"] = json!(paging::seq_token(OPERATION, u64::from(last.version_id)));
     }
     Ok(wire::json(&body))

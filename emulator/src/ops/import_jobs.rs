@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
-use crate::store::{Change, DatastoreStatus, ImportJob, JobStatus};
+use crate::store::{DatastoreStatus, ImportJob, JobStatus, TokenKind};
 use crate::validate;
 use crate::wire::{self, JsonBody};
 
@@ -53,70 +53,66 @@ pub(super) fn start(service: &Service, request: &Request) -> ApiResult<Response>
         format!("{datastore_id}|{name:?}|{role}|{input}|{output}|{owner:?}|{configuration:?}");
 
     let now = service.now();
-    let mut store = service.store();
-    let datastore = find_live_datastore(service, &store, datastore_id)?;
-    if let Some(used) = store.job_tokens.get(&client_token) {
-        if used.fingerprint != fingerprint {
+    let started = service.store().write(|w| -> ApiResult<_> {
+        let datastore = find_live_datastore(service, w, datastore_id)?;
+        if let Some(used) = w.client_token(TokenKind::Job, &client_token)? {
+            if used.fingerprint != fingerprint {
+                return Err(ApiError::conflict(format!(
+                    "clientToken {client_token} was already used to start an import job with different parameters"
+                )));
+            }
+            if let Some(job) = w.job(&used.resource_id)? {
+                return Ok((job, false));
+            }
+        }
+        let status = datastore.status(now, service.config.transition_delay);
+        if status != DatastoreStatus::Active {
             return Err(ApiError::conflict(format!(
-                "clientToken {client_token} was already used to start an import job with different parameters"
+                "Datastore {datastore_id} is {}; imports need an ACTIVE datastore",
+                status.as_str()
             )));
         }
-        if let Some(job) = store.jobs.get(&used.resource_id) {
-            return Ok(wire::json(&json!({
-                "datastoreId": job.datastore_id,
-                "jobId": job.id,
-                "jobStatus": job.status.as_str(),
-                "submittedAt": job.submitted_at,
-            })));
-        }
+        let id = loop {
+            let id = service.resource_ids.resource_id();
+            if w.job(&id)?.is_none() {
+                break id;
+            }
+        };
+        let prefix = if output.ends_with('/') {
+            output.clone()
+        } else {
+            format!("{output}/")
+        };
+        let job = ImportJob {
+            // The service's name for an unnamed job is undocumented; the
+            // emulator derives one so that the required output member is present.
+            name: name.unwrap_or_else(|| format!("import-{}", &id[..8])),
+            output_s3_uri: format!("{prefix}{datastore_id}-DicomImport-{id}/"),
+            id: id.clone(),
+            datastore_id: datastore_id.to_owned(),
+            seq: w.next_seq()?,
+            status: JobStatus::Submitted,
+            data_access_role_arn: role,
+            input_s3_uri: input,
+            input_owner_account_id: owner,
+            import_configuration: configuration,
+            submitted_at: now,
+            ended_at: None,
+            message: None,
+        };
+        w.insert_job(&job)?;
+        w.insert_client_token(TokenKind::Job, &client_token, &fingerprint, &id)?;
+        Ok((job, true))
+    });
+    let (job, new) = started?;
+    if new {
+        service.queue_import(&job.id);
     }
-    let status = datastore.status(now, service.config.transition_delay);
-    if status != DatastoreStatus::Active {
-        return Err(ApiError::conflict(format!(
-            "Datastore {datastore_id} is {}; imports need an ACTIVE datastore",
-            status.as_str()
-        )));
-    }
-    let id = loop {
-        let id = service.resource_ids.resource_id();
-        if !store.jobs.contains_key(&id) {
-            break id;
-        }
-    };
-    let prefix = if output.ends_with('/') {
-        output.clone()
-    } else {
-        format!("{output}/")
-    };
-    let job = ImportJob {
-        // The service's name for an unnamed job is undocumented; the
-        // emulator derives one so that the required output member is present.
-        name: name.unwrap_or_else(|| format!("import-{}", &id[..8])),
-        output_s3_uri: format!("{prefix}{datastore_id}-DicomImport-{id}/"),
-        id: id.clone(),
-        datastore_id: datastore_id.to_owned(),
-        seq: store.next_seq,
-        status: JobStatus::Submitted,
-        data_access_role_arn: role,
-        input_s3_uri: input,
-        input_owner_account_id: owner,
-        import_configuration: configuration,
-        submitted_at: now,
-        ended_at: None,
-        message: None,
-    };
-    store.commit(Change::JobSubmitted {
-        job,
-        client_token,
-        fingerprint,
-    })?;
-    drop(store);
-    service.queue_import(&id);
     Ok(wire::json(&json!({
-        "datastoreId": datastore_id,
-        "jobId": id,
-        "jobStatus": JobStatus::Submitted.as_str(),
-        "submittedAt": now,
+        "datastoreId": job.datastore_id,
+        "jobId": job.id,
+        "jobStatus": job.status.as_str(),
+        "submittedAt": job.submitted_at,
     })))
 }
 
@@ -166,19 +162,18 @@ fn validate_configuration(configuration: &Value) -> ApiResult<()> {
 
 pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
     let (datastore_id, job_id) = (request.label(0), request.label(1));
-    let store = service.store();
-    find_live_datastore(service, &store, datastore_id)?;
-    validate::string("jobId", job_id, 1, 32, &validate::JOB_ID)?;
-    let job = store
-        .jobs
-        .get(job_id)
-        .filter(|job| job.datastore_id == datastore_id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Import job {job_id} does not exist in datastore {datastore_id}"
-            ))
-        })?;
-    let mut properties = summary(job);
+    let job = service.store().read(|r| -> ApiResult<_> {
+        find_live_datastore(service, r, datastore_id)?;
+        validate::string("jobId", job_id, 1, 32, &validate::JOB_ID)?;
+        r.job(job_id)?
+            .filter(|job| job.datastore_id == datastore_id)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "Import job {job_id} does not exist in datastore {datastore_id}"
+                ))
+            })
+    })?;
+    let mut properties = summary(&job);
     properties["inputS3Uri"] = json!(job.input_s3_uri);
     properties["outputS3Uri"] = json!(job.output_s3_uri);
     if let Some(configuration) = &job.import_configuration {
@@ -196,18 +191,14 @@ pub(super) fn list(service: &Service, request: &Request) -> ApiResult<Response> 
         .transpose()?;
     let page_size = paging::page_size(&request.query)?;
     let after = paging::after_seq(&request.query, "ListDICOMImportJobs")?;
-    let store = service.store();
-    find_live_datastore(service, &store, datastore_id)?;
-    let mut jobs = store.jobs_of(datastore_id);
-    jobs.reverse();
-    let mut matching = jobs
-        .into_iter()
-        .filter(|job| after.is_none_or(|seq| job.seq < seq))
-        .filter(|job| status.is_none_or(|s| job.status == s));
-    let page: Vec<&ImportJob> = matching.by_ref().take(page_size).collect();
-    let mut body =
-        json!({ "jobSummaries": page.iter().map(|job| summary(job)).collect::<Vec<_>>() });
-    if let (Some(_), Some(last)) = (matching.next(), page.last()) {
+    let page = service.store().read(|r| -> ApiResult<_> {
+        find_live_datastore(service, r, datastore_id)?;
+        Ok(r.jobs(datastore_id, after, status, page_size + 1)?)
+    })?;
+    let more = page.len() > page_size;
+    let page = &page[..page.len().min(page_size)];
+    let mut body = json!({ "jobSummaries": page.iter().map(summary).collect::<Vec<_>>() });
+    if let (true, Some(last)) = (more, page.last()) {
         body["nextToken"] = json!(paging::seq_token("ListDICOMImportJobs", last.seq));
     }
     Ok(wire::json(&body))

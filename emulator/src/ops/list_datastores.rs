@@ -31,10 +31,9 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
 
     let now = service.now();
     let delay = service.config.transition_delay;
-    let store = service.store();
-    let mut matching = store
-        .datastores_in_creation_order()
-        .into_iter()
+    let datastores = service.store().read(|r| r.datastores())?;
+    let mut matching = datastores
+        .iter()
         .filter(|ds| after.is_none_or(|seq| ds.seq > seq))
         .filter(|ds| status.is_none_or(|s| ds.status(now, delay) == s));
     let page: Vec<_> = matching.by_ref().take(page_size).collect();

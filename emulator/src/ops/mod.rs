@@ -1,7 +1,8 @@
 //! The operations of the HealthImaging API, one file each (tags as a family).
 //!
 //! Each operation reads its members from the request, validates them against
-//! the model, applies itself to the store under one lock, and answers JSON.
+//! the model, applies itself to the store in one read or one write
+//! transaction, and answers JSON.
 
 mod copy_image_set;
 mod create_datastore;
@@ -25,7 +26,7 @@ use axum::response::Response;
 use crate::error::{ApiError, ApiResult};
 use crate::router::Operation;
 use crate::service::Service;
-use crate::store::{Datastore, DatastoreStatus, Store};
+use crate::store::{Datastore, DatastoreStatus, Reader};
 use crate::validate;
 use crate::wire::Query;
 
@@ -76,21 +77,16 @@ pub fn handle(service: &Service, operation: Operation, request: &Request) -> Api
 
 /// The datastore `id` (validated as the `datastoreId` member), including a
 /// `DELETED` one.
-fn find_datastore<'s>(store: &'s Store, id: &str) -> ApiResult<&'s Datastore> {
+fn find_datastore(reader: &Reader<'_>, id: &str) -> ApiResult<Datastore> {
     validate::resource_id("datastoreId", id)?;
-    store
-        .datastores
-        .get(id)
+    reader
+        .datastore(id)?
         .ok_or_else(|| ApiError::not_found(format!("Datastore {id} does not exist")))
 }
 
 /// The datastore `id` unless it is `DELETED`.
-fn find_live_datastore<'s>(
-    service: &Service,
-    store: &'s Store,
-    id: &str,
-) -> ApiResult<&'s Datastore> {
-    let datastore = find_datastore(store, id)?;
+fn find_live_datastore(service: &Service, reader: &Reader<'_>, id: &str) -> ApiResult<Datastore> {
+    let datastore = find_datastore(reader, id)?;
     if datastore.status(service.now(), service.config.transition_delay) == DatastoreStatus::Deleted
     {
         return Err(ApiError::not_found(format!(

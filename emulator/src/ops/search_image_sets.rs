@@ -9,9 +9,9 @@
 //!   inclusive: `createdAt`, `updatedAt` or `DICOMStudyDateAndTime`.
 //!
 //! Any other shape is a `ValidationException` naming what is wrong. Results
-//! are ordered by `sort` or by `updatedAt` descending, then by image set ID;
-//! deleted image sets are never returned. The search runs on the index
-//! ([`crate::store::SearchIndex`]).
+//! are ordered by `sort` or by `updatedAt` descending, then by the order the
+//! image sets were created in; deleted image sets are never returned. The
+//! search runs on the store's indexes ([`crate::store::Query`]).
 
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -51,8 +51,6 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
         )?),
         None => None,
     };
-    let store = service.store();
-    find_live_datastore(service, &store, datastore_id)?;
     let query = Query {
         datastore_id: datastore_id.to_owned(),
         conditions,
@@ -61,22 +59,21 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
         after,
         limit,
     };
-    let mut hits = store.index.search(&query);
+    let mut hits = service.store().read(|r| -> ApiResult<_> {
+        find_live_datastore(service, r, datastore_id)?;
+        Ok(r.search(&query)?)
+    })?;
     let more = hits.len() > limit;
     hits.truncate(limit);
-    let summaries: Vec<Value> = hits
-        .iter()
-        .filter_map(|(_, id)| store.image_sets.get(id))
-        .map(summary)
-        .collect();
+    let summaries: Vec<Value> = hits.iter().map(|(_, set)| summary(set)).collect();
     let mut response = json!({ "imageSetsMetadataSummaries": summaries });
     if let Some(sort) = body.value("sort") {
         response["sort"] = sort.clone();
     }
-    if let (true, Some((key, id))) = (more, hits.last()) {
+    if let (true, Some((key, set))) = (more, hits.last()) {
         response["nextToken"] = json!(paging::encode(
             OPERATION,
-            &encode_cursor(key, id, &criteria)
+            &encode_cursor(key, set.row, &criteria)
         ));
     }
     Ok(wire::json(&response))
@@ -348,12 +345,12 @@ fn criteria_hash(criteria: &str) -> u64 {
     })
 }
 
-fn encode_cursor(key: &SortKey, id: &str, criteria: &str) -> String {
+fn encode_cursor(key: &SortKey, row: i64, criteria: &str) -> String {
     let key = match key {
         SortKey::Millis(ms) => format!("m{ms}"),
         SortKey::Text(text) => format!("t{text}"),
     };
-    format!("{:016x}|{id}|{key}", criteria_hash(criteria))
+    format!("{:016x}|{row}|{key}", criteria_hash(criteria))
 }
 
 fn decode_cursor(position: &str, criteria: &str) -> ApiResult<Cursor> {
@@ -364,7 +361,7 @@ fn decode_cursor(position: &str, criteria: &str) -> ApiResult<Cursor> {
         )
     };
     let mut parts = position.splitn(3, '|');
-    let (Some(hash), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(hash), Some(row), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(invalid());
     };
     if hash != format!("{:016x}", criteria_hash(criteria)) {
@@ -379,7 +376,7 @@ fn decode_cursor(position: &str, criteria: &str) -> ApiResult<Cursor> {
     };
     Ok(Cursor {
         key,
-        image_set_id: id.to_owned(),
+        row: row.parse().map_err(|_| invalid())?,
     })
 }
 
@@ -392,7 +389,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use crate::clock::Timestamp;
-    use crate::store::{DicomTags, ImageSet, ImageSetState, ImageSetVersion, WorkflowStatus};
+    use crate::store::DicomTags;
     use crate::testing::{active_datastore, send, service};
 
     /// One synthetic image set of the model.
@@ -533,26 +530,14 @@ mod tests {
                     let id = format!("{n:032x}");
                     let created = Timestamp::from_millis(BASE + set.created * 1000);
                     let updated = Timestamp::from_millis(BASE + (set.created + set.updated_after) * 1000);
-                    service.store().put_image_set(ImageSet {
-                        id: id.clone(),
-                        datastore_id: ds.clone(),
-                        is_primary: set.primary,
+                    crate::testing::plant(&service, crate::testing::Planted {
+                        datastore_id: &ds,
+                        image_set_id: &id,
+                        primary: set.primary,
                         created_at: created,
-                        tags: Default::default(),
-                        versions: vec![ImageSetVersion {
-                            version_id: 1,
-                            state: ImageSetState::Active,
-                            workflow_status: WorkflowStatus::Imported,
-                            created_at: created,
-                            updated_at: updated,
-                            message: None,
-                            forced: false,
-                            tags: set.tags(),
-                            metadata_key: String::new(),
-                        }],
-                        frames: Default::default(),
-                        lock: None,
-                    });
+                        updated_at: updated,
+                        tags: set.tags(),
+                    }, None);
                     ids.insert(id, set.clone());
                 }
                 let fields = ["updatedAt", "createdAt", "DICOMStudyDateAndTime"];

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::arn::ResourceArn;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
-use crate::store::{Change, Store};
+use crate::store::{Reader, Writer};
 use crate::validate;
 use crate::wire::{self, JsonBody};
 
@@ -31,31 +31,33 @@ pub(super) fn tag_resource(service: &Service, request: &Request) -> ApiResult<Re
         .string_map("tags")?
         .ok_or_else(|| ApiError::validation("tags", "Member must not be null"))?;
     validate_tags("tags", &tags)?;
-    let mut store = service.store();
-    let mut current = resource_tags(service, &store, &resource, arn)?;
-    let total = current
-        .keys()
-        .chain(tags.keys())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    if total > MAX_TAGS_PER_RESOURCE {
-        return Err(ApiError::validation(
-            "tags",
-            format!(
-                "A resource can carry at most {MAX_TAGS_PER_RESOURCE} tags; this request would leave it with {total}"
-            ),
-        ));
-    }
-    current.extend(tags);
-    store.commit(tags_changed(&resource, current))?;
+    service.store().write(|w| -> ApiResult<_> {
+        let mut current = resource_tags(service, w, &resource, arn)?;
+        let total = current
+            .keys()
+            .chain(tags.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if total > MAX_TAGS_PER_RESOURCE {
+            return Err(ApiError::validation(
+                "tags",
+                format!(
+                    "A resource can carry at most {MAX_TAGS_PER_RESOURCE} tags; this request would leave it with {total}"
+                ),
+            ));
+        }
+        current.extend(tags);
+        set_tags(w, &resource, current)
+    })?;
     Ok(wire::json(&json!({})))
 }
 
 pub(super) fn list_tags_for_resource(service: &Service, request: &Request) -> ApiResult<Response> {
     let arn = request.label(0);
     let resource = ResourceArn::parse(arn)?;
-    let store = service.store();
-    let tags = resource_tags(service, &store, &resource, arn)?;
+    let tags = service
+        .store()
+        .read(|r| resource_tags(service, r, &resource, arn))?;
     Ok(wire::json(&json!({ "tags": tags })))
 }
 
@@ -75,12 +77,13 @@ pub(super) fn untag_resource(service: &Service, request: &Request) -> ApiResult<
     for key in &keys {
         validate::tag_key("tagKeys", key)?;
     }
-    let mut store = service.store();
-    let mut tags = resource_tags(service, &store, &resource, arn)?;
-    for key in keys {
-        tags.remove(key);
-    }
-    store.commit(tags_changed(&resource, tags))?;
+    service.store().write(|w| -> ApiResult<_> {
+        let mut tags = resource_tags(service, w, &resource, arn)?;
+        for key in keys {
+            tags.remove(key);
+        }
+        set_tags(w, &resource, tags)
+    })?;
     Ok(wire::json(&json!({})))
 }
 
@@ -99,24 +102,31 @@ pub(super) fn validate_tags(field: &str, tags: &BTreeMap<String, String>) -> Api
     Ok(())
 }
 
-/// The change that gives `resource` the tag set `tags`.
-fn tags_changed(resource: &ResourceArn, tags: BTreeMap<String, String>) -> Change {
+/// Gives `resource` the tag set `tags`.
+fn set_tags(
+    w: &mut Writer<'_>,
+    resource: &ResourceArn,
+    tags: BTreeMap<String, String>,
+) -> ApiResult<()> {
     match resource {
-        ResourceArn::Datastore { datastore_id, .. } => Change::DatastoreTagged {
-            datastore_id: datastore_id.clone(),
-            tags,
-        },
-        ResourceArn::ImageSet { image_set_id, .. } => Change::ImageSetTagged {
-            image_set_id: image_set_id.clone(),
-            tags,
-        },
+        ResourceArn::Datastore { datastore_id, .. } => w.set_datastore_tags(datastore_id, &tags)?,
+        ResourceArn::ImageSet {
+            datastore_id,
+            image_set_id,
+            ..
+        } => {
+            if let Some(mut set) = w.image_set(datastore_id, image_set_id)? {
+                w.set_image_set_tags(&mut set, tags)?;
+            }
+        }
     }
+    Ok(())
 }
 
 /// The tags of the resource `resource` names.
 fn resource_tags(
     service: &Service,
-    store: &Store,
+    reader: &Reader<'_>,
     resource: &ResourceArn,
     arn: &str,
 ) -> ApiResult<BTreeMap<String, String>> {
@@ -124,23 +134,20 @@ fn resource_tags(
     let not_found = || ApiError::not_found(format!("Resource {arn} does not exist"));
     match resource {
         ResourceArn::Datastore { datastore_id, .. } => {
-            find_live_datastore(service, store, datastore_id).map_err(|_| not_found())?;
-            store
-                .datastores
-                .get(datastore_id)
-                .map(|ds| ds.tags.clone())
-                .ok_or_else(not_found)
+            let datastore =
+                find_live_datastore(service, reader, datastore_id).map_err(|_| not_found())?;
+            Ok(datastore.tags)
         }
         ResourceArn::ImageSet {
             datastore_id,
             image_set_id,
             ..
         } => {
-            find_live_datastore(service, store, datastore_id).map_err(|_| not_found())?;
-            store
-                .image_set(datastore_id, image_set_id)
+            find_live_datastore(service, reader, datastore_id).map_err(|_| not_found())?;
+            reader
+                .image_set(datastore_id, image_set_id)?
                 .filter(|set| !set.is_deleted())
-                .map(|set| set.tags.clone())
+                .map(|set| set.tags)
                 .ok_or_else(not_found)
         }
     }
@@ -188,8 +195,15 @@ mod tests {
     async fn an_image_set_arn_under_the_wrong_datastore_is_not_found() {
         let (service, clock) = service();
         let ds = active_datastore(&service, &clock).await;
+        let (_, _, other) = send(
+            &service,
+            Method::POST,
+            "/datastore",
+            r#"{"clientToken":"another"}"#,
+        )
+        .await;
         let set = "c".repeat(32);
-        plant_image_set(&service, &"d".repeat(32), &set);
+        plant_image_set(&service, other["datastoreId"].as_str().unwrap(), &set);
         let arn =
             format!("arn:aws:medical-imaging:us-east-1:123456789012:datastore/{ds}/imageset/{set}");
         let (status, code, _) = send(&service, Method::GET, &tags_uri(&arn), "").await;

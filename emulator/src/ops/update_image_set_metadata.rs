@@ -9,7 +9,7 @@
 //! `UPDATE_FAILED` with the reason as its `message` (see
 //! [`crate::metadata::edit`]). With `includeStudyImageSets` the Patient and
 //! Study level change is applied to every primary image set of the study in
-//! one committed change: all of them get a new version, or none does.
+//! one transaction: all of them get a new version, or none does.
 
 use axum::response::Response;
 use base64::Engine as _;
@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::edit::{self, Refusal, Rules};
 use crate::service::Service;
-use crate::store::{Attribute, Change, Condition, ImageSet, Query, SortField, WorkflowStatus};
+use crate::store::{ImageSet, Reader, WorkflowStatus};
 use crate::wire::{self, JsonBody};
 
 use super::Request;
@@ -79,84 +79,81 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
     }
 
     let now = service.now();
-    let mut store = service.store();
-    let set = find(service, &store, request)?.clone();
-    writable(&set, now, latest)?;
-    let rules = Rules {
-        force,
-        primary: set.is_primary,
-        study_wide,
-    };
-    let mut written = Vec::new();
-    let outcome = match &updates {
-        Updates::Revert(target) => {
-            let version = set
-                .version(*target)
-                .filter(|v| v.version_id < latest)
-                .ok_or_else(|| {
-                    ApiError::validation(
-                        "revertToVersionId",
-                        format!("image set {} has no earlier version {target}", set.id),
-                    )
-                })?;
-            Outcome::Written(document_of(service, version)?)
-        }
-        Updates::Dicom {
-            removable,
-            updatable,
-        } => {
-            let mut others = Vec::new();
-            if study_wide {
-                others = study_primaries(&store, &set);
-                for other in &others {
-                    writable(other, now, other.latest().version_id)?;
-                }
+    let datastore_id = request.labels[0].clone();
+    let mut body = service.store().write(|w| -> ApiResult<_> {
+        let mut set = find(service, w, request)?;
+        writable(&set, now, latest)?;
+        let rules = Rules {
+            force,
+            primary: set.is_primary,
+            study_wide,
+        };
+        let outcome = match &updates {
+            Updates::Revert(target) => {
+                let version = w
+                    .version(&set, *target)?
+                    .filter(|v| v.version_id < latest)
+                    .ok_or_else(|| {
+                        ApiError::validation(
+                            "revertToVersionId",
+                            format!("image set {} has no earlier version {target}", set.id),
+                        )
+                    })?;
+                Outcome::Written(document_of(service, &version)?)
             }
-            let applied = apply(service, &set, removable, updatable, rules).and_then(|doc| {
-                let mut docs = Vec::new();
-                for other in &others {
-                    let rules = Rules {
-                        primary: true,
-                        ..rules
-                    };
-                    docs.push(apply(service, other, removable, updatable, rules)?);
-                }
-                Ok((doc, docs))
-            });
-            match applied {
-                Ok((document, other_docs)) => {
-                    for (mut other, doc) in others.into_iter().zip(other_docs) {
-                        let statuses = (
-                            WorkflowStatus::UpdatingForStudyConsistency,
-                            UPDATE.1,
-                            UPDATE.2,
-                        );
-                        append_version(
-                            service,
-                            &mut other,
-                            Outcome::Written(doc),
-                            statuses,
-                            force,
-                        )?;
-                        written.push(other);
+            Updates::Dicom {
+                removable,
+                updatable,
+            } => {
+                let mut others = Vec::new();
+                if study_wide {
+                    others = study_primaries(w, &set)?;
+                    for other in &others {
+                        writable(other, now, other.latest().version_id)?;
                     }
-                    Outcome::Written(document)
                 }
-                Err(Failure::Refused(Refusal(why))) => Outcome::Failed(why),
-                Err(Failure::Api(error)) => return Err(error),
+                let applied = apply(service, &set, removable, updatable, rules).and_then(|doc| {
+                    let mut docs = Vec::new();
+                    for other in &others {
+                        let rules = Rules {
+                            primary: true,
+                            ..rules
+                        };
+                        docs.push(apply(service, other, removable, updatable, rules)?);
+                    }
+                    Ok((doc, docs))
+                });
+                match applied {
+                    Ok((document, other_docs)) => {
+                        for (mut other, doc) in others.into_iter().zip(other_docs) {
+                            let statuses = (
+                                WorkflowStatus::UpdatingForStudyConsistency,
+                                UPDATE.1,
+                                UPDATE.2,
+                            );
+                            append_version(
+                                service,
+                                w,
+                                &mut other,
+                                Outcome::Written(doc),
+                                statuses,
+                                force,
+                            )?;
+                        }
+                        Outcome::Written(document)
+                    }
+                    Err(Failure::Refused(Refusal(why))) => Outcome::Failed(why),
+                    Err(Failure::Api(error)) => return Err(error),
+                }
             }
-        }
-    };
-    let mut set = set;
-    let forced =
-        force && matches!(outcome, Outcome::Written(_)) && matches!(updates, Updates::Dicom { .. });
-    append_version(service, &mut set, outcome, UPDATE, forced)?;
-    let mut body = properties(service, &set, now);
-    written.push(set);
-    store.commit(Change::ImageSetsWritten {
-        image_sets: written,
+        };
+        let forced = force
+            && matches!(outcome, Outcome::Written(_))
+            && matches!(updates, Updates::Dicom { .. });
+        append_version(service, w, &mut set, outcome, UPDATE, forced)?;
+        Ok(properties(service, &set, now))
     })?;
-    body["datastoreId"] = json!(request.labels[0]);
+    body["datastoreId"] = json!(datastore_id);
     if let Some(arn) = body.as_object_mut() {
         arn.remove("imageSetArn");
     }
@@ -190,28 +187,15 @@ fn apply(
 }
 
 /// The other primary image sets of `set`'s study.
-fn study_primaries(store: &crate::store::Store, set: &ImageSet) -> Vec<ImageSet> {
+fn study_primaries(reader: &Reader<'_>, set: &ImageSet) -> ApiResult<Vec<ImageSet>> {
     let Some(study) = set.latest().tags.study_instance_uid.clone() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let query = Query {
-        datastore_id: set.datastore_id.clone(),
-        conditions: vec![
-            Condition::Equal(Attribute::StudyInstanceUid, study),
-            Condition::IsPrimary(true),
-        ],
-        sort: SortField::CreatedAt,
-        descending: false,
-        after: None,
-        limit: store.image_sets.len(),
-    };
-    store
-        .index
-        .search(&query)
+    Ok(reader
+        .study_primaries(&set.datastore_id, &study)?
         .into_iter()
-        .filter(|(_, id)| *id != set.id)
-        .filter_map(|(_, id)| store.image_sets.get(&id).cloned())
-        .collect()
+        .filter(|other| other.id != set.id)
+        .collect())
 }
 
 /// Reads the body's union member.

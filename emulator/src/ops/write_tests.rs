@@ -71,6 +71,12 @@ impl World {
         crate::metadata::stored::gunzip(&bytes).expect("gzipped JSON")
     }
 
+    /// The status GetImageSetMetadata answers for a version.
+    pub(super) async fn metadata_status(&self, id: &str, version: u32) -> StatusCode {
+        let uri = format!("{}?version={version}", self.uri(id, "getImageSetMetadata"));
+        send_raw(&self.service, Method::POST, &uri, "").await.0
+    }
+
     pub(super) async fn versions(&self, id: &str) -> Vec<(String, String, String)> {
         let uri = self.uri(id, "listImageSetVersions");
         let (_, _, body) = send(&self.service, Method::POST, &uri, "").await;

@@ -78,7 +78,7 @@ impl LosslessStorageFormat {
 }
 
 /// One datastore.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Datastore {
     /// `datastoreId`.
     pub id: String,

@@ -1,9 +1,10 @@
 //! An image set, its versions, and the DICOM attributes search reads.
 //!
-//! An image set never forgets a version: every write appends one, and every
-//! old version stays readable (`?version=`). The metadata document of each
-//! version lives in the blob store under [`ImageSetVersion::metadata_key`];
-//! frames are shared by every version that lists them.
+//! An image set never forgets a version while it lives: every write appends
+//! one, and every old version stays readable (`?version=`). The metadata
+//! document of each version is a blob ([`ImageSetVersion::metadata`]);
+//! frames are shared by every version that lists them. Once the image set is
+//! deleted its versions keep only their states and times.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::clock::Timestamp;
+
+use super::blobs::BlobId;
 
 /// `ImageSetState` of the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,8 +222,7 @@ pub fn normalized_date_time(date: &str, time: Option<&str>) -> String {
 }
 
 /// One version of an image set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageSetVersion {
     /// `versionId`: 1, 2, …
     pub version_id: u32,
@@ -236,16 +238,17 @@ pub struct ImageSetVersion {
     pub message: Option<String>,
     /// `overrides.forced`.
     pub forced: bool,
-    /// The attributes of this version's document.
+    /// The attributes of this version's document (empty once erased).
     pub tags: DicomTags,
-    /// Where the gzipped document is kept.
-    pub metadata_key: String,
+    /// The gzipped document; `None` once the image set is erased.
+    pub metadata: Option<BlobId>,
 }
 
-/// An image set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// An image set and its newest version.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageSet {
+    /// The image set's row in the store.
+    pub(crate) row: i64,
     /// `imageSetId`.
     pub id: String,
     /// The datastore holding it.
@@ -255,34 +258,22 @@ pub struct ImageSet {
     /// When version 1 was written.
     pub created_at: Timestamp,
     /// The resource tags.
-    #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// Every version, oldest first; never empty.
-    pub versions: Vec<ImageSetVersion>,
-    /// Every frame any version lists: frame ID to stored transfer syntax.
-    #[serde(default)]
-    pub frames: BTreeMap<String, String>,
     /// The write in progress, if one was started and may not have settled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<Lock>,
+    /// The newest version.
+    pub latest: ImageSetVersion,
 }
 
 impl ImageSet {
     /// The newest version.
     pub fn latest(&self) -> &ImageSetVersion {
-        self.versions
-            .last()
-            .expect("an image set is created with its first version")
-    }
-
-    /// The version `version_id`, if it exists.
-    pub fn version(&self, version_id: u32) -> Option<&ImageSetVersion> {
-        self.versions.iter().find(|v| v.version_id == version_id)
+        &self.latest
     }
 
     /// When the image set last changed: its newest version's update time.
     pub fn updated_at(&self) -> Timestamp {
-        self.latest().updated_at
+        self.latest.updated_at
     }
 
     /// The lock that holds at `now`, if any.
@@ -298,7 +289,7 @@ impl ImageSet {
         now: Timestamp,
     ) -> (ImageSetState, WorkflowStatus) {
         match self.lock_at(now) {
-            Some(lock) if version.version_id == self.latest().version_id => {
+            Some(lock) if version.version_id == self.latest.version_id => {
                 (ImageSetState::Locked, lock.status)
             }
             _ => (version.state, version.workflow_status),
@@ -307,7 +298,7 @@ impl ImageSet {
 
     /// Whether the image set has been deleted (or is being deleted).
     pub fn is_deleted(&self) -> bool {
-        self.latest().state == ImageSetState::Deleted
+        self.latest.state == ImageSetState::Deleted
     }
 }
 

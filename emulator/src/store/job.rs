@@ -42,8 +42,7 @@ impl JobStatus {
 }
 
 /// One import job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImportJob {
     /// `jobId`.
     pub id: String,

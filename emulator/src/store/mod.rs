@@ -1,319 +1,368 @@
-//! The emulator's state: datastores, image sets and their versions, import
-//! jobs, idempotency tokens, and the search index.
+//! The emulator's state: datastores, image sets and their versions, frames,
+//! import jobs, idempotency tokens, and the search index, in SQLite.
 //!
-//! The store is plain data behind one mutex in [`crate::service::Service`].
-//! Every operation takes the lock once, checks what it needs, and changes the
-//! state only through [`Store::commit`]: the [`Change`] is appended to the
-//! journal (with `--data-dir`) and synced, then applied. Replaying the journal
-//! at start applies the same changes in the same order, so a restart restores
-//! exactly what was acknowledged. Frames and metadata documents are blobs
-//! ([`crate::blobs`]) written and synced before the change that names them,
-//! so no committed image set ever points at a missing file.
+//! Operations see verbs, not SQL: [`Store::read`] hands them a [`Reader`]
+//! over one consistent snapshot, [`Store::write`] a [`Writer`] inside one
+//! transaction that commits when the closure succeeds and rolls back when it
+//! fails, so an operation is applied whole or not at all, and an error of
+//! the disk (full, failing) answers `InternalServerException` with nothing
+//! changed.
+//!
+//! - With a data directory the database is `store.sqlite` in WAL mode:
+//!   readers never wait for the writer or each other, and a transaction is
+//!   on disk when it commits (`synchronous = FULL`). Frames and metadata
+//!   documents are files ([`blobs`]) written before the transaction that
+//!   refers to them. A process holds the directory's lock file for as long
+//!   as it runs, so two emulators never share one.
+//! - Without one, the same database lives in memory (SQLite's `memdb`) and
+//!   blobs in a map.
+//!
+//! Start-up time does not depend on history: nothing is replayed.
+//! Erasure ([`Writer::erase`]) removes a deleted image set's attributes and
+//! versions' documents from the database (`secure_delete` overwrites them),
+//! deletes the blobs nothing else refers to, and truncates the write-ahead
+//! log so no copy of the old pages remains.
 
+pub mod blobs;
 mod datastore;
 mod image_set;
-mod index;
 mod job;
-mod journal;
+mod legacy;
+mod reader;
+mod schema;
+mod search;
+mod writer;
 
-use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
+use rusqlite::{Connection, OpenFlags};
 
-use crate::clock::Timestamp;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ErrorCode};
 
+pub use blobs::{BlobId, Blobs, Pinned};
 pub use datastore::{Datastore, DatastoreStatus, LosslessStorageFormat};
 pub use image_set::{
     DicomTags, ImageSet, ImageSetState, ImageSetVersion, Lock, WorkflowStatus,
     normalized_date_time, wire_name,
 };
-pub use index::{Attribute, Condition, Cursor, Query, SearchIndex, SortField, SortKey};
 pub use job::{ImportJob, JobStatus};
-pub use journal::Journal;
+pub use reader::{ClientTokenUse, FrameEntry, Reader, TokenKind};
+pub use search::{Attribute, Condition, Cursor, Query, SortField, SortKey};
+pub use writer::Writer;
 
-/// What a `clientToken` was first used for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClientTokenUse {
-    /// The request parameters, to tell a retry from a reuse with other values.
-    pub fingerprint: String,
-    /// The datastore or job the first request created.
-    pub resource_id: String,
+/// Where a store keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// In memory, gone when the emulator stops.
+    Memory,
+    /// Under a data directory, across restarts.
+    Dir(PathBuf),
 }
 
-/// One change to the store: the unit of the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "camelCase")]
-pub enum Change {
-    /// CreateDatastore.
-    #[serde(rename_all = "camelCase")]
-    DatastoreCreated {
-        /// The new datastore.
-        datastore: Datastore,
-        /// Its `clientToken`.
-        client_token: String,
-        /// The parameters it was created with.
-        fingerprint: String,
-    },
-    /// DeleteDatastore.
-    #[serde(rename_all = "camelCase")]
-    DatastoreDeleteRequested {
-        /// The datastore.
-        datastore_id: String,
-        /// When.
-        at: Timestamp,
-    },
-    /// TagResource or UntagResource on a datastore: the new tag set.
-    #[serde(rename_all = "camelCase")]
-    DatastoreTagged {
-        /// The datastore.
-        datastore_id: String,
-        /// Every tag it now has.
-        tags: BTreeMap<String, String>,
-    },
-    /// TagResource or UntagResource on an image set: the new tag set.
-    #[serde(rename_all = "camelCase")]
-    ImageSetTagged {
-        /// The image set.
-        image_set_id: String,
-        /// Every tag it now has.
-        tags: BTreeMap<String, String>,
-    },
-    /// StartDICOMImportJob.
-    #[serde(rename_all = "camelCase")]
-    JobSubmitted {
-        /// The new job.
-        job: ImportJob,
-        /// Its `clientToken`.
-        client_token: String,
-        /// The parameters it was started with.
-        fingerprint: String,
-    },
-    /// An import job began to run.
-    #[serde(rename_all = "camelCase")]
-    JobStarted {
-        /// The job.
-        job_id: String,
-    },
-    /// An import job ended, with every image set it wrote, atomically.
-    #[serde(rename_all = "camelCase")]
-    JobEnded {
-        /// The job.
-        job_id: String,
-        /// `COMPLETED` or `FAILED`.
-        status: JobStatus,
-        /// When.
-        at: Timestamp,
-        /// Why it failed.
-        message: Option<String>,
-        /// New image sets, and merged ones in full with their new version.
-        image_sets: Vec<ImageSet>,
-    },
-    /// UpdateImageSetMetadata, CopyImageSet or DeleteImageSet: every image
-    /// set the write touched, in full, atomically (an update with
-    /// `includeStudyImageSets` touches every primary image set of a study;
-    /// a copy touches its source's lock and its destination).
-    #[serde(rename_all = "camelCase")]
-    ImageSetsWritten {
-        /// The image sets in their new state.
-        image_sets: Vec<ImageSet>,
-    },
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("the database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file could not be read or written.
+    #[error("a file of the store could not be used: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store holds something this emulator cannot read.
+    #[error("{0}")]
+    Damaged(String),
+    /// Another process uses the data directory.
+    #[error(
+        "the data directory {0} is in use by another emulator; stop it first, or give this one another --data-dir"
+    )]
+    InUse(PathBuf),
 }
 
-/// All state of one emulator instance.
-#[derive(Debug, Default)]
+impl StoreError {
+    /// Whether the disk is full.
+    fn is_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
+                error.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Io(error) => error.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store operation failed");
+        let message = if error.is_full() {
+            "The emulator's data directory is full; nothing was written"
+        } else {
+            "The emulator's store failed; nothing was written"
+        };
+        ApiError::new(ErrorCode::InternalServer, message)
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
+/// The store of one emulator.
+#[derive(Debug)]
 pub struct Store {
-    /// Datastores by ID, including `DELETED` ones.
-    pub datastores: BTreeMap<String, Datastore>,
-    /// CreateDatastore idempotency tokens.
-    pub client_tokens: HashMap<String, ClientTokenUse>,
-    /// Image sets by ID.
-    pub image_sets: BTreeMap<String, ImageSet>,
-    /// Import jobs by ID.
-    pub jobs: BTreeMap<String, ImportJob>,
-    /// StartDICOMImportJob idempotency tokens.
-    pub job_tokens: HashMap<String, ClientTokenUse>,
-    /// The search index over the image sets.
-    pub index: SearchIndex,
-    /// The sequence number the next datastore or job gets.
-    pub next_seq: u64,
-    /// How many changes the store holds: the journal's length.
-    pub changes: u64,
-    journal: Option<Journal>,
+    database: Database,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    blobs: Blobs,
+    /// An erasure's pages may still sit in the write-ahead log.
+    scrub: AtomicBool,
+    _lock: Option<File>,
 }
+
+/// How connections to the database are opened.
+#[derive(Debug)]
+enum Database {
+    Memory(String),
+    File(PathBuf),
+}
+
+/// Idle read connections kept for reuse.
+const IDLE_READERS: usize = 32;
 
 impl Store {
-    /// A store kept in `journal`, rebuilt from the changes it holds.
-    pub fn replayed(journal: Journal, changes: Vec<Change>) -> Self {
-        let mut store = Store::default();
-        for change in changes {
-            store.apply(change);
-        }
-        store.journal = Some(journal);
-        store
-    }
-
-    /// Records `change` durably (when the store has a journal), then applies it.
-    pub fn commit(&mut self, change: Change) -> ApiResult<()> {
-        if let Some(journal) = &mut self.journal {
-            journal.append(&change).map_err(|error| {
-                tracing::error!(journal = %journal.path().display(), %error, "journal write failed");
-                ApiError::new(
-                    ErrorCode::InternalServer,
-                    "The emulator could not record the change durably",
+    /// Opens the store at `location`, creating it if needed. A data
+    /// directory written by an emulator that kept a journal is converted
+    /// once ([`legacy`]).
+    pub fn open(location: &Location) -> Result<Self, StoreError> {
+        static MEMORY_STORES: AtomicU64 = AtomicU64::new(0);
+        let (database, blobs, lock) = match location {
+            Location::Memory => {
+                let n = MEMORY_STORES.fetch_add(1, Ordering::Relaxed);
+                let uri = format!(
+                    "file:/healthimaging-emulator-{}-{n}?vfs=memdb",
+                    std::process::id()
+                );
+                (Database::Memory(uri), Blobs::in_memory(), None)
+            }
+            Location::Dir(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let lock = lock_dir(dir)?;
+                (
+                    Database::File(dir.join("store.sqlite")),
+                    Blobs::in_dir(&dir.join("blobs"))?,
+                    Some(lock),
                 )
-            })?;
+            }
+        };
+        let writer = database.connect(false)?;
+        schema::prepare(&writer).map_err(StoreError::Damaged)?;
+        let store = Self {
+            database,
+            writer: Mutex::new(writer),
+            readers: Mutex::default(),
+            blobs,
+            scrub: AtomicBool::new(false),
+            _lock: lock,
+        };
+        if let Location::Dir(dir) = location {
+            legacy::convert_if_present(&store, dir)?;
         }
-        self.apply(change);
+        Ok(store)
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// Runs `read` over one consistent snapshot of the store.
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        read: impl FnOnce(&Reader<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let connection = self.reader().map_err(E::from)?;
+        let outcome = (|| {
+            connection
+                .execute_batch("BEGIN")
+                .map_err(|e| E::from(e.into()))?;
+            let outcome = read(&Reader::new(&connection));
+            // A read-only transaction: ending it cannot lose anything.
+            let _ = connection.execute_batch("COMMIT");
+            outcome
+        })();
+        self.give_back(connection);
+        outcome
+    }
+
+    /// Runs `write` in one transaction: everything it changed is committed
+    /// (and on disk) when it returns `Ok`, nothing when it returns `Err` or
+    /// the commit fails. Writers run one at a time; readers never wait.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        write: impl FnOnce(&mut Writer<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let connection = self.writer_connection();
+        connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| E::from(e.into()))?;
+        let mut writer = Writer::new(&connection, &self.blobs);
+        let outcome = write(&mut writer).and_then(|value| {
+            writer.finish().map_err(E::from)?;
+            connection
+                .execute_batch("COMMIT")
+                .map_err(|e| E::from(e.into()))?;
+            Ok(value)
+        });
+        if outcome.is_err() {
+            if !connection.is_autocommit() {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+            return outcome;
+        }
+        let (released, erased) = writer.into_released();
+        if !released.is_empty() {
+            // Committed: the blobs nothing refers to any more can go. A
+            // failure here leaves files the next start's sweep removes.
+            if let Err(error) = self.release(released) {
+                tracing::warn!(%error, "could not delete unreferenced blobs");
+            }
+        }
+        if erased || self.scrub.load(Ordering::Relaxed) {
+            self.scrub_erased(&connection);
+        }
+        outcome
+    }
+
+    /// Deletes the blobs of `ids` that nothing refers to.
+    fn release(&self, ids: Vec<BlobId>) -> Result<usize, StoreError> {
+        let connection = self.reader()?;
+        let outcome = self.blobs.release(ids, |id| {
+            Reader::new(&connection).blob_referenced(id).unwrap_or(true)
+        });
+        self.give_back(connection);
+        Ok(outcome?)
+    }
+
+    /// Frees the pages an erasure emptied and truncates the write-ahead
+    /// log, which may still hold copies of them. Retried after later writes
+    /// while a reader keeps the log from being truncated.
+    fn scrub_erased(&self, connection: &Connection) {
+        let scrubbed = (|| -> rusqlite::Result<bool> {
+            connection.execute_batch("PRAGMA incremental_vacuum")?;
+            if matches!(self.database, Database::Memory(_)) {
+                return Ok(true);
+            }
+            let busy: i64 =
+                connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+            Ok(busy == 0)
+        })();
+        let done = matches!(scrubbed, Ok(true));
+        self.scrub.store(!done, Ordering::Relaxed);
+        if let Err(error) = scrubbed {
+            tracing::warn!(%error, "could not truncate the write-ahead log after an erasure");
+        }
+    }
+
+    /// Deletes the blob files a crash left behind (see [`Blobs::sweep`]).
+    pub fn sweep(&self, before: std::time::SystemTime) -> Result<usize, StoreError> {
+        let connection = self.reader()?;
+        let removed = self.blobs.sweep(before, |id| {
+            Reader::new(&connection).blob_referenced(id).unwrap_or(true)
+        });
+        self.give_back(connection);
+        Ok(removed?)
+    }
+
+    /// Forgets everything: every row and every blob.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let connection = self.writer_connection();
+        connection.execute_batch(
+            "BEGIN IMMEDIATE;
+             DELETE FROM meta; DELETE FROM datastores; DELETE FROM client_tokens;
+             DELETE FROM jobs; DELETE FROM job_outcomes; DELETE FROM image_sets;
+             DELETE FROM versions; DELETE FROM frames;
+             COMMIT;",
+        )?;
+        // Still holding the writer: no transaction can refer to a blob
+        // while they are removed.
+        self.blobs.clear()?;
+        self.scrub_erased(&connection);
         Ok(())
     }
 
-    /// Forgets everything, including the journal's contents.
-    pub fn clear(&mut self) -> std::io::Result<()> {
-        let mut journal = self.journal.take();
-        if let Some(journal) = &mut journal {
-            journal.clear()?;
-        }
-        *self = Store {
-            journal,
-            ..Store::default()
-        };
-        Ok(())
+    fn writer_connection(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn apply(&mut self, change: Change) {
-        self.changes += 1;
-        match change {
-            Change::DatastoreCreated {
-                datastore,
-                client_token,
-                fingerprint,
-            } => {
-                self.next_seq = self.next_seq.max(datastore.seq + 1);
-                self.client_tokens.insert(
-                    client_token,
-                    ClientTokenUse {
-                        fingerprint,
-                        resource_id: datastore.id.clone(),
-                    },
-                );
-                self.datastores.insert(datastore.id.clone(), datastore);
-            }
-            Change::DatastoreDeleteRequested { datastore_id, at } => {
-                if let Some(datastore) = self.datastores.get_mut(&datastore_id) {
-                    datastore.delete_requested_at = Some(at);
-                }
-            }
-            Change::DatastoreTagged { datastore_id, tags } => {
-                if let Some(datastore) = self.datastores.get_mut(&datastore_id) {
-                    datastore.tags = tags;
-                }
-            }
-            Change::ImageSetTagged { image_set_id, tags } => {
-                if let Some(set) = self.image_sets.get_mut(&image_set_id) {
-                    set.tags = tags;
-                }
-            }
-            Change::JobSubmitted {
-                job,
-                client_token,
-                fingerprint,
-            } => {
-                self.next_seq = self.next_seq.max(job.seq + 1);
-                self.job_tokens.insert(
-                    client_token,
-                    ClientTokenUse {
-                        fingerprint,
-                        resource_id: job.id.clone(),
-                    },
-                );
-                self.jobs.insert(job.id.clone(), job);
-            }
-            Change::JobStarted { job_id } => {
-                if let Some(job) = self.jobs.get_mut(&job_id) {
-                    job.status = JobStatus::InProgress;
-                }
-            }
-            Change::JobEnded {
-                job_id,
-                status,
-                at,
-                message,
-                image_sets,
-            } => {
-                if let Some(job) = self.jobs.get_mut(&job_id) {
-                    job.status = status;
-                    job.ended_at = Some(at);
-                    job.message = message;
-                }
-                for set in image_sets {
-                    self.put_image_set(set);
-                }
-            }
-            Change::ImageSetsWritten { image_sets } => {
-                for set in image_sets {
-                    self.put_image_set(set);
-                }
-            }
+    fn reader(&self) -> Result<Connection, StoreError> {
+        let idle = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(connection) => Ok(connection),
+            None => self.database.connect(true),
         }
     }
 
-    /// Puts `set` in place of any earlier state of it, outside the journal:
-    /// for replay, and for tests and benchmarks that need image sets without
-    /// an import. Nothing put this way survives a restart.
-    pub fn put_image_set(&mut self, set: ImageSet) {
-        let searchable = !set.is_deleted();
-        self.index.update(&set, searchable);
-        self.image_sets.insert(set.id.clone(), set);
+    fn give_back(&self, connection: Connection) {
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(connection);
+        }
     }
 
-    /// Datastores in creation order.
-    pub fn datastores_in_creation_order(&self) -> Vec<&Datastore> {
-        let mut all: Vec<&Datastore> = self.datastores.values().collect();
-        all.sort_by_key(|ds| ds.seq);
-        all
+    /// The database file, when there is one.
+    pub fn database_path(&self) -> Option<&Path> {
+        match &self.database {
+            Database::File(path) => Some(path),
+            Database::Memory(_) => None,
+        }
     }
+}
 
-    /// How many image sets `datastore_id` holds (deleted ones excluded).
-    pub fn image_set_count(&self, datastore_id: &str) -> usize {
-        self.index.count(datastore_id)
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.scrub.load(Ordering::Relaxed) {
+            let connection = self.writer.get_mut().unwrap_or_else(|e| e.into_inner());
+            let _ = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
     }
+}
 
-    /// The image set `image_set_id` of `datastore_id`.
-    pub fn image_set(&self, datastore_id: &str, image_set_id: &str) -> Option<&ImageSet> {
-        self.image_sets
-            .get(image_set_id)
-            .filter(|set| set.datastore_id == datastore_id)
-    }
-
-    /// The primary image set of a series in a datastore, if there is one.
-    pub fn primary_image_set(&self, datastore_id: &str, series_uid: &str) -> Option<&ImageSet> {
-        let query = Query {
-            datastore_id: datastore_id.to_owned(),
-            conditions: vec![
-                Condition::Equal(Attribute::SeriesInstanceUid, series_uid.to_owned()),
-                Condition::IsPrimary(true),
-            ],
-            sort: SortField::CreatedAt,
-            descending: false,
-            after: None,
-            limit: 1,
+impl Database {
+    fn connect(&self, read_only: bool) -> Result<Connection, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let (connection, durable) = match self {
+            Database::Memory(uri) => (Connection::open_with_flags(uri, flags)?, false),
+            Database::File(path) => (Connection::open_with_flags(path, flags)?, true),
         };
-        self.index
-            .search(&query)
-            .first()
-            .and_then(|(_, id)| self.image_sets.get(id))
+        schema::configure(&connection, durable)?;
+        connection.set_prepared_statement_cache_capacity(128);
+        if read_only {
+            connection.pragma_update(None, "query_only", "ON")?;
+        }
+        Ok(connection)
     }
+}
 
-    /// Jobs of `datastore_id`, oldest first.
-    pub fn jobs_of(&self, datastore_id: &str) -> Vec<&ImportJob> {
-        let mut jobs: Vec<&ImportJob> = self
-            .jobs
-            .values()
-            .filter(|job| job.datastore_id == datastore_id)
-            .collect();
-        jobs.sort_by_key(|job| job.seq);
-        jobs
+/// Takes the data directory's lock for the life of the process.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    // SAFETY: flock on a descriptor `file` owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(StoreError::InUse(dir.to_owned()));
     }
+    Ok(file)
 }

@@ -207,7 +207,8 @@ async fn run(w: &World, model: &mut Vec<ModelSet>, step: &Step) {
 }
 
 /// Checks every image set against the model: versions and statuses, and the
-/// content of the latest version (of every version when `all`).
+/// content of the latest version (of every version when `all`); a deleted
+/// image set's documents are gone.
 async fn check(w: &World, model: &[ModelSet], all: bool) {
     for set in model {
         let versions = w.versions(&set.id).await;
@@ -228,6 +229,16 @@ async fn check(w: &World, model: &[ModelSet], all: bool) {
         assert_eq!(versions, expected, "versions of {}", set.id);
         let from = if all { 0 } else { set.versions.len() - 1 };
         for (k, (_, content)) in set.versions.iter().enumerate().skip(from) {
+            if set.deleted {
+                assert_eq!(
+                    w.metadata_status(&set.id, k as u32 + 1).await,
+                    StatusCode::NOT_FOUND,
+                    "version {} of the deleted {} is erased",
+                    k + 1,
+                    set.id
+                );
+                continue;
+            }
             let document = w.metadata(&set.id, k as u32 + 1).await;
             assert_eq!(
                 &content_of(&document),
