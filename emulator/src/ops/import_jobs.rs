@@ -16,6 +16,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
+use crate::s3::S3Uri;
 use crate::service::Service;
 use crate::store::{DatastoreStatus, ImportJob, JobStatus, TokenKind};
 use crate::validate;
@@ -41,6 +42,11 @@ pub(super) fn start(service: &Service, request: &Request) -> ApiResult<Response>
     validate::string("inputS3Uri", &input, 1, 1024, &validate::S3_URI)?;
     let output = body.required_string("outputS3Uri")?;
     validate::string("outputS3Uri", &output, 1, 1024, &validate::S3_URI)?;
+    for (member, uri) in [("inputS3Uri", &input), ("outputS3Uri", &output)] {
+        S3Uri::parse(uri).map_err(|problem| {
+            ApiError::validation(member, format!("Member must be an S3 location: {problem}"))
+        })?;
+    }
     let owner = body.string("inputOwnerAccountId")?;
     if let Some(owner) = &owner {
         validate::string("inputOwnerAccountId", owner, 12, 12, &validate::ACCOUNT_ID)?;

@@ -62,10 +62,11 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 const DATASTORE_COLUMNS: &str = "id, seq, name, kms_key_arn, lambda_authorizer_arn, lossless_format, created_at, delete_requested_at, tags";
 const JOB_COLUMNS: &str = "id, seq, datastore_id, name, status, role_arn, input_s3_uri, output_s3_uri, input_owner, import_configuration, submitted_at, ended_at, message";
-const IMAGE_SET_COLUMNS: &str = "s.row, s.id, d.id, s.is_primary, s.created_at, s.tags, s.lock_until, s.lock_status,
-    v.version_id, v.state, v.workflow_status, v.created_at, v.updated_at, v.message, v.forced, v.tags, v.metadata_blob";
-const IMAGE_SET_FROM: &str = "image_sets s JOIN datastores d ON d.seq = s.datastore
-    JOIN versions v ON v.image_set = s.row AND v.version_id = s.latest_version";
+// Single-table statements with a subquery rather than joins: SQLite
+// prepares a join constrained on a rowid parameter again at every new
+// binding, which costs more than the lookup.
+const IMAGE_SET_COLUMNS: &str = "row, id, (SELECT id FROM datastores WHERE seq = datastore),
+    is_primary, created_at, tags, lock_until, lock_status, latest_version";
 const VERSION_COLUMNS: &str = "version_id, state, workflow_status, created_at, updated_at, message, forced, tags, metadata_blob";
 
 impl<'c> Reader<'c> {
@@ -174,22 +175,39 @@ impl<'c> Reader<'c> {
 
     /// The image set `image_set_id` if it is in `datastore_id`.
     pub fn image_set(&self, datastore_id: &str, image_set_id: &str) -> Result<Option<ImageSet>> {
-        let sql = format!("SELECT {IMAGE_SET_COLUMNS} FROM {IMAGE_SET_FROM} WHERE s.id = ?");
-        let set = self
-            .connection
-            .prepare_cached(&sql)?
-            .query_row([image_set_id], image_set_row)
-            .optional()?;
+        let sql = format!("SELECT {IMAGE_SET_COLUMNS} FROM image_sets WHERE id = ?");
+        let set =
+            self.image_set_where(&sql, rusqlite::types::Value::Text(image_set_id.to_owned()))?;
         Ok(set.filter(|set| set.datastore_id == datastore_id))
     }
 
     fn image_set_at(&self, row: i64) -> Result<Option<ImageSet>> {
-        let sql = format!("SELECT {IMAGE_SET_COLUMNS} FROM {IMAGE_SET_FROM} WHERE s.row = ?");
-        Ok(self
+        let sql = format!("SELECT {IMAGE_SET_COLUMNS} FROM image_sets WHERE row = ?");
+        self.image_set_where(&sql, rusqlite::types::Value::Integer(row))
+    }
+
+    fn image_set_where(&self, sql: &str, key: rusqlite::types::Value) -> Result<Option<ImageSet>> {
+        let Some((mut set, latest)) = self
+            .connection
+            .prepare_cached(sql)?
+            .query_row([key], image_set_row)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE image_set = ? AND version_id = ?"
+        );
+        let version = self
             .connection
             .prepare_cached(&sql)?
-            .query_row([row], image_set_row)
-            .optional()?)
+            .query_row(params![set.row, latest], |row| version_row(row, 0))
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::Damaged(format!("image set {} has no version {latest}", set.id))
+            })?;
+        set.latest = version;
+        Ok(Some(set))
     }
 
     /// Whether any image set, anywhere, has the ID `id`.
@@ -454,19 +472,18 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<ImportJob> {
     })
 }
 
-fn image_set_row(row: &Row<'_>) -> rusqlite::Result<ImageSet> {
+/// An image set row, with a placeholder for its latest version, and the
+/// number of that version.
+fn image_set_row(row: &Row<'_>) -> rusqlite::Result<(ImageSet, i64)> {
     let lock_until = optional_timestamp(row, 6)?;
-    let lock_status: Option<String> = row.get(7)?;
-    let lock = match (lock_until, lock_status) {
-        (Some(until), Some(status)) => Some(Lock {
+    let lock = match lock_until {
+        Some(until) => Some(Lock {
             until,
-            status: serde_json::from_value(serde_json::Value::String(status)).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, e.into())
-            })?,
+            status: named(row, 7)?,
         }),
-        _ => None,
+        None => None,
     };
-    Ok(ImageSet {
+    let set = ImageSet {
         row: row.get(0)?,
         id: row.get(1)?,
         datastore_id: row.get(2)?,
@@ -474,8 +491,19 @@ fn image_set_row(row: &Row<'_>) -> rusqlite::Result<ImageSet> {
         created_at: timestamp(row, 4)?,
         tags: json(row, 5)?,
         lock,
-        latest: version_row(row, 8)?,
-    })
+        latest: ImageSetVersion {
+            version_id: 0,
+            state: ImageSetState::Active,
+            workflow_status: WorkflowStatus::Imported,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
+            message: None,
+            forced: false,
+            tags: DicomTags::default(),
+            metadata: None,
+        },
+    };
+    Ok((set, row.get(8)?))
 }
 
 fn version_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ImageSetVersion> {

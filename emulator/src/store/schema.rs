@@ -111,7 +111,7 @@ CREATE TABLE versions (
     metadata_blob TEXT,
     PRIMARY KEY (image_set, version_id)
 ) WITHOUT ROWID;
-CREATE INDEX versions_by_blob ON versions (metadata_blob) WHERE metadata_blob IS NOT NULL;
+CREATE INDEX versions_by_blob ON versions (metadata_blob);
 
 CREATE TABLE frames (
     image_set INTEGER NOT NULL,
@@ -148,12 +148,19 @@ fn search_indexes() -> String {
     let mut sql = String::new();
     for sort in SORT_COLUMNS {
         sql.push_str(&format!(
-            "CREATE INDEX {} ON image_sets (datastore, {sort}) WHERE deleted = 0;\n",
+            "CREATE INDEX {} ON image_sets (datastore, deleted, {sort});\n",
             index_name(None, sort)
         ));
         for column in EQUAL_COLUMNS {
+            // An erased image set has no attributes left, so an attribute
+            // index holds live image sets only; `is_primary` stays.
+            let deleted = if column == "is_primary" {
+                "deleted, "
+            } else {
+                ""
+            };
             sql.push_str(&format!(
-                "CREATE INDEX {} ON image_sets (datastore, {column}, {sort}) WHERE deleted = 0;\n",
+                "CREATE INDEX {} ON image_sets (datastore, {deleted}{column}, {sort});\n",
                 index_name(Some(column), sort)
             ));
         }

@@ -1,7 +1,7 @@
 //! SearchImageSets on the database: a query becomes one or two index walks.
 //!
-//! Every filter and sort field has a partial index over the image sets that
-//! are not deleted ([`super::schema`]), ending in the image set's row number,
+//! Every filter and sort field has an index over the image sets that are
+//! not deleted ([`super::schema`]), ending in the image set's row number,
 //! which breaks ties. A page continues after its cursor (sort key, row) in
 //! two seeks, the rest of the cursor's key and then the keys beyond it, so a
 //! page costs a seek and the page whatever the datastore's size, even when
