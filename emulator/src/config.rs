@@ -32,6 +32,9 @@ pub struct EmulatorConfig {
     pub s3_root: Option<PathBuf>,
     /// The largest S3 object an import reads; larger files fail one by one.
     pub max_object_bytes: u64,
+    /// Whether `POST /_emulator/reset` may empty a data directory (it may
+    /// always empty an emulator kept in memory).
+    pub allow_reset: bool,
 }
 
 /// The default of [`EmulatorConfig::max_object_bytes`]: 1 GiB.
@@ -49,6 +52,7 @@ impl Default for EmulatorConfig {
             data_dir: None,
             s3_root: None,
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+            allow_reset: false,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! | request | does |
 //! |---|---|
 //! | `GET /_emulator/health` | `{"status":"ok", "seed", "datastores", "imageSets", "operations", "imports": {"instances", "failedFiles", "bytes", "encodeSeconds"}, "s3Root"}` |
-//! | `POST /_emulator/reset` | forgets every resource and fault |
+//! | `POST /_emulator/reset` | forgets every resource and fault (with a data directory only when started with `allow_reset`) |
 //! | `GET /_emulator/faults` | the active fault rules |
 //! | `POST /_emulator/faults` | adds a rule: `{"operation"?, "fault": "throttling" \| "internal_error" \| "latency", "latencyMs"?, "count"?, "probability"?}` |
 //! | `DELETE /_emulator/faults` | removes every rule |
@@ -13,8 +13,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -22,7 +21,7 @@ use serde_json::json;
 use crate::error::{ApiError, ApiResult};
 use crate::faults::Fault;
 use crate::router::Operation;
-use crate::service::Service;
+use crate::service::{Service, read_body};
 use crate::wire::{self, JsonBody};
 
 /// The control routes, to be nested under `/_emulator`.
@@ -34,6 +33,7 @@ pub fn routes() -> Router<Arc<Service>> {
             "/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
+        .method_not_allowed_fallback(crate::server::method_not_allowed)
 }
 
 async fn health(State(service): State<Arc<Service>>) -> Response {
@@ -60,6 +60,12 @@ async fn health(State(service): State<Arc<Service>>) -> Response {
 }
 
 async fn reset(State(service): State<Arc<Service>>) -> Response {
+    if service.config.data_dir.is_some() && !service.config.allow_reset {
+        return ApiError::conflict(
+            "Resetting this emulator would erase its data directory; start it with --allow-reset to allow that",
+        )
+        .into_response();
+    }
     match service.reset() {
         Ok(()) => {
             tracing::info!("emulator state reset");
@@ -79,7 +85,11 @@ async fn clear_faults(State(service): State<Arc<Service>>) -> Response {
     wire::json(&json!({ "removed": removed }))
 }
 
-async fn add_fault(State(service): State<Arc<Service>>, body: Bytes) -> Response {
+async fn add_fault(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let body = match read_body(request, 16 * 1024).await {
+        Ok((_, body)) => body,
+        Err(refused) => return refused,
+    };
     match parse_fault(&body) {
         Ok((operation, fault, count, probability)) => {
             let rule = service.faults.add(operation, fault, count, probability);

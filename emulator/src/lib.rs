@@ -26,6 +26,7 @@ mod config;
 pub mod control;
 pub mod error;
 mod faults;
+mod http;
 mod ids;
 pub mod import;
 pub mod metadata;
@@ -35,14 +36,16 @@ pub mod s3;
 mod server;
 mod service;
 pub mod store;
+pub mod surface;
 #[cfg(test)]
 mod testing;
 mod validate;
 mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use config::EmulatorConfig;
+pub use config::{DEFAULT_MAX_OBJECT_BYTES, EmulatorConfig};
 pub use error::{ApiError, ErrorCode};
 pub use router::Operation;
 pub use server::{Emulator, router};
 pub use service::Service;
+pub use surface::{Control, Surface};

@@ -97,6 +97,20 @@ impl Operation {
         }
     }
 
+    /// The largest request body the operation takes, from the model's
+    /// limits: UpdateImageSetMetadata carries two blobs of up to 30,000
+    /// bytes (base64 on the wire), CopyImageSet up to 260,000 characters of
+    /// copiable attributes (escaped in JSON), StartDICOMImportJob up to
+    /// 1,000 metadata mappings; everything else a few kilobytes.
+    pub fn body_limit(self) -> usize {
+        match self {
+            Operation::UpdateImageSetMetadata => 256 * 1024,
+            Operation::CopyImageSet => 2 * 1024 * 1024,
+            Operation::StartDICOMImportJob => 4 * 1024 * 1024,
+            _ => 64 * 1024,
+        }
+    }
+
     /// The operation with the model name `name`.
     pub fn from_name(name: &str) -> Option<Operation> {
         Self::ALL.into_iter().find(|op| op.name() == name)

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 
 use crate::clock::Timestamp;
@@ -181,50 +181,84 @@ fn handle_guarded(service: &Service, operation: Operation, request: &Request) ->
     }
 }
 
+/// How long a request's body may take to arrive, set by the listener that
+/// received it (requests from inside the process have no limit).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// Reads a request body of at most `limit` bytes; a refusal is AWS-shaped.
+pub async fn read_body(
+    request: axum::extract::Request,
+    limit: usize,
+) -> Result<(axum::http::request::Parts, Bytes), Response> {
+    let (parts, body) = request.into_parts();
+    let too_large = || {
+        crate::surface::refusal(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLargeException",
+            format!("The request body is larger than the {limit} bytes this operation takes"),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let collect = axum::body::to_bytes(body, limit);
+    let collected = match parts.extensions.get::<BodyTimeout>() {
+        Some(BodyTimeout(timeout)) => match tokio::time::timeout(*timeout, collect).await {
+            Ok(collected) => collected,
+            Err(_) => {
+                return Err(crate::surface::refusal(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeoutException",
+                    "The request body did not arrive in time",
+                ));
+            }
+        },
+        None => collect.await,
+    };
+    match collected {
+        Ok(bytes) => Ok((parts, bytes)),
+        Err(error) => {
+            let over = std::error::Error::source(&error)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            if over {
+                Err(too_large())
+            } else {
+                Err(ApiError::new(
+                    ErrorCode::Validation,
+                    "The request body could not be read (malformed or interrupted)",
+                )
+                .into_response())
+            }
+        }
+    }
+}
+
 /// Answers one HealthImaging API request.
 pub async fn dispatch(
     State(service): State<Arc<Service>>,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     let request_id = service.request_ids.uuid();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
     let (operation, mut response) = match router::route(&method, uri.path()) {
         Err(no_route) => (
             None,
             wire::unknown_operation(no_route.status(), method.as_str(), uri.path()),
         ),
         Ok(route) => {
-            let injection = service.faults.inject(route.operation);
-            if !injection.delay.is_zero() {
-                tokio::time::sleep(injection.delay).await;
-            }
-            let response = match injection.error {
-                Some(error) => error.into_response(),
-                None => {
-                    let request = Request {
-                        labels: route.labels,
-                        query: Query::parse(uri.query()),
-                        body,
-                    };
-                    // Handlers read files and wait on the database: never
-                    // on the runtime's own threads.
-                    let worker = service.clone();
-                    let operation = route.operation;
-                    tokio::task::spawn_blocking(move || {
-                        handle_guarded(&worker, operation, &request)
-                    })
-                    .await
-                    .unwrap_or_else(|_| {
-                        ApiError::new(
-                            ErrorCode::InternalServer,
-                            format!("The emulator failed while handling {}", operation.name()),
-                        )
-                        .into_response()
-                    })
-                }
+            let operation = route.operation;
+            let response = match read_body(request, operation.body_limit()).await {
+                Err(refused) => refused,
+                Ok((_, body)) => run(&service, route, uri.query(), body).await,
             };
-            (Some(route.operation), response)
+            (Some(operation), response)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -239,4 +273,38 @@ pub async fn dispatch(
         "request"
     );
     response
+}
+
+/// Runs a routed request, after any fault injected into its operation.
+async fn run(
+    service: &Arc<Service>,
+    route: router::Route,
+    query: Option<&str>,
+    body: Bytes,
+) -> Response {
+    let injection = service.faults.inject(route.operation);
+    if !injection.delay.is_zero() {
+        tokio::time::sleep(injection.delay).await;
+    }
+    if let Some(error) = injection.error {
+        return error.into_response();
+    }
+    let request = Request {
+        labels: route.labels,
+        query: Query::parse(query),
+        body,
+    };
+    // Handlers read files and wait on the database: never on the runtime's
+    // own threads.
+    let worker = service.clone();
+    let operation = route.operation;
+    tokio::task::spawn_blocking(move || handle_guarded(&worker, operation, &request))
+        .await
+        .unwrap_or_else(|_| {
+            ApiError::new(
+                ErrorCode::InternalServer,
+                format!("The emulator failed while handling {}", operation.name()),
+            )
+            .into_response()
+        })
 }

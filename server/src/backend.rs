@@ -8,11 +8,19 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_medicalimaging::Client;
-use healthimaging_emulator::{Emulator, EmulatorConfig};
+use healthimaging_emulator::{Emulator, EmulatorConfig, Service, Surface};
 
 use crate::permissions::Grant;
 use crate::sdk::{self, StripRuntimePrefix, Tuning};
@@ -28,6 +36,8 @@ pub enum Target {
         data_dir: Option<std::path::PathBuf>,
         /// The fixture set it holds, in a datastore named after the set.
         fixtures: Option<healthimaging_fixtures::FixtureSet>,
+        /// Serve it over HTTP on this address too, behind a per-process key.
+        expose: Option<std::net::SocketAddr>,
     },
     /// AWS HealthImaging, through the standard credential and region chain.
     Aws {
@@ -90,23 +100,35 @@ pub struct Connection {
     /// Whether the data behind it is the emulator's synthetic data.
     pub synthetic: bool,
     /// The embedded emulator, kept running as long as the connection lives.
-    pub emulator: Option<Emulator>,
+    pub embedded: Option<Embedded>,
+}
+
+/// An emulator inside this process.
+#[derive(Debug)]
+pub struct Embedded {
+    /// The emulator.
+    pub service: Arc<Service>,
+    /// Its HTTP listener, when `--expose-emulator` asked for one.
+    pub exposed: Option<Emulator>,
 }
 
 impl Connection {
     /// The embedded emulator's S3 folder, if there is one.
     pub fn local_s3_root(&self) -> Option<std::path::PathBuf> {
-        self.emulator.as_ref().map(|e| e.s3_root().to_owned())
+        self.embedded
+            .as_ref()
+            .map(|e| e.service.s3.path().to_owned())
     }
-}
 
-impl Connection {
-    /// Stops the embedded emulator, if there is one.
+    /// Stops the embedded emulator's listener, if there is one.
     pub async fn shutdown(self) {
-        if let Some(emulator) = self.emulator
+        if let Some(Embedded {
+            exposed: Some(emulator),
+            ..
+        }) = self.embedded
             && let Err(error) = emulator.shutdown().await
         {
-            tracing::warn!(%error, "the embedded emulator did not stop cleanly");
+            tracing::warn!(%error, "the embedded emulator's listener did not stop cleanly");
         }
     }
 }
@@ -118,20 +140,19 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
             seed,
             data_dir,
             fixtures,
+            expose,
         } => {
             let config = EmulatorConfig {
                 seed: *seed,
                 data_dir: data_dir.clone(),
                 ..EmulatorConfig::default()
             };
-            let emulator = Emulator::start(config)
-                .await
-                .map_err(StartupError::Emulator)?;
-            let client = emulator_client(emulator.url(), tuning);
+            let service = Service::start(config).map_err(StartupError::Emulator)?;
+            let client = embedded_client(&service, tuning);
             let mut holding = String::new();
             if let Some(set) = fixtures {
                 let started = std::time::Instant::now();
-                let seeded = crate::seed::seed(&client, emulator.s3_root(), *set, 1)
+                let seeded = crate::seed::seed(&client, service.s3.path(), *set, 1)
                     .await
                     .map_err(StartupError::Seed)?;
                 eprintln!(
@@ -153,14 +174,21 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
                     seeded.image_sets
                 );
             }
+            let exposed = match expose {
+                None => None,
+                Some(addr) => Some(expose_emulator(&service, *addr).await?),
+            };
+            let reach = match &exposed {
+                Some(listener) => format!("in this process, also served at {}", listener.url()),
+                None => "in this process, with no network port".to_owned(),
+            };
             Ok(Connection {
                 client,
                 description: format!(
-                    "the embedded HealthImaging emulator at {} (synthetic data only; no real patient data){holding}",
-                    emulator.url()
+                    "the embedded HealthImaging emulator ({reach}; synthetic data only; no real patient data){holding}"
                 ),
                 synthetic: true,
-                emulator: Some(emulator),
+                embedded: Some(Embedded { service, exposed }),
             })
         }
         Target::Aws { region, profile } => {
@@ -188,7 +216,7 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
                 client,
                 description: format!("AWS HealthImaging in region {region}{account}{where_to}"),
                 synthetic: false,
-                emulator: None,
+                embedded: None,
             })
         }
         Target::Endpoint {
@@ -196,21 +224,18 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
             region,
             profile,
         } => {
-            let sdk_config =
-                load_chain(region.as_deref(), profile.as_deref(), Some(url), tuning).await;
+            let sdk_config = load_local(region.as_deref(), profile.as_deref(), url, tuning).await;
             let mut builder = endpoint_client(&sdk_config, url).config().to_builder();
-            let region = match sdk_config.region() {
-                Some(region) => region.to_string(),
-                None => {
-                    builder = builder.region(Region::new("us-east-1"));
-                    "us-east-1".to_owned()
-                }
-            };
+            let region = sdk_config
+                .region()
+                .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
             let mut note = String::new();
-            if let Err(reason) = credentials(&sdk_config).await {
+            if credentials(&sdk_config).await.is_err() {
                 // An emulator does not check signatures; a real service behind
                 // a custom endpoint will refuse, and the call will say so.
-                tracing::info!(%reason, "no AWS credentials; signing with placeholder credentials");
+                eprintln!(
+                    "healthimaging-mcp: no AWS credentials in the environment or the profile files; signing with placeholder credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, if the endpoint checks them)"
+                );
                 builder = builder.credentials_provider(placeholder_credentials());
                 note = ", placeholder credentials".to_owned();
             }
@@ -220,10 +245,48 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
                     "the HealthImaging-compatible endpoint {url} (region {region}{note})"
                 ),
                 synthetic: false,
-                emulator: None,
+                embedded: None,
             })
         }
     }
+}
+
+/// An SDK client whose requests the emulator `service` answers in this
+/// process ([`crate::in_process`]).
+pub fn embedded_client(service: &Arc<Service>, tuning: Tuning) -> Client {
+    let config = aws_sdk_medicalimaging::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(placeholder_credentials())
+        .endpoint_url(crate::in_process::ENDPOINT)
+        .http_client(crate::in_process::InProcess::client(
+            healthimaging_emulator::router(service.clone()),
+        ))
+        .retry_config(tuning.retry_config())
+        .timeout_config(tuning.timeout_config())
+        .build();
+    Client::from_conf(config)
+}
+
+/// Serves the embedded emulator on `addr` behind a key made for this
+/// process, and tells the operator how to use it.
+async fn expose_emulator(
+    service: &Arc<Service>,
+    addr: std::net::SocketAddr,
+) -> Result<Emulator, StartupError> {
+    let key = healthimaging_emulator::surface::generate_access_key();
+    let surface = Surface {
+        access_key: Some(key.clone()),
+        ..Surface::default()
+    };
+    let listener = Emulator::expose(service.clone(), addr, surface)
+        .await
+        .map_err(StartupError::Emulator)?;
+    eprintln!(
+        "healthimaging-mcp: the embedded emulator is also served at {}; clients must use the access key ID {key} (any secret key), e.g. AWS_ACCESS_KEY_ID={key}",
+        listener.url()
+    );
+    Ok(listener)
 }
 
 /// A client for an emulator at `url`: fixed region and placeholder credentials.
@@ -279,6 +342,47 @@ async fn load_chain(
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// The configuration for a custom endpoint: region and credentials from
+/// the flags, the environment and the profile files only. The default
+/// chains would ask the EC2 instance metadata service, a network probe no
+/// local endpoint ever needs.
+async fn load_local(
+    region: Option<&str>,
+    profile: Option<&str>,
+    endpoint_url: &str,
+    tuning: Tuning,
+) -> SdkConfig {
+    // Profiles that name another source (an assumed role) call STS through
+    // this provider configuration, with the same HTTP client.
+    let provider_config =
+        aws_config::provider_config::ProviderConfig::default().with_http_client(sdk::http_client());
+    let mut profile_region = ProfileFileRegionProvider::builder().configure(&provider_config);
+    let mut profile_credentials =
+        ProfileFileCredentialsProvider::builder().configure(&provider_config);
+    if let Some(profile) = profile {
+        profile_region = profile_region.profile_name(profile);
+        profile_credentials = profile_credentials.profile_name(profile);
+    }
+    let regions = RegionProviderChain::first_try(region.map(|r| Region::new(r.to_owned())))
+        .or_else(EnvironmentVariableRegionProvider::new())
+        .or_else(profile_region.build())
+        .or_else(Region::new("us-east-1"));
+    let credentials = CredentialsProviderChain::first_try(
+        "Environment",
+        EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else("Profile", profile_credentials.build());
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk::http_client())
+        .retry_config(tuning.retry_config())
+        .timeout_config(tuning.timeout_config())
+        .region(regions)
+        .credentials_provider(credentials)
+        .endpoint_url(endpoint_url)
+        .load()
+        .await
 }
 
 /// Resolves credentials once, so that a missing or broken chain is reported

@@ -144,14 +144,25 @@ pub struct ServeArgs {
     /// 1000); each call's own cap defaults to 25 and may not exceed it.
     #[arg(long, value_name = "N")]
     pub bulk_ceiling: Option<usize>,
+    /// Also serve the embedded emulator over HTTP on this address (for boto3 or
+    /// the AWS CLI beside the assistant). Requests must carry the key printed at
+    /// start as their access key ID. Without it, serve opens no port at all.
+    #[arg(long, value_name = "ADDR")]
+    pub expose_emulator: Option<SocketAddr>,
 }
 
 /// Flags of `emulator`.
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1:4566")]
-    pub listen: SocketAddr,
+    /// The address to listen on (a host name resolves, e.g. localhost:4566).
+    /// An address other machines can reach needs --access-key-file.
+    #[arg(
+        long,
+        env = "HEALTHIMAGING_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:4566",
+        value_name = "ADDR"
+    )]
+    pub listen: String,
     /// Seed of every identifier the emulator mints, for reproducible runs.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -175,10 +186,39 @@ pub struct EmulatorArgs {
     /// (default: DATA_DIR/s3, or a temporary folder without --data-dir).
     #[arg(long, value_name = "DIR")]
     pub s3_root: Option<PathBuf>,
+    /// The largest file an import reads from the S3 folder; larger ones fail
+    /// one by one.
+    #[arg(long, default_value_t = healthimaging_emulator::DEFAULT_MAX_OBJECT_BYTES, value_name = "BYTES")]
+    pub max_object_bytes: u64,
     /// Seed the emulator with a fixture set at start, in a datastore named
     /// after it, imported through StartDICOMImportJob.
     #[arg(long, value_enum, default_value = "none", value_name = "SET")]
     pub fixtures: FixturesArg,
+    /// A Host name (besides loopback names) requests may address, e.g. a
+    /// compose service name. Repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub allowed_host: Vec<String>,
+    /// A browser origin allowed to call the emulator (requests from any other
+    /// origin are refused). Repeatable.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allowed_origin: Vec<String>,
+    /// A file holding the access key every request must carry, as the access
+    /// key ID it is signed with or as `Authorization: Bearer <key>`.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure_no_auth")]
+    pub access_key_file: Option<PathBuf>,
+    /// Serve off loopback without an access key.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Serve the control API (/_emulator/) on this address instead of beside
+    /// the HealthImaging routes.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_control")]
+    pub control_listen: Option<String>,
+    /// Serve no control API at all.
+    #[arg(long)]
+    pub no_control: bool,
+    /// Let POST /_emulator/reset empty the --data-dir store (refused otherwise).
+    #[arg(long)]
+    pub allow_reset: bool,
 }
 
 fn account_id(value: &str) -> Result<String, String> {

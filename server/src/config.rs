@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// The fixture set the embedded emulator holds.
     pub fixtures: Option<FixturesArg>,
+    /// Serve the embedded emulator on this loopback address too, behind a key.
+    pub expose_emulator: Option<std::net::SocketAddr>,
     /// Confirmation token lifetime in seconds.
     pub confirmation_ttl_secs: Option<u64>,
     /// The most image sets one call of a bulk tool may change.
@@ -53,6 +55,8 @@ pub struct FileConfig {
 pub const DEFAULT_BULK_CEILING: usize = 100;
 /// The highest ceiling an operator may configure.
 pub const MAX_BULK_CEILING: usize = 1000;
+/// The longest a confirmation token may live: a day.
+pub const MAX_CONFIRMATION_TTL_SECS: u64 = 86_400;
 
 /// Why the settings could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -146,12 +150,14 @@ pub fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeSettings, Conf
                 .or(file.fixtures)
                 .unwrap_or(FixturesArg::Demo)
                 .set(),
+            expose: args.expose_emulator.or(file.expose_emulator),
         },
     };
-    let embedded_only = args.data_dir.is_some() || args.fixtures.is_some();
+    let embedded_only =
+        args.data_dir.is_some() || args.fixtures.is_some() || args.expose_emulator.is_some();
     if embedded_only && !matches!(target, Target::EmbeddedEmulator { .. }) {
         return Err(ConfigError::Conflict(
-            "--data-dir and --fixtures configure the embedded emulator; they do not apply to another backend".to_owned(),
+            "--data-dir, --fixtures and --expose-emulator configure the embedded emulator; they do not apply to another backend".to_owned(),
         ));
     }
     let default = target.default_grant();
@@ -167,10 +173,10 @@ pub fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeSettings, Conf
         .confirmation_ttl_secs
         .or(file.confirmation_ttl_secs)
         .unwrap_or(300);
-    if ttl == 0 {
-        return Err(ConfigError::Conflict(
-            "confirmation_ttl_secs must be at least 1".to_owned(),
-        ));
+    if !(1..=MAX_CONFIRMATION_TTL_SECS).contains(&ttl) {
+        return Err(ConfigError::Conflict(format!(
+            "confirmation_ttl_secs must be between 1 and {MAX_CONFIRMATION_TTL_SECS} (a day), not {ttl}"
+        )));
     }
     let bulk_ceiling = args
         .bulk_ceiling
@@ -207,6 +213,7 @@ mod tests {
                 seed: None,
                 data_dir: None,
                 fixtures: Some(healthimaging_fixtures::FixtureSet::Demo),
+                expose: None,
             }
         );
         assert_eq!(settings.grant, Grant::ALL);
@@ -356,6 +363,7 @@ mod tests {
                 seed: None,
                 data_dir: Some(PathBuf::from("/var/lib/hi")),
                 fixtures: None,
+                expose: None,
             }
         );
         let aws = ServeArgs {
@@ -367,6 +375,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--data-dir"), "{error}");
+    }
+
+    #[test]
+    fn the_confirmation_ttl_is_at_least_a_second_and_at_most_a_day() {
+        for (ttl, ok) in [
+            (0, false),
+            (1, true),
+            (86_400, true),
+            (86_401, false),
+            (u64::MAX, false),
+        ] {
+            let args = ServeArgs {
+                confirmation_ttl_secs: Some(ttl),
+                ..ServeArgs::default()
+            };
+            assert_eq!(resolve(&args, FileConfig::default()).is_ok(), ok, "{ttl}");
+        }
     }
 
     #[test]

@@ -54,11 +54,14 @@ pub struct Confirmations {
     pending: Mutex<HashMap<String, Pending>>,
 }
 
+/// The longest a token lives, whatever is configured.
+const MAX_TTL: Duration = Duration::from_secs(86_400);
+
 impl Confirmations {
-    /// Tokens valid for `ttl`.
+    /// Tokens valid for `ttl`, at most a day.
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
+            ttl: ttl.min(MAX_TTL),
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -76,7 +79,7 @@ impl Confirmations {
                 tool: tool.to_owned(),
                 arguments,
                 state,
-                expires: now + self.ttl,
+                expires: now.checked_add(self.ttl).unwrap_or(now),
             },
         );
         Issued {
@@ -149,6 +152,18 @@ mod tests {
             confirmations.redeem(&issued.token, "delete_image_set", &args),
             Err(Refusal::Mismatch)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_ttl_is_capped_at_a_day_without_overflowing() {
+        let confirmations = Confirmations::new(Duration::from_secs(u64::MAX));
+        let issued = confirmations.issue("t", serde_json::json!({}), serde_json::json!(1));
+        assert_eq!(issued.expires_in, Duration::from_secs(86_400));
+        tokio::time::advance(Duration::from_secs(86_401)).await;
+        assert!(matches!(
+            confirmations.redeem(&issued.token, "t", &serde_json::json!({})),
+            Err(Refusal::Expired)
+        ));
     }
 
     #[tokio::test(start_paused = true)]

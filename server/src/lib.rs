@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod errors;
+pub mod in_process;
 pub mod permissions;
 mod resources;
 pub mod run;

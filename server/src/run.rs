@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use healthimaging_emulator::{Emulator, EmulatorConfig};
+use healthimaging_emulator::{Control, Emulator, EmulatorConfig, Surface};
 use rmcp::ServiceExt;
 
 use crate::audit::AuditLog;
@@ -133,6 +133,26 @@ pub fn generate_fixtures(args: GenerateArgs) -> Result<(), RunError> {
 
 /// `healthimaging-mcp emulator`: the emulator over HTTP until interrupted.
 pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
+    let listen = resolve_address(&args.listen).await?;
+    let control = match (&args.control_listen, args.no_control) {
+        (_, true) => Control::Off,
+        (Some(addr), false) => Control::Listen(resolve_address(addr).await?),
+        (None, false) => Control::SamePort,
+    };
+    let access_key = match &args.access_key_file {
+        Some(path) => Some(read_key(path)?),
+        None => std::env::var("HEALTHIMAGING_EMULATOR_ACCESS_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+    };
+    let surface = Surface {
+        allowed_hosts: args.allowed_host,
+        allowed_origins: args.allowed_origin,
+        access_key,
+        insecure_no_auth: args.insecure_no_auth,
+        control,
+        ..Surface::default()
+    };
     let config = EmulatorConfig {
         seed: args.seed,
         transition_delay: Duration::from_millis(args.transition_delay_ms),
@@ -141,20 +161,26 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
         datastore_quota: args.datastore_quota,
         data_dir: args.data_dir,
         s3_root: args.s3_root,
+        max_object_bytes: args.max_object_bytes,
+        allow_reset: args.allow_reset,
         ..EmulatorConfig::default()
     };
-    let emulator = Emulator::bind(args.listen, config)
+    let checks = describe_surface(&surface);
+    let emulator = Emulator::bind_with(listen, config, surface)
         .await
         .map_err(|source| RunError::Listen {
-            addr: args.listen,
+            addr: listen,
             source,
         })?;
+    // Installed before anything is announced: a SIGTERM right after the
+    // ready line stops the emulator cleanly instead of killing it.
+    let stop = shutdown_signal()?;
     eprintln!(
-        "healthimaging-mcp: the emulator's S3 folder is {} (s3://bucket/key is <folder>/bucket/key)",
+        "healthimaging-mcp: the emulator's S3 folder is {} (s3://bucket/key is <folder>/bucket/key); {checks}",
         emulator.s3_root().display()
     );
     if let Some(set) = args.fixtures.set() {
-        let client = backend::emulator_client(emulator.url(), crate::sdk::Tuning::default());
+        let client = backend::embedded_client(emulator.service(), crate::sdk::Tuning::default());
         let seeded = crate::seed::seed(&client, emulator.s3_root(), set, 1)
             .await
             .map_err(|e| RunError::Startup(StartupError::Seed(e)))?;
@@ -170,31 +196,84 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
     // the fixtures are in.
     println!("listening on {}", emulator.url());
     let _ = std::io::stdout().flush();
-    shutdown_signal().await;
+    stop.await;
     eprintln!("healthimaging-mcp: stopping the emulator");
     emulator
         .shutdown()
         .await
         .map_err(|source| RunError::Listen {
-            addr: args.listen,
+            addr: listen,
             source,
         })
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// `host:port`, resolved; the first address wins (loopback names resolve to
+/// loopback).
+async fn resolve_address(text: &str) -> Result<std::net::SocketAddr, RunError> {
+    let unusable = |why: String| RunError::Usage(format!("Cannot listen on '{text}': {why}"));
+    let mut found = tokio::net::lookup_host(text)
+        .await
+        .map_err(|e| unusable(e.to_string()))?;
+    found
+        .next()
+        .ok_or_else(|| unusable("the name resolves to no address".to_owned()))
+}
+
+fn read_key(path: &std::path::Path) -> Result<String, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        RunError::Usage(format!(
+            "Could not read the access key file '{}': {e}",
+            path.display()
+        ))
+    })?;
+    let key = text.trim().to_owned();
+    if key.len() < 16 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(RunError::Usage(format!(
+            "The access key in '{}' must be at least 16 printable characters",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// One line saying which checks the listener makes.
+fn describe_surface(surface: &Surface) -> String {
+    let key = if surface.access_key.is_some() {
+        "an access key is required"
+    } else {
+        "no access key (loopback only)"
+    };
+    let control = match surface.control {
+        Control::SamePort => "control API at /_emulator/".to_owned(),
+        Control::Listen(addr) => format!("control API on {addr}"),
+        Control::Off => "no control API".to_owned(),
+    };
+    format!(
+        "checks: Host, browser Origin and Content-Type; {key}; {control}; SigV4 signatures are not verified"
+    )
+}
+
+/// Resolves on Ctrl-C or SIGTERM; the handlers are installed when this
+/// returns, so a signal that arrives later is never missed.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, RunError> {
+    let installed = |e: std::io::Error| RunError::Usage(format!("Cannot handle signals: {e}"));
     #[cfg(unix)]
     {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("a SIGTERM handler can be installed");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).map_err(installed)?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(installed)?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        let _ = installed;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -13,6 +13,7 @@ mod mcp_read_tools;
 mod mcp_tools;
 mod mcp_writes;
 mod pagination;
+mod surfaces;
 mod tags;
 mod wire;
 mod writes;

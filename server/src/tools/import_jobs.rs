@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::views::time;
+use healthimaging_emulator::s3::{S3Root, S3Uri as S3Location};
+
 use crate::args::{ClientToken, DatastoreId, RoleArn, S3Uri};
 use crate::audit;
 use crate::errors::ToolError;
@@ -425,15 +427,18 @@ async fn get_job(
         })
 }
 
-/// Reads a job's manifest and failures from the local folder standing for S3.
+/// Reads a job's manifest and failures from the local folder standing for
+/// S3, through the emulator's own confinement: a location with `..`, a link
+/// or anything but a regular file is not read.
 fn read_outcome(root: &Path, output: &str) -> Option<ImportOutcome> {
-    let key = output.strip_prefix("s3://")?;
-    let folder = root.join(key);
+    let s3 = S3Root::new(root, MAX_OUTPUT_BYTES);
+    let base = S3Location::parse(output).ok()?;
     let manifest: Value =
-        serde_json::from_slice(&std::fs::read(folder.join("job-output-manifest.json")).ok()?)
-            .ok()?;
+        serde_json::from_slice(&s3.read(&base.join("job-output-manifest.json")).ok()?).ok()?;
     let summary = &manifest["jobSummary"];
-    let failures: Vec<Value> = std::fs::read_to_string(folder.join("FAILURE/failure.ndjson"))
+    let failures: Vec<Value> = s3
+        .read(&base.join("FAILURE/failure.ndjson"))
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default()
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
@@ -451,4 +456,30 @@ fn read_outcome(root: &Path, output: &str) -> Option<ImportOutcome> {
         failure_count: failures.len(),
         failures: failures.into_iter().take(MAX_FAILURES_SHOWN).collect(),
     })
+}
+
+/// The largest output file read back.
+const MAX_OUTPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_read_inside_the_s3_folder_only() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let manifest = r#"{"jobSummary":{"numberOfScannedFiles":3}}"#;
+        std::fs::write(outside.path().join("job-output-manifest.json"), manifest).unwrap();
+        let inside = root.path().join("bucket").join("out");
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::write(inside.join("job-output-manifest.json"), manifest).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("bucket").join("link"))
+            .unwrap();
+        let read = |uri: &str| read_outcome(root.path(), uri).map(|o| o.scanned_files);
+        assert_eq!(read("s3://bucket/out/"), Some(3));
+        assert_eq!(read("s3://bucket/link/"), None, "not through a link");
+        let escape = format!("s3://bucket/../../{}/", outside.path().display());
+        assert_eq!(read(&escape), None, "not out of the folder");
+    }
 }
