@@ -3,8 +3,10 @@
 mod control_plane;
 mod data_plane;
 mod durability;
+mod erasure_bytes;
 mod faults;
 mod import;
+mod import_attacks;
 mod mcp_delete;
 mod mcp_endpoint;
 mod mcp_erasure;
