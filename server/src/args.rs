@@ -42,6 +42,20 @@ macro_rules! checked_string {
             }
         }
 
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
@@ -204,6 +218,84 @@ checked_string!(
     }
 );
 
+/// DICOM text of a VR without backslash or control characters (LO, SH),
+/// of 1 to `max` characters.
+fn dicom_text_ok(value: &str, max: usize) -> bool {
+    (1..=max).contains(&value.chars().count())
+        && !value.chars().any(|c| c == '\\' || c.is_control())
+}
+
+checked_string!(
+    /// A PatientID (LO): 1–64 characters.
+    PatientId,
+    "^[^\\\\]{1,64}$",
+    "a PatientID exactly as stored (1 to 64 characters, case-sensitive), from search results",
+    |v| dicom_text_ok(v, 64)
+);
+
+checked_string!(
+    /// An AccessionNumber or StudyID (SH): 1–16 characters.
+    ShortText,
+    "^[^\\\\]{1,16}$",
+    "1 to 16 characters, as stored",
+    |v| dicom_text_ok(v, 16)
+);
+
+checked_string!(
+    /// An import job ID.
+    JobId,
+    "^[0-9a-z]{1,32}$",
+    "the job_id returned by start_dicom_import_job or list_dicom_import_jobs",
+    |v| (1..=32).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+);
+
+checked_string!(
+    /// An import job name.
+    JobName,
+    "^[A-Za-z0-9._/#-]{1,64}$",
+    "1 to 64 characters: letters, digits and . _ / # -",
+    |v| {
+        (1..=64).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/#-".contains(&b))
+    }
+);
+
+checked_string!(
+    /// A 12-digit AWS account ID.
+    AccountId,
+    "^[0-9]{12}$",
+    "the 12-digit account that owns the input bucket",
+    |v| v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit())
+);
+
+checked_string!(
+    /// A continuation token of a list or search.
+    NextToken,
+    "^[!-~]{1,8192}$",
+    "the next_token of an earlier result of the same call",
+    |v| (1..=8192).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
+);
+
+checked_string!(
+    /// A confirmation token of a destructive tool's preview.
+    ConfirmationToken,
+    "^[A-Za-z0-9_-]{1,128}$",
+    "the confirmation_token of this tool's preview, unchanged",
+    |v| {
+        (1..=128).contains(&v.len())
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+    }
+);
+
+checked_string!(
+    /// The ARN of a KMS key or alias, or of a Lambda function.
+    ServiceArn,
+    "^arn:aws[a-z-]*:[a-z]+:[!-~]{1,480}$",
+    "an ARN (arn:aws:kms:REGION:ACCOUNT:key/ID, …:alias/NAME, or arn:aws:lambda:REGION:ACCOUNT:function:NAME)",
+    |v| (1..=512).contains(&v.len()) && v.starts_with("arn:aws") && v.bytes().all(|b| b.is_ascii_graphic())
+);
+
 fn resource_arn_ok(value: &str) -> bool {
     let fields: Vec<&str> = value.splitn(6, ':').collect();
     let [arn, partition, service, region, account, resource] = fields.as_slice() else {
@@ -268,6 +360,25 @@ mod tests {
         assert!(RoleArn::parse("arn:aws:iam::123456789012:role/Import").is_ok());
         assert!(RoleArn::parse("arn:aws:iam::1234:role/Import").is_err());
         assert!(VersionId::parse("12").is_ok() && VersionId::parse("v1").is_err());
+    }
+
+    #[test]
+    fn dicom_text_and_tokens_are_bounded() {
+        assert!(PatientId::parse("SYN0001003").is_ok());
+        assert!(PatientId::parse(&"x".repeat(64)).is_ok());
+        assert!(PatientId::parse(&"x".repeat(65)).is_err());
+        assert!(PatientId::parse(&"x".repeat(10_000_000)).is_err());
+        assert!(PatientId::parse("a\\b").is_err());
+        assert!(PatientId::parse("a\nb").is_err());
+        assert!(PatientId::parse("").is_err());
+        assert!(ShortText::parse("SYN1234567890123").is_ok());
+        assert!(ShortText::parse("SYN12345678901234").is_err());
+        assert!(NextToken::parse(&"a".repeat(8193)).is_err());
+        assert!(ConfirmationToken::parse("x y").is_err());
+        assert!(JobId::parse("0123456789abcdef0123456789abcdef").is_ok());
+        assert!(JobName::parse("has space").is_err());
+        assert!(ServiceArn::parse("arn:aws:kms:us-east-1:123456789012:key/abc").is_ok());
+        assert!(ServiceArn::parse(&format!("arn:aws:kms:{}", "x".repeat(600))).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod config;
 pub mod confirm;
 pub mod errors;
 pub mod in_process;
+pub mod logging;
 pub mod permissions;
 mod resources;
 pub mod run;
@@ -26,5 +27,6 @@ pub mod sdk;
 pub mod seed;
 pub mod server;
 pub mod tools;
+pub mod transport;
 
 pub use server::{HealthImagingServer, ServerOptions};

@@ -83,7 +83,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             local_s3_root: connection.local_s3_root(),
         },
     );
-    let outcome = match server.serve(rmcp::transport::stdio()).await {
+    let io = crate::transport::stdio(tokio::io::stdin(), tokio::io::stdout());
+    let outcome = match server.serve((io.reader, io.writer)).await {
         Ok(running) => running
             .waiting()
             .await
@@ -91,6 +92,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             .map_err(|e| RunError::Mcp(e.to_string())),
         Err(error) => Err(RunError::Mcp(error.to_string())),
     };
+    // Every answer written before the process ends.
+    let _ = tokio::time::timeout(Duration::from_secs(5), io.output).await;
     connection.shutdown().await;
     outcome
 }

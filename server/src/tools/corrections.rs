@@ -22,7 +22,7 @@ use super::edits::{self, MetadataChange, UpdateOptions, WriteResult};
 use super::plan::Progress;
 use super::search::{equal_criteria, search};
 use super::views::ImageSetSummaryView;
-use crate::args::{DatastoreId, DicomUid};
+use crate::args::{DatastoreId, DicomUid, PatientId};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -52,7 +52,7 @@ pub struct PatientCorrectionArgs {
     /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
     /// The PatientID whose image sets (every study, primary and non-primary) are corrected.
-    pub patient_id: String,
+    pub patient_id: PatientId,
     /// Patient level attributes by DICOM keyword, e.g. {"PatientName":"DOE^JANE"}.
     pub patient_attributes: Map<String, Value>,
     /// The most image sets this call changes (default 25, at most the server's ceiling).
@@ -145,7 +145,7 @@ impl HealthImagingServer {
             return Err(invalid("give the patient_attributes to change"));
         }
         let cap = self.cap(args.max_image_sets)?;
-        let found = SearchByAttributeValue::DicomPatientId(args.patient_id.clone());
+        let found = SearchByAttributeValue::DicomPatientId(args.patient_id.to_string());
         let wanted = Wanted {
             patient: args.patient_attributes,
             study: Map::new(),

@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::views::DatastoreView;
-use crate::args::{ClientToken, DatastoreId, DatastoreName, TagKey, tag_value_ok};
+use crate::args::{
+    ClientToken, DatastoreId, DatastoreName, NextToken, ServiceArn, TagKey, tag_value_ok,
+};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -43,9 +45,9 @@ pub struct CreateDatastoreArgs {
     pub tags: Option<BTreeMap<TagKey, String>>,
     /// ARN of a customer-managed KMS key to encrypt the datastore with
     /// (arn:aws:kms:REGION:ACCOUNT:key/UUID or …:alias/NAME). Omit for an AWS-owned key.
-    pub kms_key_arn: Option<String>,
+    pub kms_key_arn: Option<ServiceArn>,
     /// ARN of a Lambda authorizer for OIDC access to DICOMweb. Can only be set at creation.
-    pub lambda_authorizer_arn: Option<String>,
+    pub lambda_authorizer_arn: Option<ServiceArn>,
     /// How lossless image frames are stored: HTJ2K (default) or JPEG_2000_LOSSLESS.
     pub lossless_storage_format: Option<LosslessFormat>,
     /// An idempotency token (1–64 characters: letters, digits and . _ -). Repeating a call
@@ -117,7 +119,7 @@ pub struct ListDatastoresArgs {
     /// of the API up to this many.
     pub limit: Option<u32>,
     /// To continue a listing that `limit` cut short: the next_token of that result.
-    pub next_token: Option<String>,
+    pub next_token: Option<NextToken>,
 }
 
 /// Result of `list_datastores`.
@@ -246,7 +248,7 @@ impl HealthImagingServer {
             &self.client,
             args.datastore_status.map(StatusFilter::to_sdk),
             limit,
-            args.next_token,
+            args.next_token.map(String::from),
         )
         .await?;
         let count = datastores.len();

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::datastores::get;
 use super::search::search;
 use super::views::{DatastoreView, Phase};
-use crate::args::DatastoreId;
+use crate::args::{ConfirmationToken, DatastoreId};
 use crate::audit::{self, Outcome};
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -33,7 +33,7 @@ pub struct DeleteDatastoreArgs {
     pub datastore_id: DatastoreId,
     /// Leave empty on the first call, which only previews. To delete, call again with
     /// the confirmation_token that preview returned, after the user has agreed.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 /// Result of `delete_datastore`.
@@ -112,7 +112,10 @@ impl HealthImagingServer {
                 "Preview only, nothing changed.",
             ));
         };
-        match self.confirmations.redeem(&token, TOOL, &bound_arguments) {
+        match self
+            .confirmations
+            .redeem(token.as_str(), TOOL, &bound_arguments)
+        {
             Err(refusal) => {
                 audit::outcome(Outcome::Refused);
                 let reason = format!("Not deleted: {refusal}.");

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::plan::{Action, DestructiveOutput, Plan, PlannedChange, Progress};
 use super::search::{FilterArg, criteria, equal_criteria, search};
 use super::views::ImageSetSummaryView;
-use crate::args::{DatastoreId, DicomUid, ImageSetId};
+use crate::args::{ConfirmationToken, DatastoreId, DicomUid, ImageSetId, PatientId};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -36,7 +36,7 @@ pub struct DeleteImageSetArgs {
     pub image_set_id: ImageSetId,
     /// Leave empty to preview. To delete, call again with the token the preview returned,
     /// after the user has agreed.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 /// Arguments of `delete_patient_studies`.
@@ -46,11 +46,11 @@ pub struct DeletePatientArgs {
     /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
     /// The PatientID whose every image set (every study, primary and non-primary) is deleted.
-    pub patient_id: String,
+    pub patient_id: PatientId,
     /// The most image sets this call deletes (default 25, at most the server's ceiling).
     pub max_image_sets: Option<usize>,
     /// Leave empty to preview; then the token the preview returned.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 /// Arguments of `delete_study`.
@@ -64,7 +64,7 @@ pub struct DeleteStudyArgs {
     /// The most image sets this call deletes (default 25, at most the server's ceiling).
     pub max_image_sets: Option<usize>,
     /// Leave empty to preview; then the token the preview returned.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 /// Arguments of `bulk_delete_by_criteria`.
@@ -79,7 +79,7 @@ pub struct BulkDeleteArgs {
     /// The most image sets this call deletes (default 25, at most the server's ceiling).
     pub max_image_sets: Option<usize>,
     /// Leave empty to preview; then the token the preview returned.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 #[tool_router(router = erasure_tools, vis = "pub(crate)")]
@@ -150,7 +150,7 @@ impl HealthImagingServer {
         audit::touch(ds);
         let cap = self.cap(args.max_image_sets)?;
         let criteria = equal_criteria(vec![SearchByAttributeValue::DicomPatientId(
-            args.patient_id.clone(),
+            args.patient_id.to_string(),
         )]);
         let plan = self
             .deletion_plan(

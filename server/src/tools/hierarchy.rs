@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::plan::{Action, DestructiveOutput, Plan, PlannedChange, Progress};
 use super::search::{equal_criteria, search};
-use crate::args::{DatastoreId, DicomUid};
+use crate::args::{ConfirmationToken, DatastoreId, DicomUid};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -35,7 +35,7 @@ pub struct DeleteSeriesArgs {
     /// The most image sets this call changes (default 25, at most the server's ceiling).
     pub max_image_sets: Option<usize>,
     /// Leave empty to preview; then the token the preview returned.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 /// Arguments of `delete_instance_in_study`.
@@ -51,7 +51,7 @@ pub struct DeleteInstanceInStudyArgs {
     /// The most image sets this call changes (default 25, at most the server's ceiling).
     pub max_image_sets: Option<usize>,
     /// Leave empty to preview; then the token the preview returned.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 /// Arguments of `delete_instance_in_series`.
@@ -67,7 +67,7 @@ pub struct DeleteInstanceInSeriesArgs {
     /// The most image sets this call changes (default 25, at most the server's ceiling).
     pub max_image_sets: Option<usize>,
     /// Leave empty to preview; then the token the preview returned.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 #[tool_router(router = hierarchy_tools, vis = "pub(crate)")]

@@ -104,6 +104,11 @@ pub struct CopyImageSetOutput {
     pub destination: WriteResult,
 }
 
+/// The model's limit on each of an update's attribute documents.
+const MAX_CHANGE_BYTES: usize = 30_000;
+/// The model's limit on a copy's `copiableAttributes`.
+const MAX_COPIABLE_CHARS: usize = 260_000;
+
 #[tool_router(router = image_set_write_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
     /// Change an image set's metadata: add, replace or remove attributes (JSON objects,
@@ -159,6 +164,12 @@ impl HealthImagingServer {
                     if document.as_ref().is_some_and(|d| !d.is_object()) {
                         return Err(invalid(&format!(
                             "{name} must be a JSON object in the metadata's shape"
+                        )));
+                    }
+                    let size = document.as_ref().map_or(0, |d| d.to_string().len());
+                    if size > MAX_CHANGE_BYTES {
+                        return Err(invalid(&format!(
+                            "{name} is {size} bytes of JSON; HealthImaging takes at most {MAX_CHANGE_BYTES} per update, so split the change"
                         )));
                     }
                 }
@@ -235,6 +246,15 @@ impl HealthImagingServer {
             return Err(invalid(
                 "copiable_attributes must be a JSON object naming series and instances",
             ));
+        }
+        let size = args
+            .copiable_attributes
+            .as_ref()
+            .map_or(0, |c| c.to_string().chars().count());
+        if size > MAX_COPIABLE_CHARS {
+            return Err(invalid(&format!(
+                "copiable_attributes is {size} characters of JSON; HealthImaging takes at most {MAX_COPIABLE_CHARS}, so copy in several calls"
+            )));
         }
         let version_of = |given: Option<VersionId>, id: &str| {
             let client = self.client.clone();

@@ -9,8 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::metadata_summary::summarize;
 use super::views::ImageSetView;
-use crate::args::{DatastoreId, ImageSetId, VersionId};
+use crate::args::{DatastoreId, DicomUid, ImageSetId, VersionId};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -75,13 +76,16 @@ pub struct MetadataArgs {
     /// A version to read (default: the latest).
     pub version_id: Option<VersionId>,
     /// Only this series (a key of Study.Series).
-    pub series_instance_uid: Option<String>,
+    pub series_instance_uid: Option<DicomUid>,
     /// Only this instance (a key of Study.Series.<series>.Instances); finds its series itself.
-    pub sop_instance_uid: Option<String>,
-    /// Only a summary: patient, study, and per series its attributes, instance UIDs and
-    /// frame counts, without each instance's full attributes.
+    pub sop_instance_uid: Option<DicomUid>,
+    /// Only a summary: patient, study, and per series its attributes and its instances
+    /// in InstanceNumber order with their frame IDs, without each instance's attributes.
     #[serde(default)]
     pub summary_only: bool,
+    /// When a summary was cut short: skip this many instances of each series (its
+    /// next_instance_offset) to see the next ones.
+    pub instance_offset: Option<usize>,
     /// The most JSON to return, in bytes (default 60000, at most 1000000). A larger
     /// document comes back as a summary with a hint to narrow.
     pub max_bytes: Option<usize>,
@@ -97,6 +101,10 @@ pub struct MetadataOutput {
     pub metadata: Value,
     /// True when `metadata` is a summary because the document was over max_bytes.
     pub summarized: bool,
+    /// When the summary could not show every instance within max_bytes: the
+    /// instance_offset that shows the next ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_instance_offset: Option<usize>,
     /// Series in the image set.
     pub series_count: usize,
     /// Instances in the image set.
@@ -247,35 +255,39 @@ impl HealthImagingServer {
             (None, Some(series)) => format!("series {series}"),
             (None, None) => "the whole image set".to_owned(),
         };
-        if args.summary_only {
-            return Ok(Json(MetadataOutput {
-                summary: format!(
-                    "Summary of {what}: {series_count} series, {instance_count} instances."
-                ),
-                metadata: summarize(&narrowed),
-                summarized: true,
-                series_count,
-                instance_count,
-            }));
-        }
         let size = serde_json::to_vec(&narrowed).map_or(0, |v| v.len());
-        if size > max_bytes {
+        let offset = args.instance_offset.unwrap_or(0);
+        if !args.summary_only && size <= max_bytes && offset == 0 {
             return Ok(Json(MetadataOutput {
                 summary: format!(
-                    "The metadata of {what} is {size} bytes, over max_bytes ({max_bytes}); here is its summary. Narrow with series_instance_uid or sop_instance_uid (from this summary), or raise max_bytes."
+                    "Metadata of {what} ({series_count} series, {instance_count} instances in the image set)."
                 ),
-                metadata: summarize(&narrowed),
-                summarized: true,
+                metadata: narrowed,
+                summarized: false,
+                next_instance_offset: None,
                 series_count,
                 instance_count,
             }));
         }
-        Ok(Json(MetadataOutput {
-            summary: format!(
-                "Metadata of {what} ({series_count} series, {instance_count} instances in the image set)."
+        let summary = summarize(&narrowed, max_bytes, offset);
+        let lead = if args.summary_only || offset > 0 {
+            format!("Summary of {what}: {series_count} series, {instance_count} instances.")
+        } else {
+            format!(
+                "The metadata of {what} is {size} bytes, over max_bytes ({max_bytes}); here is its summary. Narrow with series_instance_uid or sop_instance_uid (from this summary), or raise max_bytes."
+            )
+        };
+        let more = match summary.next_offset {
+            Some(next) => format!(
+                " Not every instance fits within max_bytes: call again with instance_offset {next} for the next ones."
             ),
-            metadata: narrowed,
-            summarized: false,
+            None => String::new(),
+        };
+        Ok(Json(MetadataOutput {
+            summary: format!("{lead}{more}"),
+            metadata: summary.value,
+            summarized: true,
+            next_instance_offset: summary.next_offset,
             series_count,
             instance_count,
         }))
@@ -389,43 +401,6 @@ fn narrow(document: &Value, series: Option<&str>, sop: Option<&str>) -> Result<V
     Ok(narrowed)
 }
 
-/// Patient and Study attributes, and per series its attributes, instances and frame counts.
-fn summarize(document: &Value) -> Value {
-    let series: Map<String, Value> = document["Study"]["Series"]
-        .as_object()
-        .map(|all| {
-            all.iter()
-                .map(|(uid, s)| {
-                    let instances: Map<String, Value> = s["Instances"]
-                        .as_object()
-                        .map(|i| {
-                            i.iter()
-                                .map(|(sop, inst)| {
-                                    (
-                                        sop.clone(),
-                                        json!({
-                                            "InstanceNumber": inst["DICOM"]["InstanceNumber"],
-                                            "SOPClassUID": inst["DICOM"]["SOPClassUID"],
-                                            "frames": inst["ImageFrames"].as_array().map_or(0, Vec::len),
-                                        }),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    (uid.clone(), json!({ "DICOM": s["DICOM"], "Instances": instances }))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "DatastoreID": document["DatastoreID"],
-        "ImageSetID": document["ImageSetID"],
-        "Patient": document["Patient"],
-        "Study": { "DICOM": document["Study"]["DICOM"], "Series": series },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,15 +430,5 @@ mod tests {
             narrow(&doc, Some("1.2"), Some("1.1.1")).is_err(),
             "the instance is not in that series"
         );
-    }
-
-    #[test]
-    fn summaries_count_frames_per_instance() {
-        let summary = summarize(&document());
-        assert_eq!(
-            summary["Study"]["Series"]["1.1"]["Instances"]["1.1.1"]["frames"],
-            1
-        );
-        assert_eq!(summary["Patient"]["DICOM"]["PatientID"], "P");
     }
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::views::time;
 use healthimaging_emulator::s3::{S3Root, S3Uri as S3Location};
 
-use crate::args::{ClientToken, DatastoreId, RoleArn, S3Uri};
+use crate::args::{AccountId, ClientToken, DatastoreId, JobId, JobName, RoleArn, S3Uri};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -43,9 +43,9 @@ pub struct StartImportArgs {
     /// The IAM role HealthImaging assumes to read the input and write the output.
     pub data_access_role_arn: RoleArn,
     /// A name for the job (1–64 characters: letters, digits and . _ / # -).
-    pub job_name: Option<String>,
+    pub job_name: Option<JobName>,
     /// The 12-digit account owning the input bucket, when it is another account's.
-    pub input_owner_account_id: Option<String>,
+    pub input_owner_account_id: Option<AccountId>,
     /// An idempotency token: repeating a call with the same token starts no second job.
     pub client_token: Option<ClientToken>,
     /// Wait for the job to end (with progress notifications) instead of returning at once.
@@ -62,7 +62,7 @@ pub struct GetImportArgs {
     /// The datastore the job imports into.
     pub datastore_id: DatastoreId,
     /// The job ID, from start_dicom_import_job or list_dicom_import_jobs.
-    pub job_id: String,
+    pub job_id: JobId,
 }
 
 /// A job status to filter by.
@@ -231,8 +231,8 @@ impl HealthImagingServer {
             .input_s3_uri(args.input_s3_uri.as_str())
             .output_s3_uri(args.output_s3_uri.as_str())
             .data_access_role_arn(args.data_access_role_arn.as_str())
-            .set_job_name(args.job_name)
-            .set_input_owner_account_id(args.input_owner_account_id);
+            .set_job_name(args.job_name.map(String::from))
+            .set_input_owner_account_id(args.input_owner_account_id.map(String::from));
         if let Some(token) = &args.client_token {
             request = request.client_token(token.as_str());
         }

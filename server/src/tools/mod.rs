@@ -10,6 +10,7 @@ mod hierarchy;
 mod image_set_writes;
 mod image_sets;
 mod import_jobs;
+mod metadata_summary;
 mod patients;
 mod plan;
 mod removals;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::search::{SearchOutput, equal_criteria, limit, search};
 use super::views::ImageSetSummaryView;
-use crate::args::DatastoreId;
+use crate::args::{DatastoreId, DicomUid, PatientId};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -28,7 +28,7 @@ pub struct PatientArgs {
     /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
     /// The PatientID, exactly as stored (case-sensitive).
-    pub patient_id: String,
+    pub patient_id: PatientId,
     /// The most image sets to read, 1–1000 (default 100).
     pub limit: Option<usize>,
 }
@@ -40,7 +40,7 @@ pub struct StudyArgs {
     /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
     /// The StudyInstanceUID (digits and dots).
-    pub study_instance_uid: String,
+    pub study_instance_uid: DicomUid,
     /// The most image sets to read, 1–1000 (default 100).
     pub limit: Option<usize>,
 }
@@ -52,7 +52,7 @@ pub struct SeriesArgs {
     /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
     /// The SeriesInstanceUID (digits and dots).
-    pub series_instance_uid: String,
+    pub series_instance_uid: DicomUid,
     /// The most image sets to read, 1–1000 (default 100).
     pub limit: Option<usize>,
 }
@@ -181,7 +181,9 @@ impl HealthImagingServer {
         let found = self
             .by(
                 &args.datastore_id,
-                vec![SearchByAttributeValue::DicomPatientId(args.patient_id)],
+                vec![SearchByAttributeValue::DicomPatientId(
+                    args.patient_id.into(),
+                )],
                 args.limit,
             )
             .await?;
@@ -208,7 +210,7 @@ impl HealthImagingServer {
             .by(
                 &args.datastore_id,
                 vec![SearchByAttributeValue::DicomStudyInstanceUid(
-                    args.study_instance_uid,
+                    args.study_instance_uid.into(),
                 )],
                 args.limit,
             )
@@ -236,7 +238,7 @@ impl HealthImagingServer {
             .by(
                 &args.datastore_id,
                 vec![SearchByAttributeValue::DicomSeriesInstanceUid(
-                    args.series_instance_uid,
+                    args.series_instance_uid.into(),
                 )],
                 args.limit,
             )
@@ -263,7 +265,9 @@ impl HealthImagingServer {
         let (sets, next) = self
             .by(
                 &args.datastore_id,
-                vec![SearchByAttributeValue::DicomPatientId(args.patient_id)],
+                vec![SearchByAttributeValue::DicomPatientId(
+                    args.patient_id.into(),
+                )],
                 args.limit,
             )
             .await?;
@@ -336,7 +340,9 @@ impl HealthImagingServer {
         let (sets, next) = self
             .by(
                 &args.datastore_id,
-                vec![SearchByAttributeValue::DicomPatientId(args.patient_id)],
+                vec![SearchByAttributeValue::DicomPatientId(
+                    args.patient_id.into(),
+                )],
                 args.limit,
             )
             .await?;
@@ -398,7 +404,7 @@ impl HealthImagingServer {
             .by(
                 &args.datastore_id,
                 vec![
-                    SearchByAttributeValue::DicomStudyInstanceUid(args.study_instance_uid),
+                    SearchByAttributeValue::DicomStudyInstanceUid(args.study_instance_uid.into()),
                     SearchByAttributeValue::IsPrimary(true),
                 ],
                 args.limit,
@@ -431,7 +437,7 @@ impl HealthImagingServer {
             .by(
                 &args.datastore_id,
                 vec![
-                    SearchByAttributeValue::DicomSeriesInstanceUid(args.series_instance_uid),
+                    SearchByAttributeValue::DicomSeriesInstanceUid(args.series_instance_uid.into()),
                     SearchByAttributeValue::IsPrimary(true),
                 ],
                 Some(1),

@@ -160,7 +160,7 @@ impl HealthImagingServer {
         &self,
         tool: &str,
         bound_arguments: Value,
-        token: Option<String>,
+        token: Option<crate::args::ConfirmationToken>,
         plan: Plan,
         progress: Progress,
     ) -> Result<Json<DestructiveOutput>, ToolError> {
@@ -173,7 +173,7 @@ impl HealthImagingServer {
                 audit::outcome(Outcome::Preview);
                 return Ok(self.plan_preview(tool, bound_arguments, fingerprint, plan, Phase::Preview, "Preview only, nothing changed."));
             }
-            Some(token) => match self.confirmations.redeem(&token, tool, &bound_arguments) {
+            Some(token) => match self.confirmations.redeem(token.as_str(), tool, &bound_arguments) {
                 Err(refusal) => Some(format!("Nothing changed: {refusal}.")),
                 Ok(previewed) if previewed != fingerprint => Some(
                     "Nothing changed: the image sets changed since the preview (a version, a new or a removed image set).".to_owned(),

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::edits;
 use super::plan::{Action, DestructiveOutput, Plan, PlannedChange, Progress};
 use super::views::ImageSetSummaryView;
-use crate::args::{DatastoreId, DicomUid, ImageSetId};
+use crate::args::{ConfirmationToken, DatastoreId, DicomUid, ImageSetId};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -33,7 +33,7 @@ pub struct RemoveSeriesArgs {
     /// The series to remove (a key of Study.Series in get_image_set_metadata).
     pub series_instance_uid: DicomUid,
     /// Leave empty to preview; then the token the preview returned.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 /// Arguments of `remove_instance_from_image_set`.
@@ -49,7 +49,7 @@ pub struct RemoveInstanceArgs {
     /// The SOPInstanceUID to remove.
     pub sop_instance_uid: DicomUid,
     /// Leave empty to preview; then the token the preview returned.
-    pub confirmation_token: Option<String>,
+    pub confirmation_token: Option<ConfirmationToken>,
 }
 
 #[tool_router(router = removal_tools, vis = "pub(crate)")]

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::views::ImageSetSummaryView;
-use crate::args::DatastoreId;
+use crate::args::{DatastoreId, DicomUid, NextToken, PatientId, ShortText};
 use crate::audit;
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
@@ -127,7 +127,7 @@ pub struct SearchImageSetsArgs {
     /// The most image sets to return, 1–1000 (default 100). Every API page is read up to this.
     pub limit: Option<usize>,
     /// To continue a search that `limit` cut short: its next_token, with the same filters and sort.
-    pub next_token: Option<String>,
+    pub next_token: Option<NextToken>,
 }
 
 /// A search's result.
@@ -201,7 +201,7 @@ impl HealthImagingServer {
             args.datastore_id.as_str(),
             criteria,
             limit,
-            args.next_token,
+            args.next_token.map(String::from),
         )
         .await?;
         let what = if args.filters.is_empty() {
@@ -327,12 +327,19 @@ fn equal(attribute: SearchAttribute, value: &Value) -> Result<SearchByAttributeV
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| invalid(format!("{attribute:?} takes a string value")))?;
+    // The DICOM limits of each attribute, checked before any call.
+    let checked = match attribute {
+        A::PatientId => PatientId::parse(&text).map(String::from),
+        A::AccessionNumber | A::StudyId => ShortText::parse(&text).map(String::from),
+        _ => DicomUid::parse(&text).map(String::from),
+    }
+    .map_err(|why| invalid(format!("{attribute:?}: {why}")))?;
     Ok(match attribute {
-        A::PatientId => SearchByAttributeValue::DicomPatientId(text),
-        A::AccessionNumber => SearchByAttributeValue::DicomAccessionNumber(text),
-        A::StudyId => SearchByAttributeValue::DicomStudyId(text),
-        A::StudyInstanceUid => SearchByAttributeValue::DicomStudyInstanceUid(text),
-        _ => SearchByAttributeValue::DicomSeriesInstanceUid(text),
+        A::PatientId => SearchByAttributeValue::DicomPatientId(checked),
+        A::AccessionNumber => SearchByAttributeValue::DicomAccessionNumber(checked),
+        A::StudyId => SearchByAttributeValue::DicomStudyId(checked),
+        A::StudyInstanceUid => SearchByAttributeValue::DicomStudyInstanceUid(checked),
+        _ => SearchByAttributeValue::DicomSeriesInstanceUid(checked),
     })
 }
 
