@@ -66,6 +66,8 @@ pub async fn serve(
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
+                // A client may send its request and close its side while it waits.
+                .half_close(true)
                 .serve_connection(io, service);
             tokio::pin!(connection);
             let closing = async {

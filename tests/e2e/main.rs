@@ -5,6 +5,7 @@ mod data_plane;
 mod durability;
 mod erasure_bytes;
 mod faults;
+mod full_disk;
 mod import;
 mod import_attacks;
 mod mcp_delete;

@@ -350,9 +350,9 @@ async fn update_revert_copy_and_delete_through_the_sdk() {
 }
 
 #[tokio::test]
-async fn concurrent_writers_of_one_version_get_exactly_one_new_version() {
+async fn sixty_four_racing_writers_of_one_version_get_exactly_one_new_version() {
     let (fx, ds, set, _dir) = imported().await;
-    let writers = (0..12).map(|n| {
+    let writers = (0..64).map(|n| {
         let (sdk, ds, set) = (fx.sdk.clone(), ds.clone(), set.clone());
         tokio::spawn(async move {
             let text = format!("WRITER {n}");

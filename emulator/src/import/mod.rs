@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
-use crate::error::ApiError;
 use crate::metadata::{self, FrameRecord};
 use crate::s3::{Listed, S3Uri};
 use crate::service::Service;
@@ -94,55 +93,76 @@ pub struct Stats {
 enum Stop {
     /// The job could not run; it ends `FAILED` with this message.
     Failed(String),
+    /// The store could not be written (a full or failing disk): the job
+    /// resumes once it can.
+    Store(StoreError),
     /// The job no longer exists (the emulator was reset): nothing to record.
     Gone,
 }
 
 impl From<StoreError> for Stop {
     fn from(error: StoreError) -> Self {
-        Stop::Failed(ApiError::from(error).message)
+        Stop::Store(error)
     }
 }
 
-impl From<ApiError> for Stop {
-    fn from(error: ApiError) -> Self {
-        Stop::Failed(error.message)
-    }
-}
+/// How long a job waits for a store that cannot be written before it
+/// gives up.
+const STORE_PATIENCE: Duration = Duration::from_secs(3600);
 
 /// Runs the job `job_id` to its end. Never panics out: an unexpected failure
-/// ends the job `FAILED`.
+/// ends the job `FAILED`. While the store cannot be written (a full disk),
+/// the job waits and resumes after its last committed image set.
 pub fn run(service: &Arc<Service>, job_id: &str) -> Stats {
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| try_run(service, job_id)));
-    match outcome {
-        Ok(Ok(stats)) => stats,
-        Ok(Err(Stop::Gone)) => Stats::default(),
-        Ok(Err(Stop::Failed(message))) => {
-            end_failed(service, job_id, &message);
-            Stats::default()
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let mut wait = |error: &dyn std::fmt::Display| -> bool {
+        if started.elapsed() >= STORE_PATIENCE {
+            return false;
         }
-        Err(_) => {
-            tracing::error!("import worker panicked");
-            end_failed(service, job_id, "The import failed unexpectedly");
-            Stats::default()
+        tracing::warn!(%error, "an import cannot write to the store; it resumes when it can");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(2));
+        true
+    };
+    loop {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| try_run(service, job_id)));
+        let message = match outcome {
+            Ok(Ok(stats)) => return stats,
+            Ok(Err(Stop::Gone)) => return Stats::default(),
+            Ok(Err(Stop::Store(error))) => {
+                if wait(&error) {
+                    continue;
+                }
+                format!("The import could not write to the emulator's store: {error}")
+            }
+            Ok(Err(Stop::Failed(message))) => message,
+            Err(_) => {
+                tracing::error!("import worker panicked");
+                "The import failed unexpectedly".to_owned()
+            }
+        };
+        while let Err(error) = end_failed(service, job_id, &message) {
+            if !wait(&error) {
+                tracing::error!(%error, "could not record a failed import");
+                break;
+            }
         }
+        return Stats::default();
     }
 }
 
-fn end_failed(service: &Service, job_id: &str, message: &str) {
+fn end_failed(service: &Service, job_id: &str, message: &str) -> Result<(), StoreError> {
     let now = service.now();
-    let ended = service.store().write(|w| {
+    service.store().write(|w| {
         if w.job(job_id)?.is_some() {
             w.update_job(job_id, JobStatus::Failed, Some(now), Some(message))?;
             w.clear_job_outcomes(job_id)?;
             w.set_job_progress(job_id, None)?;
         }
-        Ok::<_, StoreError>(())
-    });
-    if let Err(error) = ended {
-        tracing::error!(%error, "could not record a failed import");
-    }
+        Ok(())
+    })
 }
 
 /// The job, its datastore's storage format, and how many groups an earlier
@@ -278,49 +298,51 @@ fn import_group(
     (n, group): (usize, &Group),
     stats: &mut Stats,
 ) -> Result<(), Stop> {
-    let results = parallel::map(&group.files, |key| {
-        let uri = S3Uri {
-            bucket: bucket.to_owned(),
-            key: key.clone(),
-        };
-        let bytes = service.s3.read(&uri).map_err(object_failure)?;
-        let mut instance = instance::read(key, &bytes, format)?;
-        let mut frames = Vec::with_capacity(instance.frames.len());
-        for frame in std::mem::take(&mut instance.frames) {
-            let pinned = service
-                .store()
-                .blobs()
-                .put(&frame.bytes)
-                .map_err(|e| Failure {
-                    exception_type: "InternalServerException",
-                    message: format!("Could not store a frame: {e}"),
-                    server_error: true,
-                })?;
-            frames.push((
-                pinned,
-                FrameRecord {
-                    id: String::new(),
-                    width: frame.width,
-                    height: frame.height,
-                    checksum: frame.checksum,
-                    min: frame.min,
-                    max: frame.max,
-                    size_in_bytes: frame.bytes.len() as u64,
-                },
-            ));
-        }
-        Ok(Stored {
-            instance,
-            frames,
-            bytes: bytes.len() as u64,
-        })
-    });
+    // The outer error is the store's (its disk), the inner one the file's.
+    let results = parallel::map(
+        &group.files,
+        |key| -> std::io::Result<Result<Stored, Failure>> {
+            let uri = S3Uri {
+                bucket: bucket.to_owned(),
+                key: key.clone(),
+            };
+            let bytes = match service.s3.read(&uri) {
+                Ok(bytes) => bytes,
+                Err(error) => return Ok(Err(object_failure(error))),
+            };
+            let mut instance = match instance::read(key, &bytes, format) {
+                Ok(instance) => instance,
+                Err(failure) => return Ok(Err(failure)),
+            };
+            let mut frames = Vec::with_capacity(instance.frames.len());
+            for frame in std::mem::take(&mut instance.frames) {
+                let pinned = service.store().blobs().put(&frame.bytes)?;
+                frames.push((
+                    pinned,
+                    FrameRecord {
+                        id: String::new(),
+                        width: frame.width,
+                        height: frame.height,
+                        checksum: frame.checksum,
+                        min: frame.min,
+                        max: frame.max,
+                        size_in_bytes: frame.bytes.len() as u64,
+                    },
+                ));
+            }
+            Ok(Ok(Stored {
+                instance,
+                frames,
+                bytes: bytes.len() as u64,
+            }))
+        },
+    );
     let mut lines = Vec::new();
     let mut instances = Vec::new();
     let mut pins = Vec::new();
     let mut entries = Vec::new();
     for (key, result) in group.files.iter().zip(results) {
-        let mut stored = match result {
+        let mut stored = match result.map_err(StoreError::from)? {
             Ok(stored) => stored,
             Err(failure) => {
                 stats.failed += 1;
