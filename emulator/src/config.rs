@@ -32,9 +32,14 @@ pub struct EmulatorConfig {
     pub s3_root: Option<PathBuf>,
     /// The largest S3 object an import reads; larger files fail one by one.
     pub max_object_bytes: u64,
-    /// Whether `POST /_emulator/reset` may empty a data directory (it may
-    /// always empty an emulator kept in memory).
+    /// Whether `POST /_emulator/reset` and `/restore` may replace a data
+    /// directory's contents (they always may for an emulator in memory).
     pub allow_reset: bool,
+    /// Where `POST /_emulator/snapshot` writes snapshots; by default
+    /// `<data_dir>/snapshots`, and none without a data directory.
+    pub snapshot_dir: Option<PathBuf>,
+    /// A snapshot to start from: restored before the emulator serves.
+    pub restore_snapshot: Option<PathBuf>,
 }
 
 /// The default of [`EmulatorConfig::max_object_bytes`]: 1 GiB.
@@ -53,6 +58,8 @@ impl Default for EmulatorConfig {
             s3_root: None,
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             allow_reset: false,
+            snapshot_dir: None,
+            restore_snapshot: None,
         }
     }
 }

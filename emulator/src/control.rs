@@ -4,6 +4,8 @@
 //! |---|---|
 //! | `GET /_emulator/health` | `{"status":"ok", "seed", "datastores", "imageSets", "operations", "imports": {"instances", "failedFiles", "bytes", "encodeSeconds"}, "s3Root"}` |
 //! | `POST /_emulator/reset` | forgets every resource and fault (with a data directory only when started with `allow_reset`) |
+//! | `POST /_emulator/snapshot` | `{"name"}`: a consistent copy of the whole store into the snapshot folder |
+//! | `POST /_emulator/restore` | `{"name"}`: the store replaced by that snapshot (with a data directory only when started with `allow_reset`; not while an import runs) |
 //! | `GET /_emulator/faults` | the active fault rules |
 //! | `POST /_emulator/faults` | adds a rule: `{"operation"?, "fault": "throttling" \| "internal_error" \| "latency", "latencyMs"?, "count"?, "probability"?}` |
 //! | `DELETE /_emulator/faults` | removes every rule |
@@ -18,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::faults::Fault;
 use crate::router::Operation;
 use crate::service::{Service, read_body};
@@ -29,6 +31,8 @@ pub fn routes() -> Router<Arc<Service>> {
     Router::new()
         .route("/health", get(health))
         .route("/reset", post(reset))
+        .route("/snapshot", post(snapshot))
+        .route("/restore", post(restore))
         .route(
             "/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
@@ -72,6 +76,108 @@ async fn reset(State(service): State<Arc<Service>>) -> Response {
             wire::json(&json!({ "status": "reset" }))
         }
         Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// The snapshot a request's `{"name"}` names, in the snapshot folder.
+fn snapshot_path(service: &Service, body: &[u8]) -> ApiResult<std::path::PathBuf> {
+    let name = JsonBody::parse(body)?.required_string("name")?;
+    let valid = (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !valid {
+        return Err(ApiError::validation(
+            "name",
+            "Member must be 1 to 64 letters, digits and . _ - (not starting with .)",
+        ));
+    }
+    let dir = service.snapshot_dir().ok_or_else(|| {
+        ApiError::conflict(
+            "This emulator has no snapshot folder: start it with --snapshot-dir or --data-dir",
+        )
+    })?;
+    Ok(dir.join(name))
+}
+
+fn snapshot_answer(info: &crate::store::SnapshotInfo) -> Response {
+    wire::json(&json!({
+        "path": info.path,
+        "datastores": info.datastores,
+        "imageSets": info.image_sets,
+        "blobs": info.blobs,
+    }))
+}
+
+async fn snapshot(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let body = match read_body(request, 4 * 1024).await {
+        Ok((_, body)) => body,
+        Err(refused) => return refused,
+    };
+    let path = match snapshot_path(&service, &body) {
+        Ok(path) => path,
+        Err(error) => return error.into_response(),
+    };
+    if path.exists() {
+        return ApiError::conflict(format!(
+            "A snapshot named {} exists already",
+            path.display()
+        ))
+        .into_response();
+    }
+    let taken = tokio::task::spawn_blocking(move || {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(crate::store::StoreError::from)?;
+        }
+        service.store().snapshot(&path)
+    })
+    .await;
+    match taken {
+        Ok(Ok(info)) => {
+            tracing::info!(blobs = info.blobs, "snapshot written");
+            snapshot_answer(&info)
+        }
+        Ok(Err(error)) => ApiError::from(error).into_response(),
+        Err(_) => ApiError::new(ErrorCode::InternalServer, "The snapshot failed").into_response(),
+    }
+}
+
+async fn restore(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let body = match read_body(request, 4 * 1024).await {
+        Ok((_, body)) => body,
+        Err(refused) => return refused,
+    };
+    let path = match snapshot_path(&service, &body) {
+        Ok(path) => path,
+        Err(error) => return error.into_response(),
+    };
+    if service.config.data_dir.is_some() && !service.config.allow_reset {
+        return ApiError::conflict(
+            "Restoring would replace this emulator's data directory; start it with --allow-reset to allow that",
+        )
+        .into_response();
+    }
+    let running = service.store().read(|r| r.unfinished_jobs());
+    match running {
+        Ok(jobs) if !jobs.is_empty() => {
+            return ApiError::conflict("An import job is running; restore once it has ended")
+                .into_response();
+        }
+        Err(error) => return ApiError::from(error).into_response(),
+        Ok(_) => {}
+    }
+    if !path.join("snapshot.json").exists() {
+        return ApiError::not_found(format!("There is no snapshot {}", path.display()))
+            .into_response();
+    }
+    match tokio::task::spawn_blocking(move || service.restore(&path)).await {
+        Ok(Ok(info)) => {
+            tracing::info!(blobs = info.blobs, "snapshot restored");
+            snapshot_answer(&info)
+        }
+        Ok(Err(error)) => ApiError::from(error).into_response(),
+        Err(_) => ApiError::new(ErrorCode::InternalServer, "The restore failed").into_response(),
     }
 }
 

@@ -53,6 +53,9 @@ impl Service {
             None => Location::Memory,
         };
         let store = Store::open(&location).map_err(std::io::Error::other)?;
+        if let Some(snapshot) = &config.restore_snapshot {
+            store.restore(snapshot).map_err(std::io::Error::other)?;
+        }
         let (s3_root, temporary_s3) = config.resolved_s3_root();
         let s3 = S3Root::new(s3_root, config.max_object_bytes);
         std::fs::create_dir_all(s3.path())?;
@@ -147,6 +150,34 @@ impl Service {
         self.resource_ids.reseed(self.seed);
         self.request_ids.reseed(self.seed);
         Ok(())
+    }
+
+    /// Where snapshots are kept: the configured folder, else
+    /// `<data-dir>/snapshots`.
+    pub fn snapshot_dir(&self) -> Option<std::path::PathBuf> {
+        self.config.snapshot_dir.clone().or_else(|| {
+            self.config
+                .data_dir
+                .as_ref()
+                .map(|dir| dir.join("snapshots"))
+        })
+    }
+
+    /// Replaces the whole state with the snapshot in `dir`, then carries on
+    /// as an emulator started from it would: identifier streams follow the
+    /// restored history, and imports it left unfinished resume.
+    pub fn restore(&self, dir: &std::path::Path) -> Result<crate::store::SnapshotInfo, StoreError> {
+        let info = self.store.restore(dir)?;
+        let (writes, unfinished) = self.store.read(|r| {
+            let writes: u64 = r.meta("writes")?.and_then(|n| n.parse().ok()).unwrap_or(0);
+            Ok::<_, StoreError>((writes, r.unfinished_jobs()?))
+        })?;
+        self.resource_ids
+            .reseed(self.seed ^ writes.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        for job in unfinished {
+            self.queue_import(&job);
+        }
+        Ok(info)
     }
 }
 

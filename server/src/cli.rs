@@ -216,9 +216,17 @@ pub struct EmulatorArgs {
     /// Serve no control API at all.
     #[arg(long)]
     pub no_control: bool,
-    /// Let POST /_emulator/reset empty the --data-dir store (refused otherwise).
+    /// Let POST /_emulator/reset and /restore replace the --data-dir store
+    /// (refused otherwise).
     #[arg(long)]
     pub allow_reset: bool,
+    /// Where POST /_emulator/snapshot writes snapshots (default DATA_DIR/snapshots).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Start from this snapshot folder (one POST /_emulator/snapshot wrote):
+    /// its datastores, image sets and jobs replace what the store held.
+    #[arg(long, value_name = "DIR")]
+    pub restore_snapshot: Option<PathBuf>,
 }
 
 fn account_id(value: &str) -> Result<String, String> {

@@ -166,6 +166,8 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
         s3_root: args.s3_root,
         max_object_bytes: args.max_object_bytes,
         allow_reset: args.allow_reset,
+        snapshot_dir: args.snapshot_dir,
+        restore_snapshot: args.restore_snapshot,
         ..EmulatorConfig::default()
     };
     let checks = describe_surface(&surface);

@@ -16,6 +16,7 @@ mod mcp_read_tools;
 mod mcp_tools;
 mod mcp_writes;
 mod pagination;
+mod snapshots;
 mod surfaces;
 mod tags;
 mod wire;

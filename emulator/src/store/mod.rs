@@ -31,6 +31,7 @@ mod legacy;
 mod reader;
 mod schema;
 mod search;
+mod snapshot;
 mod writer;
 
 use std::fs::File;
@@ -51,6 +52,7 @@ pub use image_set::{
 pub use job::{ImportJob, JobStatus};
 pub use reader::{ClientTokenUse, FrameEntry, Reader, TokenKind};
 pub use search::{Attribute, Condition, Cursor, Query, SortField, SortKey};
+pub use snapshot::SnapshotInfo;
 pub use writer::Writer;
 
 /// Where a store keeps its state.
