@@ -77,3 +77,51 @@ extern "C" int himcp_htj2k_encode(const int32_t *samples, uint32_t width,
 }
 
 extern "C" void himcp_htj2k_free(uint8_t *buffer) { std::free(buffer); }
+
+// Decodes `codestream` with OpenJPH and compares it, sample by sample, with
+// `samples` (row order, components interleaved): 0 when they are equal, 4
+// when they differ or the image is not the one described, another non-zero
+// value when the codestream cannot be decoded.
+extern "C" int himcp_htj2k_verify(const uint8_t *codestream, size_t length,
+                                  const int32_t *samples, uint32_t width,
+                                  uint32_t height, uint32_t components) {
+  try {
+    ojph::mem_infile file;
+    file.open(codestream, length);
+    ojph::codestream decoder;
+    decoder.read_headers(&file);
+    ojph::param_siz siz = decoder.access_siz();
+    ojph::point extent = siz.get_image_extent();
+    ojph::point offset = siz.get_image_offset();
+    if (extent.x - offset.x != width || extent.y - offset.y != height ||
+        siz.get_num_components() != components) {
+      decoder.close();
+      return 4;
+    }
+    decoder.set_planar(false);
+    decoder.create();
+    int result = 0;
+    for (uint32_t y = 0; y < height; ++y) {
+      const int32_t *row = samples + static_cast<size_t>(y) * width * components;
+      for (uint32_t k = 0; k < components; ++k) {
+        ojph::ui32 component = 0;
+        ojph::line_buf *line = decoder.pull(component);
+        if (result != 0 || line == nullptr || component >= components) {
+          result = 4;
+          continue;
+        }
+        const ojph::si32 *decoded = line->i32;
+        for (uint32_t x = 0; x < width; ++x) {
+          if (decoded[x] != row[static_cast<size_t>(x) * components + component]) {
+            result = 4;
+            break;
+          }
+        }
+      }
+    }
+    decoder.close();
+    return result;
+  } catch (...) {
+    return 1;
+  }
+}

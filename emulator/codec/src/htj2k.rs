@@ -4,7 +4,9 @@
 //!
 //! The encoder is C++; `shim/htj2k.cpp` gives it a C interface that takes
 //! interleaved samples and returns a `malloc`ed codestream, freed here with
-//! the shim's own `free`. Decode with [`crate::jpeg2000::decode`].
+//! the shim's own `free`. Decode with [`crate::jpeg2000::decode`] (OpenJPEG);
+//! [`verify`] checks a codestream against its source samples with OpenJPH's
+//! own decoder, the fast check an import makes of every frame.
 
 use std::ffi::c_int;
 
@@ -22,6 +24,14 @@ unsafe extern "C" {
         out_len: *mut usize,
     ) -> c_int;
     fn himcp_htj2k_free(buffer: *mut u8);
+    fn himcp_htj2k_verify(
+        codestream: *const u8,
+        length: usize,
+        samples: *const i32,
+        width: u32,
+        height: u32,
+        components: u32,
+    ) -> c_int;
 }
 
 /// Encodes `samples` (row order, components interleaved) losslessly.
@@ -51,6 +61,30 @@ pub fn encode(samples: &[i32], layout: Layout) -> Result<Vec<u8>, CodecError> {
     let codestream = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
     unsafe { himcp_htj2k_free(out) };
     Ok(codestream)
+}
+
+/// Whether `codestream` decodes (with OpenJPH) to exactly `samples`, the
+/// image `layout` describes: the check an import makes of every frame it
+/// stores, without building the decoded image.
+pub fn verify(codestream: &[u8], samples: &[i32], layout: Layout) -> Result<bool, CodecError> {
+    layout.check(samples)?;
+    // SAFETY: both buffers live for the call with the lengths given; the
+    // shim reads columns×rows×components samples, as checked.
+    let code = unsafe {
+        himcp_htj2k_verify(
+            codestream.as_ptr(),
+            codestream.len(),
+            samples.as_ptr(),
+            layout.columns,
+            layout.rows,
+            layout.components,
+        )
+    };
+    match code {
+        0 => Ok(true),
+        4 => Ok(false),
+        other => Err(CodecError::OpenJph(other)),
+    }
 }
 
 /// Whether `codestream` uses HT block coding: its SIZ marker's Rsiz has bit 14
@@ -90,6 +124,50 @@ mod tests {
     fn odd_sizes_and_tiny_images_are_lossless() {
         round_trip(encode, image(33, 17, 1, 12, false));
         round_trip(encode, image(3, 5, 1, 16, false));
+    }
+
+    #[test]
+    fn verification_agrees_with_openjpeg_and_catches_a_changed_sample() {
+        for (width, height, components, depth, signed) in [
+            (64, 64, 1, 12, false),
+            (128, 96, 1, 16, true),
+            (48, 32, 3, 8, false),
+            (33, 17, 1, 12, false),
+            (3, 5, 1, 16, false),
+        ] {
+            let (mut samples, layout) = image(width, height, components, depth, signed);
+            let codestream = encode(&samples, layout).unwrap();
+            let decoded = crate::jpeg2000::decode(&codestream).unwrap();
+            assert_eq!(decoded.samples, samples, "OpenJPEG reads it back");
+            assert!(verify(&codestream, &samples, layout).unwrap());
+            let last = samples.len() - 1;
+            samples[last] ^= 1;
+            assert!(
+                !verify(&codestream, &samples, layout).unwrap(),
+                "{width}x{height}"
+            );
+            let other = Layout {
+                columns: layout.columns + 1,
+                ..layout
+            };
+            let wider: Vec<i32> =
+                vec![0; (width as usize + 1) * height as usize * components as usize];
+            assert!(!verify(&codestream, &wider, other).unwrap());
+        }
+        assert!(
+            verify(
+                b"not a codestream",
+                &[0; 4],
+                Layout {
+                    columns: 2,
+                    rows: 2,
+                    components: 1,
+                    precision: 8,
+                    signed: false,
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]

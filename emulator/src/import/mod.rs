@@ -5,11 +5,12 @@
 //!    on every core, to group the files into image sets ([`grouping`])
 //!    without holding their pixels; a file that cannot be read becomes a
 //!    line of `failure.ndjson`;
-//! 2. for each group in turn, read its files whole on every core, store
-//!    their frames losslessly and verify them ([`frames`]), writing each
-//!    frame as a blob as soon as it is encoded; then, in one transaction,
-//!    write the group's image set (new, or a new version of the series'
-//!    primary image set), record the group's output lines, and note the
+//! 2. read the files whole, in group order, on every core, store their
+//!    frames losslessly and verify them ([`frames`]), writing each frame as
+//!    a blob as soon as it is encoded; as each group's files are all done
+//!    (in group order, a few groups ahead at most: [`pipeline`]), write the
+//!    group's image set in one transaction (new, or a new version of the
+//!    series' primary image set), record its output lines, and note the
 //!    job's progress;
 //! 3. write the job's outputs from the recorded lines and mark it ended.
 //!
@@ -24,6 +25,7 @@ mod grouping;
 mod instance;
 mod outputs;
 mod parallel;
+mod pipeline;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -224,9 +226,12 @@ fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, Stop> {
     }
     let mut stats = Stats::default();
     let (groups, early) = scan(service, &input.bucket, &listed);
-    for (n, group) in groups.iter().enumerate().skip(done) {
-        import_group(service, &job, format, &input.bucket, (n, group), &mut stats)?;
-    }
+    pipeline::run(
+        &groups,
+        done,
+        |key| process_file(service, &input.bucket, key, format),
+        |n, results| commit_group(service, &job, (n, &groups[n]), results, &mut stats),
+    )?;
     stats.failed += early.len();
     // Counted before the job shows COMPLETED, so a reader who saw it complete sees its totals.
     service.imports.add(&stats);
@@ -288,55 +293,59 @@ struct Stored {
     bytes: u64,
 }
 
-/// Reads, encodes and stores the frames of `group`'s files, then writes
-/// its image set in one transaction.
-fn import_group(
+/// Reads one file whole, stores its frames losslessly (verified) as pinned
+/// blobs, and describes it. The outer error is the store's (its disk), the
+/// inner one the file's.
+fn process_file(
+    service: &Service,
+    bucket: &str,
+    key: &str,
+    format: LosslessStorageFormat,
+) -> std::io::Result<Result<Stored, Failure>> {
+    let uri = S3Uri {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    };
+    let bytes = match service.s3.read(&uri) {
+        Ok(bytes) => bytes,
+        Err(error) => return Ok(Err(object_failure(error))),
+    };
+    let mut instance = match instance::read(key, &bytes, format) {
+        Ok(instance) => instance,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let mut frames = Vec::with_capacity(instance.frames.len());
+    for frame in std::mem::take(&mut instance.frames) {
+        let pinned = service.store().blobs().put(&frame.bytes)?;
+        frames.push((
+            pinned,
+            FrameRecord {
+                id: String::new(),
+                width: frame.width,
+                height: frame.height,
+                checksum: frame.checksum,
+                min: frame.min,
+                max: frame.max,
+                size_in_bytes: frame.bytes.len() as u64,
+            },
+        ));
+    }
+    Ok(Ok(Stored {
+        instance,
+        frames,
+        bytes: bytes.len() as u64,
+    }))
+}
+
+/// Writes the image set of `group` from its files' results, in one
+/// transaction, with its output lines and the job's progress.
+fn commit_group(
     service: &Service,
     job: &ImportJob,
-    format: LosslessStorageFormat,
-    bucket: &str,
     (n, group): (usize, &Group),
+    results: Vec<std::io::Result<Result<Stored, Failure>>>,
     stats: &mut Stats,
 ) -> Result<(), Stop> {
-    // The outer error is the store's (its disk), the inner one the file's.
-    let results = parallel::map(
-        &group.files,
-        |key| -> std::io::Result<Result<Stored, Failure>> {
-            let uri = S3Uri {
-                bucket: bucket.to_owned(),
-                key: key.clone(),
-            };
-            let bytes = match service.s3.read(&uri) {
-                Ok(bytes) => bytes,
-                Err(error) => return Ok(Err(object_failure(error))),
-            };
-            let mut instance = match instance::read(key, &bytes, format) {
-                Ok(instance) => instance,
-                Err(failure) => return Ok(Err(failure)),
-            };
-            let mut frames = Vec::with_capacity(instance.frames.len());
-            for frame in std::mem::take(&mut instance.frames) {
-                let pinned = service.store().blobs().put(&frame.bytes)?;
-                frames.push((
-                    pinned,
-                    FrameRecord {
-                        id: String::new(),
-                        width: frame.width,
-                        height: frame.height,
-                        checksum: frame.checksum,
-                        min: frame.min,
-                        max: frame.max,
-                        size_in_bytes: frame.bytes.len() as u64,
-                    },
-                ));
-            }
-            Ok(Ok(Stored {
-                instance,
-                frames,
-                bytes: bytes.len() as u64,
-            }))
-        },
-    );
     let mut lines = Vec::new();
     let mut instances = Vec::new();
     let mut pins = Vec::new();
