@@ -35,11 +35,13 @@ async fn search(service: &Arc<Service>, ds: &str, criteria: &Value, token: Optio
 }
 
 /// A datastore of `size` image sets: a new one every second, patients of
-/// 20 image sets each, studies of 2, one in 7 non-primary.
-async fn datastore(size: u64) -> (Arc<Service>, String) {
+/// 20 image sets each, studies of 2, one in 7 non-primary. Kept in a data
+/// directory (`data`): an emulator in memory holds at most about 2 GiB.
+async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) {
     let config = EmulatorConfig::default()
         .with_seed(1)
-        .with_transition_delay(Duration::ZERO);
+        .with_transition_delay(Duration::ZERO)
+        .with_data_dir(data);
     let service = Service::start(config).expect("emulator");
     let created = request(&service, "/datastore", r#"{"clientToken":"bench"}"#).await;
     let ds = created["datastoreId"]
@@ -198,7 +200,8 @@ async fn main() {
     let mut table: Vec<(String, Vec<f64>)> = Vec::new();
     for &size in &sizes {
         let started = Instant::now();
-        let (service, ds) = datastore(size).await;
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let (service, ds) = datastore(size, dir.path()).await;
         eprintln!(
             "{size} image sets planted in {:.1} s",
             started.elapsed().as_secs_f64()

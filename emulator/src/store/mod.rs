@@ -163,6 +163,9 @@ impl Store {
             }
         };
         let writer = database.connect(false)?;
+        if matches!(database, Database::Memory(_)) {
+            lift_memory_limit(&writer);
+        }
         schema::prepare(&writer).map_err(StoreError::Damaged)?;
         let store = Self {
             database,
@@ -351,6 +354,27 @@ impl Database {
             connection.pragma_update(None, "query_only", "ON")?;
         }
         Ok(connection)
+    }
+}
+
+/// SQLite keeps an in-memory database under 1 GiB unless told otherwise.
+/// Lifted here; the database still grows as one allocation, which SQLite
+/// caps near 2 GiB (a few hundred thousand image sets with their indexes):
+/// larger stores want a data directory.
+fn lift_memory_limit(connection: &Connection) {
+    let mut limit: i64 = 1 << 40;
+    // SAFETY: the handle is this open connection's; the size-limit control
+    // of the memdb VFS reads and writes one sqlite3_int64.
+    let code = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            connection.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_SIZE_LIMIT,
+            (&mut limit as *mut i64).cast(),
+        )
+    };
+    if code != rusqlite::ffi::SQLITE_OK {
+        tracing::warn!(code, "could not lift the in-memory store's size limit");
     }
 }
 
