@@ -11,12 +11,13 @@
 //! violation fails the write: the version is consumed, `UPDATE_FAILED`, with
 //! the reason as its `message`.
 
+use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
-use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 use serde_json::{Map, Value as Json};
 
 use super::levels::{Level, level};
+use super::vr;
 
 /// Why a change cannot be applied: the failed version's `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +215,7 @@ fn check(key: &str, value: Option<&Json>, part: &Part<'_>, rules: Rules) -> Resu
     }
     if rules.primary && !rules.study_wide && matches!(part.level, Level::Patient | Level::Series) {
         return refuse(format!(
-            "{at} level attributes of a primary image set cannot be changed; change Patient and Study level attributes of every primary image set of the study with includeStudyImageSets"
+            "{at} level attributes of a primary image set cannot be changed alone: change Patient and Study level attributes of every primary image set of the study with includeStudyImageSets"
         ));
     }
     if rules.primary && rules.study_wide && part.level == Level::Series {
@@ -252,7 +253,7 @@ fn check(key: &str, value: Option<&Json>, part: &Part<'_>, rules: Rules) -> Resu
             Ok(())
         } else {
             refuse(format!(
-                "{key} is not a DICOM attribute; only force accepts it"
+                "{key} is not a DICOM attribute, and only force accepts it"
             ))
         };
     };
@@ -270,29 +271,30 @@ fn check(key: &str, value: Option<&Json>, part: &Part<'_>, rules: Rules) -> Resu
         return Ok(());
     }
     match value {
-        Json::Array(items) if items.iter().any(Json::is_object) => {
-            refuse(format!("{key} is a sequence; only force changes sequences"))
-        }
+        Json::Array(items) if items.iter().any(Json::is_object) => refuse(format!(
+            "{key} is a sequence, and only force changes sequences"
+        )),
         Json::Array(_) => refuse(format!(
-            "{key} is given several values; only force changes multi-valued attributes"
+            "{key} is given several values, and only force changes multi-valued attributes"
         )),
         Json::Object(_) | Json::Bool(_) => {
             refuse(format!("{key} has a value its VR does not allow"))
         }
         Json::Null => Ok(()),
-        other => {
-            let numeric = matches!(
-                entry.vr(),
-                VirtualVr::Exact(
-                    VR::US | VR::SS | VR::UL | VR::SL | VR::UV | VR::SV | VR::FL | VR::FD
-                )
-            );
-            if numeric == other.is_number() {
-                Ok(())
-            } else {
-                refuse(format!("{key} has a value its VR does not allow"))
-            }
-        }
+        other => match entry.vr() {
+            VirtualVr::Exact(vr) => vr::check(vr, other).map_err(|misfit| {
+                let example = if vr::message_safe(misfit.example) {
+                    format!(", for example {}", misfit.example)
+                } else {
+                    String::new()
+                };
+                Refusal(format!(
+                    "{key} does not fit its VR {vr}: {}{example}",
+                    misfit.rule
+                ))
+            }),
+            _ => Ok(()),
+        },
     }
 }
 

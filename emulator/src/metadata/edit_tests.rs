@@ -95,7 +95,23 @@ fn constraints_refuse_what_the_service_refuses() {
         ),
         (
             json!({"Study": {"Series": {"1.2.3": {"Instances": {"1.2.3.1": {"DICOM": {"Rows": "12"}}}}}}}),
-            "VR does not allow",
+            "does not fit its VR US",
+        ),
+        (
+            json!({"Patient": {"DICOM": {"PatientBirthDate": "1984-09-13"}}}),
+            "a date is YYYYMMDD",
+        ),
+        (
+            json!({"Study": {"DICOM": {"StudyTime": "25:00"}}}),
+            "a time is HHMMSS",
+        ),
+        (
+            json!({"Study": {"DICOM": {"AccessionNumber": "A-VERY-LONG-ACCESSION"}}}),
+            "at most 16 characters",
+        ),
+        (
+            json!({"Study": {"Series": {"1.2.3": {"DICOM": {"Modality": "ct"}}}}}),
+            "upper-case letters",
         ),
         (
             json!({"Study": {"Series": {"1.2.3": {"Instances": {"1.2.3.1": {"DICOM": {"00091001": "x"}}}}}}}),
@@ -109,6 +125,10 @@ fn constraints_refuse_what_the_service_refuses() {
         let Refusal(message) =
             update(&mut doc, &change(body.clone()), Rules::default()).unwrap_err();
         assert!(message.contains(expected), "{body}: {message}");
+        assert!(
+            crate::metadata::vr::message_safe(&message),
+            "a failed version's message fits the model's Message pattern as written: {message}"
+        );
     }
     let forced = Rules {
         force: true,

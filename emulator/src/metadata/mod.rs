@@ -27,6 +27,7 @@ mod levels;
 mod multi_valued;
 pub mod stored;
 pub mod values;
+pub mod vr;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::header::Header;

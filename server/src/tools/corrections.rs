@@ -18,6 +18,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use healthimaging_emulator::metadata::Level;
+
+use super::attributes;
 use super::edits::{self, MetadataChange, UpdateOptions, WriteResult};
 use super::plan::Progress;
 use super::search::{equal_criteria, search};
@@ -101,6 +104,8 @@ impl HealthImagingServer {
                 "give patient_attributes or study_attributes to change",
             ));
         }
+        attributes::check_level(&args.patient_attributes, Level::Patient, false)?;
+        attributes::check_level(&args.study_attributes, Level::Study, false)?;
         let cap = self.cap(args.max_image_sets)?;
         let study = args.study_instance_uid.as_str();
         let found = SearchByAttributeValue::DicomStudyInstanceUid(study.to_owned());
@@ -144,6 +149,7 @@ impl HealthImagingServer {
         if args.patient_attributes.is_empty() {
             return Err(invalid("give the patient_attributes to change"));
         }
+        attributes::check_level(&args.patient_attributes, Level::Patient, false)?;
         let cap = self.cap(args.max_image_sets)?;
         let found = SearchByAttributeValue::DicomPatientId(args.patient_id.to_string());
         let wanted = Wanted {

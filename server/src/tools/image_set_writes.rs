@@ -17,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::attributes;
 use super::edits::{self, MetadataChange, UpdateOptions, WriteResult, with_schema};
 use crate::args::{DatastoreId, ImageSetId, VersionId};
 use crate::audit;
@@ -165,6 +166,13 @@ impl HealthImagingServer {
                         return Err(invalid(&format!(
                             "{name} must be a JSON object in the metadata's shape"
                         )));
+                    }
+                    if let Some(document) = document {
+                        attributes::check_change(
+                            document,
+                            args.force,
+                            name == "removable_attributes",
+                        )?;
                     }
                     let size = document.as_ref().map_or(0, |d| d.to_string().len());
                     if size > MAX_CHANGE_BYTES {

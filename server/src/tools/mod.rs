@@ -1,5 +1,6 @@
 //! The MCP tools, one file per tool family, assembled under a grant.
 
+mod attributes;
 mod corrections;
 mod datastores;
 mod delete_datastore;
