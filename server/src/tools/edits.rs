@@ -71,6 +71,29 @@ pub(crate) async fn settled(
     }
 }
 
+/// The version `version_id` of an image set once the image set has left
+/// LOCKED: the state and status of that write, whatever came after it.
+pub(crate) async fn settled_version(
+    client: &Client,
+    datastore_id: &str,
+    image_set_id: &str,
+    version_id: &str,
+) -> Result<ImageSetView, ToolError> {
+    let latest = settled(client, datastore_id, image_set_id).await?;
+    if latest.version_id == version_id {
+        return Ok(latest);
+    }
+    let got = client
+        .get_image_set()
+        .datastore_id(datastore_id)
+        .image_set_id(image_set_id)
+        .version_id(version_id)
+        .send()
+        .await
+        .map_err(ToolError::from_sdk)?;
+    Ok(ImageSetView::from(&got))
+}
+
 /// A change of an image set's metadata, as UpdateImageSetMetadata takes it.
 #[derive(Debug, Clone)]
 pub(crate) enum MetadataChange {
@@ -250,8 +273,16 @@ pub(crate) async fn update(
             .send()
             .await;
         match sent {
-            Ok(_) => {
-                let after = settled(client, datastore_id, image_set_id).await?;
+            Ok(written) => {
+                // This write's own version, as it settled: another writer's
+                // later version must not be reported as this one.
+                let after = settled_version(
+                    client,
+                    datastore_id,
+                    image_set_id,
+                    written.latest_version_id(),
+                )
+                .await?;
                 return Ok(WriteResult::of(action, Some(before.version_id), after));
             }
             Err(error) => {

@@ -318,9 +318,14 @@ impl HealthImagingServer {
                     "The source or destination is LOCKED by another write, or its version changed: read both with get_image_set and retry with their current versions.",
                 )
             })?;
-        let destination_id = copied
+        let (destination_id, written_version) = copied
             .destination_image_set_properties()
-            .map(|p| p.image_set_id().to_owned())
+            .map(|p| {
+                (
+                    p.image_set_id().to_owned(),
+                    p.latest_version_id().to_owned(),
+                )
+            })
             .unwrap_or_default();
         audit::touch(&destination_id);
         let source = WriteResult::of(
@@ -328,10 +333,11 @@ impl HealthImagingServer {
             Some(source_version),
             edits::settled(&self.client, ds, source_id).await?,
         );
+        // The copy's own version of the destination, whatever came after it.
         let destination = WriteResult::of(
             "copy_image_set",
             destination_version,
-            edits::settled(&self.client, ds, &destination_id).await?,
+            edits::settled_version(&self.client, ds, &destination_id, &written_version).await?,
         );
         let summary = if destination.succeeded() {
             format!(
