@@ -76,12 +76,25 @@ fn instructions(options: &ServerOptions) -> String {
     format!(
         "This server connects to {backend}. Permissions: {grant}. {data}\n\
          HealthImaging keeps DICOM data in datastores; inside a datastore each image set holds one \
-         DICOM series of one study. Start with list_datastores.\n\
+         DICOM series of one study. Start with list_datastores, find image sets with the search \
+         tools, read get_image_set_metadata for frame IDs, and look at frames with \
+         get_image_frame. IDs are 32 lowercase letters or digits; datastore_id comes from \
+         list_datastores, image_set_id from a search.\n\
+         A series' primary image set (isPrimary) is the one a viewer shows; non-primary ones \
+         hold instances that conflicted on import. Tools that find image sets by patient, study \
+         or series include both. Searches and listings read every page up to limit and return \
+         next_token when cut short.\n\
+         Every change makes a new image set version; older versions stay readable by version_id, \
+         so an edit can be reverted.\n\
          Destructive tools work in two phases: a first call without confirmation_token changes \
          nothing and returns a preview and a confirmation_token. Show the preview to the user, and \
          call again with the token only after they agree. Tokens work once, expire after {ttl} \
-         seconds, and are refused if the data changed in between (a fresh preview follows).\n\
-         Failed calls return an error that starts with the AWS error code and ends with what to do.",
+         seconds, and are refused if the data changed in between (a fresh preview follows). Tools \
+         that change many image sets change at most max_image_sets per call (default 25): call \
+         again while more_remain is true.\n\
+         Failed calls return an error that starts with the AWS error code and ends with what to do. \
+         Arguments named as the AWS Labs reference server names them (max_results, \
+         search_criteria, …) are accepted too.",
         backend = options.backend_description,
         grant = options.grant.describe(),
         ttl = options.confirmation_ttl.as_secs(),
@@ -110,9 +123,16 @@ impl ServerHandler for HealthImagingServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.to_string();
-        let call = self
-            .tool_router
-            .call(ToolCallContext::new(self, request, context));
+        let mut request = request;
+        let call = async {
+            if let Some(arguments) = request.arguments.as_mut() {
+                tools::translate_aliases(&tool, arguments)
+                    .map_err(|message| ErrorData::invalid_params(message, None))?;
+            }
+            self.tool_router
+                .call(ToolCallContext::new(self, request, context))
+                .await
+        };
         self.audit
             .record_call(&tool, call, |result| match result {
                 Ok(CallToolResponse::Complete(result)) => result.is_error == Some(true),

@@ -8,6 +8,7 @@ mod faults;
 mod full_disk;
 mod import;
 mod import_attacks;
+mod mcp_aliases;
 mod mcp_corrections_vr;
 mod mcp_delete;
 mod mcp_endpoint;

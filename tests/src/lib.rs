@@ -6,6 +6,10 @@
 //! `healthimaging-mcp` binary live beside it in `server/tests/`, because
 //! Cargo gives a binary's path only to its own package's tests.
 
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_medicalimaging::Client;
@@ -272,6 +276,8 @@ pub struct Mcp {
     pub client: RunningService<RoleClient, ()>,
     /// Every audit record the server wrote.
     pub audit: SharedBuffer,
+    /// Each tool's published output schema, read at the first call.
+    output_schemas: Mutex<Option<HashMap<String, Value>>>,
 }
 
 impl Mcp {
@@ -308,7 +314,11 @@ impl Mcp {
             }
         });
         let client = ().serve(client_end).await.expect("MCP session starts");
-        Self { client, audit }
+        Self {
+            client,
+            audit,
+            output_schemas: Mutex::new(None),
+        }
     }
 
     /// Calls `tool` with `arguments` (a JSON object).
@@ -317,10 +327,50 @@ impl Mcp {
             Value::Object(map) => map,
             other => panic!("tool arguments must be an object, not {other}"),
         };
-        self.client
+        let result = self
+            .client
             .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
             .await
-            .expect("the call reaches the server")
+            .expect("the call reaches the server");
+        if let Some(structured) = &result.structured_content
+            && result.is_error != Some(true)
+        {
+            let schema = self.output_schema(tool).await;
+            if let Err(mismatch) = schema::check(&schema, structured) {
+                panic!("{tool} answered outside its published output schema: {mismatch}");
+            }
+        }
+        result
+    }
+
+    /// `tool`'s published output schema.
+    async fn output_schema(&self, tool: &str) -> Value {
+        let cached = self
+            .output_schemas
+            .lock()
+            .expect("not poisoned")
+            .as_ref()
+            .map(|schemas| schemas.get(tool).cloned());
+        let schema = match cached {
+            Some(schema) => schema,
+            None => {
+                let schemas: HashMap<String, Value> = self
+                    .client
+                    .list_all_tools()
+                    .await
+                    .expect("tools/list")
+                    .into_iter()
+                    .filter_map(|tool| {
+                        let schema = tool.output_schema?;
+                        Some((tool.name.to_string(), Value::Object((*schema).clone())))
+                    })
+                    .collect();
+                let schema = schemas.get(tool).cloned();
+                *self.output_schemas.lock().expect("not poisoned") = Some(schemas);
+                schema
+            }
+        };
+        schema.unwrap_or_else(|| panic!("{tool} sent structured content without an output schema"))
     }
 
     /// The names of the tools offered, sorted.

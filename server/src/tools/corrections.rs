@@ -34,17 +34,15 @@ use crate::server::HealthImagingServer;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StudyCorrectionArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The study whose image sets are corrected.
     pub study_instance_uid: DicomUid,
-    /// Patient level attributes by DICOM keyword, e.g. {"PatientName":"DOE^JANE","PatientBirthDate":"19700101"}.
+    /// By DICOM keyword, e.g. {"PatientName":"DOE^JANE"}.
     #[serde(default)]
     pub patient_attributes: Map<String, Value>,
-    /// Study level attributes by DICOM keyword, e.g. {"StudyDescription":"CT CHEST"}.
+    /// By DICOM keyword, e.g. {"StudyDescription":"CT CHEST"}.
     #[serde(default)]
     pub study_attributes: Map<String, Value>,
-    /// The most image sets this call changes (default 25, at most the server's ceiling).
+    /// Most image sets changed per call (default 25).
     pub max_image_sets: Option<usize>,
 }
 
@@ -52,13 +50,12 @@ pub struct StudyCorrectionArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientCorrectionArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The PatientID whose image sets (every study, primary and non-primary) are corrected.
+    /// Exact PatientID (case-sensitive).
     pub patient_id: PatientId,
-    /// Patient level attributes by DICOM keyword, e.g. {"PatientName":"DOE^JANE"}.
+    /// By DICOM keyword, e.g. {"PatientName":"DOE^JANE"}.
     pub patient_attributes: Map<String, Value>,
-    /// The most image sets this call changes (default 25, at most the server's ceiling).
+    /// Most image sets changed per call (default 25).
     pub max_image_sets: Option<usize>,
 }
 
@@ -77,10 +74,8 @@ pub struct CorrectionOutput {
 
 #[tool_router(router = correction_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Correct Patient and Study level attributes of one study, in every image set of it
-    /// (primary image sets together through includeStudyImageSets, non-primary ones one by
-    /// one). Each changed image set gets a new version; older versions stay readable.
-    /// Sends progress notifications and reports each image set's outcome.
+    /// Correct Patient and Study level attributes in every image set of a study (primary ones
+    /// together, the others one by one). Reports progress and each image set's outcome.
     #[tool(
         name = "update_patient_study_metadata",
         annotations(
@@ -124,10 +119,9 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Correct Patient level attributes (name, birth date, sex, …) across every image set
-    /// of a patient, in every study, primary and non-primary, through every search page.
-    /// Capped per call (default 25): image sets already corrected are skipped, so call again
-    /// until more_remain is false. Sends progress notifications.
+    /// Correct Patient level attributes (name, birth date, sex, …) in every image set of a
+    /// patient: every study, primary and non-primary. Capped per call; sets already corrected
+    /// are skipped, so call again while more_remain. Reports progress.
     #[tool(
         name = "bulk_update_patient_metadata",
         annotations(

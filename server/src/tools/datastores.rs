@@ -37,21 +37,17 @@ pub enum LosslessFormat {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDatastoreArgs {
-    /// A name for the datastore (1–256 characters: letters, digits and . _ / # -).
-    /// Names need not be unique; the datastore is identified by the returned datastore_id.
+    /// Need not be unique.
     pub datastore_name: Option<DatastoreName>,
-    /// Tags to attach, as key → value (at most 50; keys 1–128 characters, not starting
-    /// with aws:; values at most 256 characters).
+    /// Key → value, at most 50.
     pub tags: Option<BTreeMap<TagKey, String>>,
-    /// ARN of a customer-managed KMS key to encrypt the datastore with
-    /// (arn:aws:kms:REGION:ACCOUNT:key/UUID or …:alias/NAME). Omit for an AWS-owned key.
+    /// A customer-managed KMS key (default: AWS-owned).
     pub kms_key_arn: Option<ServiceArn>,
-    /// ARN of a Lambda authorizer for OIDC access to DICOMweb. Can only be set at creation.
+    /// A Lambda authorizer for OIDC access to DICOMweb; set only at creation.
     pub lambda_authorizer_arn: Option<ServiceArn>,
-    /// How lossless image frames are stored: HTJ2K (default) or JPEG_2000_LOSSLESS.
+    /// Default HTJ2K.
     pub lossless_storage_format: Option<LosslessFormat>,
-    /// An idempotency token (1–64 characters: letters, digits and . _ -). Repeating a call
-    /// with the same token and arguments returns the same datastore instead of a second one.
+    /// Idempotency token: a repeated call returns the same datastore.
     pub client_token: Option<ClientToken>,
 }
 
@@ -68,7 +64,6 @@ pub struct CreateDatastoreOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetDatastoreArgs {
-    /// The datastore ID, from list_datastores or create_datastore.
     pub datastore_id: DatastoreId,
 }
 
@@ -113,12 +108,10 @@ impl StatusFilter {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListDatastoresArgs {
-    /// Only datastores in this status (for example ACTIVE).
     pub datastore_status: Option<StatusFilter>,
-    /// The most datastores to return, 1–500 (default 100). The tool reads every page
-    /// of the API up to this many.
+    /// Most datastores, 1–500 (default 100).
     pub limit: Option<u32>,
-    /// To continue a listing that `limit` cut short: the next_token of that result.
+    /// From a result that limit cut short.
     pub next_token: Option<NextToken>,
 }
 
@@ -140,9 +133,8 @@ pub struct ListDatastoresOutput {
 
 #[tool_router(router = datastore_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Create a HealthImaging datastore, the container for imported DICOM image sets.
-    /// A new datastore is CREATING for a while and then ACTIVE; imports need it ACTIVE
-    /// (check with get_datastore).
+    /// Create a datastore. It is CREATING, then ACTIVE (see get_datastore); imports need it
+    /// ACTIVE.
     #[tool(
         name = "create_datastore",
         annotations(
@@ -193,8 +185,7 @@ impl HealthImagingServer {
         }))
     }
 
-    /// Get one datastore's properties: name, status, ARN, creation and update times,
-    /// storage format and encryption key.
+    /// A datastore's name, status, ARN, times, storage format and encryption key.
     #[tool(
         name = "get_datastore",
         annotations(
@@ -220,8 +211,7 @@ impl HealthImagingServer {
         }))
     }
 
-    /// List the account's datastores in this region, optionally only those in one status.
-    /// Reads every page of the API up to `limit` and says when the list was cut short.
+    /// The account's datastores in this region, optionally in one status.
     #[tool(
         name = "list_datastores",
         annotations(

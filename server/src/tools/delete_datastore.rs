@@ -29,10 +29,8 @@ const COUNT_CAP: usize = 1000;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteDatastoreArgs {
-    /// The datastore to delete, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// Leave empty on the first call, which only previews. To delete, call again with
-    /// the confirmation_token that preview returned, after the user has agreed.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -59,12 +57,8 @@ pub struct DeleteDatastoreOutput {
 
 #[tool_router(router = delete_datastore_tool, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Delete a datastore. Two phases: called without confirmation_token it changes
-    /// nothing and returns a preview plus a confirmation_token; show the preview to the
-    /// user and, only if they agree, call again with the token. The token works once, for
-    /// this datastore only, expires after a few minutes, and is refused if the datastore
-    /// changed meanwhile. A datastore that still holds image sets cannot be deleted:
-    /// delete its image sets first.
+    /// Delete an empty datastore (delete its image sets first). Two phases (see
+    /// confirmation_token).
     #[tool(
         name = "delete_datastore",
         annotations(

@@ -30,12 +30,9 @@ pub(crate) const DEFAULT_CAP: usize = 25;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteImageSetArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The image set to delete, from a search tool.
     pub image_set_id: ImageSetId,
-    /// Leave empty to preview. To delete, call again with the token the preview returned,
-    /// after the user has agreed.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -43,13 +40,12 @@ pub struct DeleteImageSetArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeletePatientArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The PatientID whose every image set (every study, primary and non-primary) is deleted.
+    /// Exact PatientID (case-sensitive).
     pub patient_id: PatientId,
-    /// The most image sets this call deletes (default 25, at most the server's ceiling).
+    /// Most image sets deleted per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Leave empty to preview; then the token the preview returned.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -57,13 +53,11 @@ pub struct DeletePatientArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteStudyArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The StudyInstanceUID whose every image set is deleted.
     pub study_instance_uid: DicomUid,
-    /// The most image sets this call deletes (default 25, at most the server's ceiling).
+    /// Most image sets deleted per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Leave empty to preview; then the token the preview returned.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -71,23 +65,18 @@ pub struct DeleteStudyArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkDeleteArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// One or two search filters, exactly as search_image_sets takes them (only the
-    /// API's search attributes; Modality is not one).
+    /// One or two filters, as search_image_sets takes them.
     pub filters: Vec<FilterArg>,
-    /// The most image sets this call deletes (default 25, at most the server's ceiling).
+    /// Most image sets deleted per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Leave empty to preview; then the token the preview returned.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
 #[tool_router(router = erasure_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Delete one image set (every version). Two phases: without confirmation_token it
-    /// changes nothing and previews the image set (version, primary or not, patient,
-    /// study, series) with a token; call again with the token after the user agrees.
-    /// The token works once, for this image set at this version, and expires.
+    /// Delete one image set, every version. Two phases (see confirmation_token).
     #[tool(
         name = "delete_image_set",
         annotations(
@@ -125,11 +114,9 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Erase a patient (GDPR): delete every image set of a PatientID, in every study,
-    /// primary and non-primary, through every search page. Two phases: the preview lists
-    /// each image set with its version and a token; call again with the token after the
-    /// user agrees. At most max_image_sets per call (default 25): when more remain, call
-    /// again (a new preview) until none match.
+    /// Erase a patient (GDPR): delete every image set of a PatientID, in every study, primary
+    /// and non-primary. Two phases (see confirmation_token), capped per call: call again until
+    /// none match.
     #[tool(
         name = "delete_patient_studies",
         annotations(
@@ -172,8 +159,7 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Delete every image set of a study (primary and non-primary), through every search
-    /// page. Two phases, capped per call like delete_patient_studies.
+    /// Delete every image set of a study. Two phases (see confirmation_token), capped per call.
     #[tool(
         name = "delete_study",
         annotations(
@@ -211,9 +197,8 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Delete the image sets matching one or two search filters (the filters of
-    /// search_image_sets, checked the same way: no invented attributes, at most two).
-    /// Two phases, capped per call: the preview lists exactly what would be deleted.
+    /// Delete the image sets matching one or two search_image_sets filters. Two phases (see
+    /// confirmation_token), capped per call.
     #[tool(
         name = "bulk_delete_by_criteria",
         annotations(

@@ -33,21 +33,19 @@ const MAX_RAW_BYTES: usize = 5 * 1024 * 1024;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageFrameArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The image set, from a search tool.
     pub image_set_id: ImageSetId,
-    /// The frame: an ImageFrames[].ID from get_image_set_metadata.
+    /// An ImageFrames[].ID from get_image_set_metadata.
     pub image_frame_id: ImageFrameId,
-    /// The image set version whose metadata describes the frame (default: the latest).
+    /// The version whose metadata describes the frame (default: the latest).
     pub version_id: Option<VersionId>,
-    /// The longest side of the returned PNG in pixels, 16–2048 (default 512).
+    /// Longest side in pixels, 16–2048 (default 512).
     pub max_size: Option<u32>,
-    /// A window center in rescaled units (Hounsfield units for CT); needs window_width.
+    /// In rescaled units (HU for CT); with window_width.
     pub window_center: Option<f64>,
-    /// A window width in rescaled units; needs window_center.
+    /// With window_center.
     pub window_width: Option<f64>,
-    /// Also return the frame's encoded bytes (as stored) as an embedded resource, up to 5 MB.
+    /// Also return the stored bytes (up to 5 MB).
     #[serde(default)]
     pub include_raw: bool,
 }
@@ -66,6 +64,7 @@ pub struct FrameFacts {
     /// The Content-Type of the stored frame.
     pub content_type: String,
     /// The instance's StoredTransferSyntaxUID.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stored_transfer_syntax_uid: Option<String>,
     /// Size of the stored frame.
     pub encoded_bytes: usize,
@@ -78,24 +77,26 @@ pub struct FrameFacts {
     /// Width and height of the PNG.
     pub rendered_size: [u32; 2],
     /// The window applied (grey images), in rescaled units.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<[f64; 2]>,
     /// Where the window came from: arguments, metadata, or pixel range.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window_source: Option<String>,
     /// The metadata's checksum of the frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_expected: Option<u32>,
     /// CRC32 of the decoded pixels.
     pub checksum_actual: u32,
     /// Whether the two agree: the frame decoded to exactly what was imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_matches: Option<bool>,
 }
 
 #[tool_router(router = frame_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Look at one image frame: it is decoded (HTJ2K, JPEG 2000, JPEG or uncompressed),
-    /// windowed (window_center/window_width, else the instance's WindowCenter/Width, else
-    /// the pixel range), shrunk to max_size and returned as a PNG, with the frame's facts
-    /// and whether its checksum matches the metadata. Frame IDs come from
-    /// get_image_set_metadata (ImageFrames[].ID).
+    /// See one frame as a PNG: decoded, windowed (the arguments, else the instance's
+    /// WindowCenter/Width, else the pixel range) and scaled to max_size, with its facts and
+    /// whether its checksum matches. Frame IDs come from get_image_set_metadata.
     #[tool(
         name = "get_image_frame",
         output_schema = rmcp::handler::server::common::schema_for_output::<FrameFacts>(),

@@ -28,13 +28,11 @@ use crate::server::HealthImagingServer;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteSeriesArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The series to delete from every image set that holds it.
     pub series_instance_uid: DicomUid,
-    /// The most image sets this call changes (default 25, at most the server's ceiling).
+    /// Most image sets changed per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Leave empty to preview; then the token the preview returned.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -42,15 +40,12 @@ pub struct DeleteSeriesArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteInstanceInStudyArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The study searched.
     pub study_instance_uid: DicomUid,
-    /// The SOPInstanceUID removed wherever it appears in the study.
     pub sop_instance_uid: DicomUid,
-    /// The most image sets this call changes (default 25, at most the server's ceiling).
+    /// Most image sets changed per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Leave empty to preview; then the token the preview returned.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -58,24 +53,19 @@ pub struct DeleteInstanceInStudyArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteInstanceInSeriesArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The series searched.
     pub series_instance_uid: DicomUid,
-    /// The SOPInstanceUID removed from every image set of the series holding it.
     pub sop_instance_uid: DicomUid,
-    /// The most image sets this call changes (default 25, at most the server's ceiling).
+    /// Most image sets changed per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Leave empty to preview; then the token the preview returned.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
 #[tool_router(router = hierarchy_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Delete a series everywhere: every image set (primary and non-primary) found by
-    /// its SeriesInstanceUID loses the series; an image set holding nothing else is
-    /// deleted. Two phases, capped per call (default 25); the preview lists each image
-    /// set, its version and what happens to it.
+    /// Delete a series everywhere: it is removed from every image set holding it, and an image
+    /// set left empty is deleted. Two phases (see confirmation_token), capped per call.
     #[tool(
         name = "delete_series_by_uid",
         annotations(
@@ -121,8 +111,8 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Remove one SOP instance wherever it appears in a study (every image set of the
-    /// study, primary and non-primary). Two phases, capped per call (default 25).
+    /// Remove one SOP instance wherever it appears in a study. Two phases (see
+    /// confirmation_token), capped per call.
     #[tool(
         name = "delete_instance_in_study",
         annotations(
@@ -164,8 +154,8 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Remove one SOP instance from every image set of a series that holds it (primary
-    /// and non-primary). Two phases, capped per call (default 25).
+    /// Remove one SOP instance from every image set of a series holding it. Two phases (see
+    /// confirmation_token), capped per call.
     #[tool(
         name = "delete_instance_in_series",
         annotations(

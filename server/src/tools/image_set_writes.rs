@@ -28,31 +28,25 @@ use crate::server::HealthImagingServer;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMetadataArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The image set to change.
     pub image_set_id: ImageSetId,
-    /// The version you read and mean to change. If another change has landed since,
-    /// the update is refused instead of overwriting it. Default: the current version.
+    /// The version you read; refused if another change landed since (default: the current one).
     pub latest_version_id: Option<VersionId>,
-    /// Attributes to add or replace, as a JSON object in the metadata's shape, e.g.
-    /// {"Patient":{"DICOM":{"PatientName":"DOE^JANE"}}} or
-    /// {"Study":{"DICOM":{"StudyDescription":"CT CHEST"}}}; series and instance levels go
-    /// under Study.Series.<SeriesInstanceUID>[.Instances.<SOPInstanceUID>].DICOM.
+    /// Attributes to add or replace, in the metadata's shape:
+    /// {"Patient":{"DICOM":{"PatientName":"DOE^JANE"}}}; series and instances under
+    /// Study.Series.<UID>[.Instances.<UID>].DICOM.
     pub updatable_attributes: Option<Value>,
-    /// Attributes to remove, same shape; each key and value must match the stored
-    /// ones. An empty object for a series or an instance removes it.
+    /// Attributes to remove, same shape, values as stored; {} on a series or instance removes
+    /// it.
     pub removable_attributes: Option<Value>,
-    /// Restore this earlier version's content as a new version (instead of attribute
-    /// changes; not with include_study_image_sets).
+    /// Restore this version's content as a new version.
     pub revert_to_version_id: Option<VersionId>,
-    /// Allow changes HealthImaging otherwise refuses: StudyInstanceUID,
-    /// SeriesInstanceUID, SOPInstanceUID and StudyID (not on primary image sets), private
-    /// attributes of one instance, sequences, multi-valued attributes.
+    /// Allow changes otherwise refused: UIDs and StudyID (not on primary sets), one instance's
+    /// private attributes, sequences, multiple values.
     #[serde(default)]
     pub force: bool,
-    /// Apply a Patient or Study level change to every primary image set of the study at
-    /// once; needed to change those levels on a primary image set.
+    /// Apply a Patient or Study change to every primary image set of the study; needed on a
+    /// primary set.
     #[serde(default)]
     pub include_study_image_sets: bool,
 }
@@ -70,26 +64,22 @@ pub struct UpdateMetadataOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CopyImageSetArgs {
-    /// The datastore holding both image sets, from list_datastores.
+    /// Holds both image sets.
     pub datastore_id: DatastoreId,
-    /// The image set copied from.
     pub source_image_set_id: ImageSetId,
-    /// The source version you read (default: its current version).
+    /// The source version you read (default: current).
     pub source_version_id: Option<VersionId>,
-    /// Merge into this image set (a new version of it) instead of creating a new one.
+    /// Merge into this image set instead of a new one.
     pub destination_image_set_id: Option<ImageSetId>,
-    /// The destination version you read (default: its current version).
+    /// The destination version you read (default: current).
     pub destination_version_id: Option<VersionId>,
-    /// Copy only some instances, as a JSON object:
-    /// {"Study":{"Series":{"<SeriesInstanceUID>":{"Instances":{"<SOPInstanceUID>":{}}}}}}.
-    /// Default: everything.
+    /// Only these instances: {"Study":{"Series":{"<UID>":{"Instances":{"<UID>":{}}}}}}.
+    /// Default: all.
     pub copiable_attributes: Option<Value>,
-    /// Copy even when the Patient, Study or Series attributes of source and destination
-    /// differ (the destination's are kept).
+    /// Copy even if Patient, Study or Series attributes differ (the destination's are kept).
     #[serde(default)]
     pub force: bool,
-    /// Make the result the primary image set of its series (HealthImaging then returns
-    /// a new image set ID).
+    /// Make the result its series' primary image set (under a new ID).
     #[serde(default)]
     pub promote_to_primary: bool,
 }
@@ -112,11 +102,9 @@ const MAX_COPIABLE_CHARS: usize = 260_000;
 
 #[tool_router(router = image_set_write_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Change an image set's metadata: add, replace or remove attributes (JSON objects,
-    /// encoded for you), remove a series or an instance, or revert to an earlier version.
-    /// Every change makes a new version; older ones stay readable, so a bad edit can be
-    /// reverted. Waits until the change has settled and reports the new version, or
-    /// HealthImaging's message when it was refused (a refused change still uses a version).
+    /// Change an image set's metadata: add, replace or remove attributes, remove a series or an
+    /// instance, or revert to an earlier version. Waits for the new version and reports it, or
+    /// HealthImaging's message when refused (a refusal still uses a version).
     #[tool(
         name = "update_image_set_metadata",
         annotations(
@@ -223,11 +211,9 @@ impl HealthImagingServer {
         Ok(Json(UpdateMetadataOutput { summary, result }))
     }
 
-    /// Copy an image set, or some of its instances, into a new image set (a split or a
-    /// duplicate) or into an existing one (a merge, as a new version of it). Source and
-    /// destination must agree on their Patient, Study and Series attributes unless force.
-    /// Waits until both have settled and reports the outcome, with HealthImaging's message
-    /// when the copy failed.
+    /// Copy an image set, or some of its instances, into a new image set (a split or duplicate)
+    /// or an existing one (a merge, as its new version). Patient, Study and Series attributes
+    /// must agree unless force. Reports both outcomes.
     #[tool(
         name = "copy_image_set",
         annotations(

@@ -25,11 +25,9 @@ const MAX_MAX_BYTES: usize = 1_000_000;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageSetArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The image set, from search_image_sets or another search tool.
     pub image_set_id: ImageSetId,
-    /// A version to read (default: the latest), from list_image_set_versions.
+    /// Default: the latest.
     pub version_id: Option<VersionId>,
 }
 
@@ -46,11 +44,9 @@ pub struct GetImageSetOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListVersionsArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The image set.
     pub image_set_id: ImageSetId,
-    /// The most versions to return, 1–1000 (default 100), newest first.
+    /// Most versions, 1–1000 (default 100).
     pub limit: Option<usize>,
 }
 
@@ -69,25 +65,20 @@ pub struct ListVersionsOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The image set.
     pub image_set_id: ImageSetId,
-    /// A version to read (default: the latest).
+    /// Default: the latest.
     pub version_id: Option<VersionId>,
-    /// Only this series (a key of Study.Series).
+    /// Only this series.
     pub series_instance_uid: Option<DicomUid>,
-    /// Only this instance (a key of Study.Series.<series>.Instances); finds its series itself.
+    /// Only this instance.
     pub sop_instance_uid: Option<DicomUid>,
-    /// Only a summary: patient, study, and per series its attributes and its instances
-    /// in InstanceNumber order with their frame IDs, without each instance's attributes.
+    /// Per series: its attributes and its instances in InstanceNumber order with frame IDs.
     #[serde(default)]
     pub summary_only: bool,
-    /// When a summary was cut short: skip this many instances of each series (its
-    /// next_instance_offset) to see the next ones.
+    /// To continue a cut summary: its next_instance_offset.
     pub instance_offset: Option<usize>,
-    /// The most JSON to return, in bytes (default 60000, at most 1000000). A larger
-    /// document comes back as a summary with a hint to narrow.
+    /// Most JSON bytes (default 60000, at most 1000000); more comes back as a summary.
     pub max_bytes: Option<usize>,
 }
 
@@ -113,8 +104,7 @@ pub struct MetadataOutput {
 
 #[tool_router(router = image_set_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Get an image set's properties: version, state (ACTIVE, LOCKED, DELETED), workflow
-    /// status, whether it is primary, ARN, times. Old versions stay readable by version_id.
+    /// An image set's version, state, workflow status, primary or not, ARN and times.
     #[tool(
         name = "get_image_set",
         annotations(
@@ -156,8 +146,7 @@ impl HealthImagingServer {
         }))
     }
 
-    /// List an image set's versions, newest first: every update, copy into it and
-    /// revert made one; failed writes show their message.
+    /// An image set's versions, newest first, with each failed write's message.
     #[tool(
         name = "list_image_set_versions",
         annotations(
@@ -210,10 +199,9 @@ impl HealthImagingServer {
         }))
     }
 
-    /// Get an image set's DICOM metadata, decompressed and parsed: Patient, Study and
-    /// Series attributes and each instance's attributes and frames (ImageFrames[].ID is
-    /// what get_image_frame takes). Narrow to a series or instance, or ask for a summary;
-    /// a document over max_bytes comes back summarized with a hint to narrow.
+    /// An image set's DICOM metadata, parsed: Patient, Study, Series and instance attributes
+    /// and frame IDs. Narrow to a series or instance, or summarize; a document over max_bytes
+    /// comes back as a summary.
     #[tool(
         name = "get_image_set_metadata",
         annotations(

@@ -34,24 +34,23 @@ const MAX_FAILURES_SHOWN: usize = 20;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartImportArgs {
-    /// The datastore to import into; it must be ACTIVE.
+    /// An ACTIVE datastore.
     pub datastore_id: DatastoreId,
-    /// Where the DICOM Part 10 files are: every object under this prefix is read.
+    /// Every object under this prefix is read.
     pub input_s3_uri: S3Uri,
-    /// Where HealthImaging writes the job's results (manifest, success and failure lists).
+    /// Where the manifest and the success and failure lists go.
     pub output_s3_uri: S3Uri,
-    /// The IAM role HealthImaging assumes to read the input and write the output.
+    /// The role HealthImaging assumes for both.
     pub data_access_role_arn: RoleArn,
-    /// A name for the job (1–64 characters: letters, digits and . _ / # -).
     pub job_name: Option<JobName>,
-    /// The 12-digit account owning the input bucket, when it is another account's.
+    /// The owner of another account's input bucket.
     pub input_owner_account_id: Option<AccountId>,
-    /// An idempotency token: repeating a call with the same token starts no second job.
+    /// Idempotency token.
     pub client_token: Option<ClientToken>,
-    /// Wait for the job to end (with progress notifications) instead of returning at once.
+    /// Follow the job to its end, with progress.
     #[serde(default)]
     pub wait: bool,
-    /// How long to wait at most, in seconds (default 300, at most 900).
+    /// Default 300, at most 900.
     pub wait_timeout_secs: Option<u64>,
 }
 
@@ -59,9 +58,7 @@ pub struct StartImportArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetImportArgs {
-    /// The datastore the job imports into.
     pub datastore_id: DatastoreId,
-    /// The job ID, from start_dicom_import_job or list_dicom_import_jobs.
     pub job_id: JobId,
 }
 
@@ -83,11 +80,9 @@ pub enum JobStatusFilter {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListImportsArgs {
-    /// The datastore.
     pub datastore_id: DatastoreId,
-    /// Only jobs in this status.
     pub job_status: Option<JobStatusFilter>,
-    /// The most jobs to return, 1–1000 (default 100), newest first.
+    /// Most jobs, 1–1000 (default 100).
     pub limit: Option<usize>,
 }
 
@@ -195,10 +190,9 @@ pub struct ListImportsOutput {
 
 #[tool_router(router = import_job_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Import DICOM Part 10 files from S3 into a datastore. Each series becomes an image
-    /// set (or a new version of its existing primary set); files that conflict with the
-    /// primary set go into non-primary sets; invalid files are listed as failures while
-    /// the job still completes. Set wait to follow the job to its end.
+    /// Import DICOM Part 10 files from S3. Each series becomes an image set (or a new version
+    /// of its primary one); conflicting files go to non-primary sets; invalid files are listed
+    /// as failures. Set wait to follow the job.
     #[tool(
         name = "start_dicom_import_job",
         annotations(
@@ -279,9 +273,8 @@ impl HealthImagingServer {
         }
     }
 
-    /// Get an import job: status, times, input and output locations, and, when the
-    /// server can read the output (the embedded emulator), its counts, image sets and
-    /// failed files.
+    /// An import job's status, times and locations; on the embedded emulator also its counts,
+    /// image sets and failed files.
     #[tool(
         name = "get_dicom_import_job",
         annotations(
@@ -302,7 +295,7 @@ impl HealthImagingServer {
         Ok(Json(self.describe(job, ended)))
     }
 
-    /// List a datastore's import jobs, newest first, optionally only those in one status.
+    /// A datastore's import jobs, newest first, optionally in one status.
     #[tool(
         name = "list_dicom_import_jobs",
         annotations(

@@ -1,6 +1,8 @@
 //! The MCP tools, one file per tool family, assembled under a grant.
 
+mod aliases;
 mod attributes;
+mod contract;
 mod corrections;
 mod datastores;
 mod delete_datastore;
@@ -20,6 +22,7 @@ mod search;
 mod tags;
 pub mod views;
 
+pub(crate) use aliases::translate as translate_aliases;
 pub(crate) use datastores::{get as datastores_get, list as datastores_list};
 pub(crate) use image_sets::fetch_metadata;
 
@@ -48,5 +51,6 @@ pub fn router(grant: Grant) -> ToolRouter<HealthImagingServer> {
             router.remove_route(&tool.name);
         }
     }
+    contract::publish(&mut router);
     router
 }

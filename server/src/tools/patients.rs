@@ -25,11 +25,10 @@ use crate::server::HealthImagingServer;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The PatientID, exactly as stored (case-sensitive).
+    /// Exact PatientID (case-sensitive).
     pub patient_id: PatientId,
-    /// The most image sets to read, 1–1000 (default 100).
+    /// Most image sets read, 1–1000 (default 100).
     pub limit: Option<usize>,
 }
 
@@ -37,11 +36,9 @@ pub struct PatientArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StudyArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The StudyInstanceUID (digits and dots).
     pub study_instance_uid: DicomUid,
-    /// The most image sets to read, 1–1000 (default 100).
+    /// Most image sets read, 1–1000 (default 100).
     pub limit: Option<usize>,
 }
 
@@ -49,11 +46,9 @@ pub struct StudyArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The SeriesInstanceUID (digits and dots).
     pub series_instance_uid: DicomUid,
-    /// The most image sets to read, 1–1000 (default 100).
+    /// Most image sets read, 1–1000 (default 100).
     pub limit: Option<usize>,
 }
 
@@ -63,8 +58,10 @@ pub struct ImageSetRef {
     /// The image set ID.
     pub image_set_id: String,
     /// Its series.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub series_instance_uid: Option<String>,
     /// Whether it is the primary image set of its series.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_primary: Option<bool>,
     /// Its latest version.
     pub version: i32,
@@ -76,12 +73,16 @@ pub struct StudyView {
     /// StudyInstanceUID.
     pub study_instance_uid: String,
     /// StudyDate (YYYYMMDD).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub study_date: Option<String>,
     /// StudyTime.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub study_time: Option<String>,
     /// StudyDescription.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub study_description: Option<String>,
     /// AccessionNumber.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accession_number: Option<String>,
     /// The modalities of its series.
     pub modalities: Vec<String>,
@@ -108,14 +109,19 @@ pub struct SeriesView {
     /// SeriesInstanceUID.
     pub series_instance_uid: String,
     /// Its study.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub study_instance_uid: Option<String>,
     /// Modality (from DICOMSeriesModality).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub modality: Option<String>,
     /// BodyPartExamined.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body_part: Option<String>,
     /// SeriesNumber.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub series_number: Option<i32>,
     /// StudyDate of its study.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub study_date: Option<String>,
     /// The image sets holding it, primary and non-primary.
     pub image_sets: Vec<ImageSetRef>,
@@ -162,8 +168,7 @@ fn reference(set: &ImageSetSummaryView) -> ImageSetRef {
 
 #[tool_router(router = patient_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Every image set of a patient (primary and non-primary), by PatientID, reading
-    /// every page up to `limit`.
+    /// Every image set of a PatientID.
     #[tool(
         name = "search_by_patient_id",
         annotations(
@@ -190,8 +195,7 @@ impl HealthImagingServer {
         Ok(Json(SearchOutput::new("the patient ID", found.0, found.1)))
     }
 
-    /// Every image set of a study (primary and non-primary), by StudyInstanceUID,
-    /// reading every page up to `limit`.
+    /// Every image set of a StudyInstanceUID.
     #[tool(
         name = "search_by_study_uid",
         annotations(
@@ -218,8 +222,7 @@ impl HealthImagingServer {
         Ok(Json(SearchOutput::new("the study", found.0, found.1)))
     }
 
-    /// Every image set holding a series (its primary image set and any non-primary
-    /// ones), by SeriesInstanceUID, reading every page up to `limit`.
+    /// Every image set holding a SeriesInstanceUID.
     #[tool(
         name = "search_by_series_uid",
         annotations(
@@ -246,8 +249,8 @@ impl HealthImagingServer {
         Ok(Json(SearchOutput::new("the series", found.0, found.1)))
     }
 
-    /// A patient's studies, grouped from their image sets: date, description,
-    /// accession number, modalities, series count and image sets.
+    /// A patient's studies from their image sets: date, description, accession number,
+    /// modalities, series and image sets.
     #[tool(
         name = "get_patient_studies",
         annotations(
@@ -321,8 +324,8 @@ impl HealthImagingServer {
         }))
     }
 
-    /// A patient's series, grouped from their image sets: modality, body part, series
-    /// number, study, and the image sets holding each.
+    /// A patient's series from their image sets: modality, body part, number, study and image
+    /// sets.
     #[tool(
         name = "get_patient_series",
         annotations(
@@ -384,8 +387,7 @@ impl HealthImagingServer {
         }))
     }
 
-    /// The primary image sets of a study (isPrimary true): one per series, the sets a
-    /// viewer should show. Non-primary sets hold instances that conflicted on import.
+    /// The primary image sets of a study, one per series: what a viewer shows.
     #[tool(
         name = "get_study_primary_image_sets",
         annotations(
@@ -417,7 +419,7 @@ impl HealthImagingServer {
         )))
     }
 
-    /// The primary image set of a series (isPrimary true), if it has one.
+    /// The primary image set of a series, if it has one.
     #[tool(
         name = "get_series_primary_image_set",
         annotations(

@@ -26,13 +26,10 @@ use crate::server::HealthImagingServer;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveSeriesArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The image set holding the series.
     pub image_set_id: ImageSetId,
-    /// The series to remove (a key of Study.Series in get_image_set_metadata).
     pub series_instance_uid: DicomUid,
-    /// Leave empty to preview; then the token the preview returned.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -40,23 +37,18 @@ pub struct RemoveSeriesArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveInstanceArgs {
-    /// The datastore, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// The image set holding the instance.
     pub image_set_id: ImageSetId,
-    /// The instance's series.
     pub series_instance_uid: DicomUid,
-    /// The SOPInstanceUID to remove.
     pub sop_instance_uid: DicomUid,
-    /// Leave empty to preview; then the token the preview returned.
+    /// Omit to preview; after the user agrees, the token the preview returned.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
 #[tool_router(router = removal_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Remove one series from an image set (a new version; older versions stay
-    /// readable). Two phases: the preview names the image set, its version and the
-    /// series, with a token; call again with the token after the user agrees.
+    /// Remove one series from one image set (a new version). Two phases (see
+    /// confirmation_token).
     #[tool(
         name = "remove_series_from_image_set",
         annotations(
@@ -94,8 +86,8 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Remove one SOP instance from an image set (a new version; older versions stay
-    /// readable). Two phases, like remove_series_from_image_set.
+    /// Remove one SOP instance from one image set (a new version). Two phases (see
+    /// confirmation_token).
     #[tool(
         name = "remove_instance_from_image_set",
         annotations(

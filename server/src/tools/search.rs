@@ -78,12 +78,10 @@ pub enum FilterOperator {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterArg {
-    /// The attribute to filter on.
     pub attribute: SearchAttribute,
-    /// EQUAL (identifiers and isPrimary) or BETWEEN (createdAt, updatedAt, DICOMStudyDateAndTime).
+    /// EQUAL on identifiers and isPrimary; BETWEEN on times and DICOMStudyDateAndTime.
     pub operator: FilterOperator,
-    /// One value for EQUAL (a string, or true/false for isPrimary); two for BETWEEN,
-    /// lower bound first.
+    /// EQUAL: one (a string; true or false for isPrimary). BETWEEN: lower and upper bound.
     pub values: Vec<Value>,
 }
 
@@ -115,18 +113,17 @@ pub enum SortOrderArg {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchImageSetsArgs {
-    /// The datastore to search, from list_datastores.
     pub datastore_id: DatastoreId,
-    /// Up to two filters, all of which must hold. Omit to list every image set.
+    /// At most two, all of which must hold; omit to list all.
     #[serde(default)]
     pub filters: Vec<FilterArg>,
-    /// The field to order by (default updatedAt).
+    /// Default updatedAt.
     pub sort_field: Option<SortFieldArg>,
-    /// ASC or DESC (default DESC). Needs sort_field.
+    /// Default DESC; needs sort_field.
     pub sort_order: Option<SortOrderArg>,
-    /// The most image sets to return, 1–1000 (default 100). Every API page is read up to this.
+    /// Most image sets, 1–1000 (default 100).
     pub limit: Option<usize>,
-    /// To continue a search that `limit` cut short: its next_token, with the same filters and sort.
+    /// From a result that limit cut short; same filters and sort.
     pub next_token: Option<NextToken>,
 }
 
@@ -174,11 +171,10 @@ impl SearchOutput {
 
 #[tool_router(router = search_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Search a datastore's image sets with the API's own filters: up to two, EQUAL on
-    /// DICOMPatientId, DICOMAccessionNumber, DICOMStudyId, DICOMStudyInstanceUID,
-    /// DICOMSeriesInstanceUID or isPrimary; BETWEEN on createdAt, updatedAt or
-    /// DICOMStudyDateAndTime. Results carry each image set's patient, study and series
-    /// attributes, its version and whether it is primary. Reads every page up to `limit`.
+    /// Search image sets with the API's filters: at most two; EQUAL on DICOMPatientId,
+    /// DICOMAccessionNumber, DICOMStudyId, DICOMStudyInstanceUID, DICOMSeriesInstanceUID or
+    /// isPrimary; BETWEEN on createdAt, updatedAt or DICOMStudyDateAndTime. Results carry
+    /// patient, study and series attributes, version and primary flag.
     #[tool(
         name = "search_image_sets",
         annotations(

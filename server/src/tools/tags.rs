@@ -17,7 +17,7 @@ use crate::server::HealthImagingServer;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListTagsArgs {
-    /// The ARN of a datastore (datastore_arn from get_datastore) or of an image set.
+    /// A datastore or image set ARN.
     pub resource_arn: ResourceArn,
 }
 
@@ -25,10 +25,9 @@ pub struct ListTagsArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagResourceArgs {
-    /// The ARN of a datastore (datastore_arn from get_datastore) or of an image set.
+    /// A datastore or image set ARN.
     pub resource_arn: ResourceArn,
-    /// Tags to add or overwrite, key → value (1 to 50; keys 1–128 characters, not
-    /// starting with aws:; values at most 256 characters).
+    /// Key → value, 1–50; keys not starting with aws:.
     pub tags: BTreeMap<TagKey, String>,
 }
 
@@ -36,9 +35,9 @@ pub struct TagResourceArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UntagResourceArgs {
-    /// The ARN of a datastore (datastore_arn from get_datastore) or of an image set.
+    /// A datastore or image set ARN.
     pub resource_arn: ResourceArn,
-    /// The keys of the tags to remove (1 to 200). Keys the resource does not carry are ignored.
+    /// 1–200 keys; keys not carried are ignored.
     pub tag_keys: Vec<TagKey>,
 }
 
@@ -55,7 +54,7 @@ pub struct TagsOutput {
 
 #[tool_router(router = tag_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// List the tags of a datastore or an image set.
+    /// The tags of a datastore or an image set.
     #[tool(
         name = "list_tags_for_resource",
         annotations(
@@ -77,8 +76,7 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Add tags to a datastore or an image set, or change the values of existing keys.
-    /// Returns all of the resource's tags afterwards.
+    /// Add or change tags of a datastore or an image set; returns all its tags.
     #[tool(
         name = "tag_resource",
         annotations(
@@ -121,7 +119,7 @@ impl HealthImagingServer {
         .await
     }
 
-    /// Remove tags, by key, from a datastore or an image set. Returns the tags left.
+    /// Remove tags by key from a datastore or an image set; returns the rest.
     #[tool(
         name = "untag_resource",
         annotations(
