@@ -20,6 +20,7 @@ pub mod confirm;
 pub mod errors;
 pub mod in_process;
 pub mod logging;
+pub mod metadata_cache;
 pub mod permissions;
 mod resources;
 pub mod run;

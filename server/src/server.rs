@@ -16,6 +16,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::audit::AuditLog;
 use crate::confirm::Confirmations;
+use crate::metadata_cache::MetadataCache;
 use crate::permissions::Grant;
 use crate::{resources, tools};
 
@@ -47,6 +48,8 @@ pub struct HealthImagingServer {
     pub(crate) confirmations: Arc<Confirmations>,
     pub(crate) local_s3_root: Option<Arc<std::path::Path>>,
     pub(crate) bulk_ceiling: usize,
+    /// Parsed metadata documents by image set version.
+    pub(crate) metadata: Arc<MetadataCache>,
     audit: Arc<AuditLog>,
     instructions: Arc<str>,
     tool_router: ToolRouter<HealthImagingServer>,
@@ -61,6 +64,7 @@ impl HealthImagingServer {
             instructions: instructions(&options).into(),
             local_s3_root: options.local_s3_root.map(Into::into),
             bulk_ceiling: options.bulk_ceiling,
+            metadata: Arc::default(),
             audit: Arc::new(options.audit),
             tool_router: tools::router(options.grant),
         }

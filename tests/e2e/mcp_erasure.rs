@@ -369,3 +369,137 @@ async fn bulk_deletion_takes_only_the_apis_search_criteria() {
     assert_eq!(too_many.is_error, Some(true));
     assert!(text(&too_many).contains("--bulk-ceiling"));
 }
+
+#[tokio::test]
+async fn previews_name_what_a_person_recognises_and_an_empty_plan_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emulator, sdk, ds) = ci_emulator(dir.path()).await;
+    let sets = all_image_sets(&sdk, &ds).await;
+    let set = sets
+        .iter()
+        .find(|s| s.is_primary() == Some(true))
+        .expect("a primary image set");
+    let id = set.image_set_id().to_owned();
+    let mcp = Mcp::connect(sdk.clone(), Grant::ALL, TTL).await;
+    let metadata = structured(
+        &mcp.call(
+            "get_image_set_metadata",
+            json!({"datastore_id": ds, "image_set_id": id}),
+        )
+        .await,
+    );
+    let document = &metadata["metadata"];
+    let (series_uid, series) = document["Study"]["Series"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let instances = series["Instances"].as_object().unwrap();
+    let first = |value: &Value| match value {
+        Value::Array(values) => values[0].clone(),
+        other => other.clone(),
+    };
+    let patient_name = first(&document["Patient"]["DICOM"]["PatientName"]);
+    let patient_name = patient_name
+        .as_str()
+        .or_else(|| patient_name["Alphabetic"].as_str())
+        .unwrap()
+        .to_owned();
+    let patient_id = document["Patient"]["DICOM"]["PatientID"].as_str().unwrap();
+    let study_date = document["Study"]["DICOM"]["StudyDate"].as_str().unwrap();
+    let modality = series["DICOM"]["Modality"].as_str().unwrap();
+
+    let preview = structured(
+        &mcp.call(
+            "delete_image_set",
+            json!({"datastore_id": ds, "image_set_id": id}),
+        )
+        .await,
+    );
+    let label = preview["changes"][0]["label"].as_str().unwrap().to_owned();
+    let day = format!(
+        "{}-{}-{}",
+        &study_date[..4],
+        &study_date[4..6],
+        &study_date[6..]
+    );
+    for expected in [
+        patient_name.as_str(),
+        patient_id,
+        day.as_str(),
+        &format!("{modality} series"),
+        &format!("{} instance", instances.len()),
+        "; primary",
+    ] {
+        assert!(label.contains(expected), "{expected:?} in {label:?}");
+    }
+    if let Some(description) = series["DICOM"]["SeriesDescription"].as_str() {
+        assert!(label.contains(description.trim()), "{label}");
+    }
+    let summary = preview["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&label),
+        "the preview's text lists it: {summary}"
+    );
+
+    let (sop, instance) = instances.iter().next().unwrap();
+    let number = first(&instance["DICOM"]["InstanceNumber"]);
+    let number = number
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| number.to_string());
+    let removal = structured(
+        &mcp.call(
+            "remove_instance_from_image_set",
+            json!({"datastore_id": ds, "image_set_id": id,
+                   "series_instance_uid": series_uid, "sop_instance_uid": sop}),
+        )
+        .await,
+    );
+    let label = removal["changes"][0]["label"].as_str().unwrap();
+    assert!(
+        label.contains(&format!("instance {} of {modality} series", number.trim())),
+        "{label}"
+    );
+
+    let nothing = structured(
+        &mcp.call(
+            "delete_patient_studies",
+            json!({"datastore_id": ds, "patient_id": "NO-SUCH-PATIENT"}),
+        )
+        .await,
+    );
+    assert_eq!(
+        nothing["summary"],
+        "Nothing to do: no image set matches patient NO-SUCH-PATIENT."
+    );
+    assert!(nothing.get("confirmation_token").is_none(), "{nothing}");
+    assert_eq!(nothing["changes"], json!([]));
+}
+
+#[tokio::test]
+async fn a_deleted_image_set_is_never_read_from_the_servers_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emulator, sdk, ds) = ci_emulator(dir.path()).await;
+    let sets = all_image_sets(&sdk, &ds).await;
+    let id = sets[0].image_set_id().to_owned();
+    let mcp = Mcp::connect(sdk.clone(), Grant::ALL, TTL).await;
+    let args = json!({"datastore_id": ds, "image_set_id": id});
+    let read = mcp.call("get_image_set_metadata", args.clone()).await;
+    assert_ne!(read.is_error, Some(true));
+    // Deleted behind the server's back: its parsed document is still held.
+    sdk.delete_image_set()
+        .datastore_id(&ds)
+        .image_set_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let again = mcp.call("get_image_set_metadata", args).await;
+    assert_eq!(again.is_error, Some(true), "{again:?}");
+    assert!(
+        text(&again).contains("ResourceNotFound") || text(&again).contains("deleted"),
+        "{}",
+        text(&again)
+    );
+}

@@ -217,8 +217,8 @@ impl HealthImagingServer {
         let mut already = Vec::new();
         let mut more_remain = false;
         for set in sets {
-            let document = super::fetch_metadata(&self.client, ds, &set.image_set_id, None).await?;
-            if wanted.met_by(&document) {
+            let parsed = self.metadata(ds, &set.image_set_id, None).await?;
+            if wanted.met_by(&parsed.document) {
                 already.push(set.image_set_id);
             } else if pending.len() == cap {
                 more_remain = true;
@@ -240,9 +240,10 @@ impl HealthImagingServer {
             let primary = set.is_primary == Some(true);
             let covered = primary
                 && studies_done.contains(&study)
-                && super::fetch_metadata(&self.client, ds, &set.image_set_id, None)
+                && self
+                    .metadata(ds, &set.image_set_id, None)
                     .await
-                    .is_ok_and(|document| wanted.met_by(&document));
+                    .is_ok_and(|parsed| wanted.met_by(&parsed.document));
             let result = if covered {
                 // The study-wide update of an earlier primary image set covered this one.
                 edits::settled(&self.client, ds, &set.image_set_id)

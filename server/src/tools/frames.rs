@@ -17,11 +17,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::image_sets::fetch_metadata;
 use super::render::{self, Display, Samples, Window};
 use crate::args::{DatastoreId, ImageFrameId, ImageSetId, VersionId};
 use crate::audit;
 use crate::errors::ToolError;
+use crate::metadata_cache::ParsedMetadata;
 use crate::server::HealthImagingServer;
 
 /// The default longest side of the PNG.
@@ -128,14 +128,14 @@ impl HealthImagingServer {
                 ));
             }
         };
-        let document = fetch_metadata(
-            &self.client,
-            args.datastore_id.as_str(),
-            args.image_set_id.as_str(),
-            args.version_id.as_ref().map(VersionId::as_str),
-        )
-        .await?;
-        let located = locate(&document, args.image_frame_id.as_str()).ok_or_else(|| {
+        let parsed = self
+            .metadata(
+                args.datastore_id.as_str(),
+                args.image_set_id.as_str(),
+                args.version_id.as_ref().map(VersionId::as_str),
+            )
+            .await?;
+        let located = locate(&parsed, args.image_frame_id.as_str()).ok_or_else(|| {
             ToolError::new(
                 "NotFound",
                 format!("No instance of image set {} lists frame {}", args.image_set_id, args.image_frame_id),
@@ -210,7 +210,7 @@ impl HealthImagingServer {
         let checksum_matches = checksum_expected.map(|c| c == checksum_actual);
         let facts = FrameFacts {
             summary: format!(
-                "Frame {} of instance {} ({}x{}, {}), shown at {}x{}; checksum {}.",
+                "Frame {} of instance {} ({}x{}, {}), shown at {}x{}, {}; checksum {}.",
                 located.frame_number,
                 located.sop_instance_uid,
                 samples.width,
@@ -218,6 +218,7 @@ impl HealthImagingServer {
                 content_type,
                 rendered.width,
                 rendered.height,
+                window_text(rendered.window, window_source),
                 match checksum_matches {
                     Some(true) => "matches the metadata",
                     Some(false) => "DOES NOT match the metadata",
@@ -271,6 +272,22 @@ impl HealthImagingServer {
     }
 }
 
+/// The window applied, and where it came from, in words.
+fn window_text(window: Option<Window>, source: &str) -> String {
+    let Some(window) = window else {
+        return "in its own colours (no window)".to_owned();
+    };
+    let from = match source {
+        "arguments" => "from the arguments",
+        "metadata" => "from the instance's WindowCenter/WindowWidth",
+        _ => "spanning the pixel range (the instance has no WindowCenter/WindowWidth)",
+    };
+    format!(
+        "window center {} width {} {from}",
+        window.center, window.width
+    )
+}
+
 fn invalid(message: impl Into<String>) -> ToolError {
     ToolError::new(
         "InvalidArgument",
@@ -297,38 +314,28 @@ struct Located {
     frame_number: usize,
 }
 
-/// The instance and frame entry listing `frame_id`.
-fn locate(document: &Value, frame_id: &str) -> Option<Located> {
-    for (series_uid, series) in document["Study"]["Series"].as_object()? {
-        for (sop, instance) in series["Instances"].as_object()? {
-            let frames = instance["ImageFrames"].as_array();
-            if let Some((n, frame)) = frames
-                .into_iter()
-                .flatten()
-                .enumerate()
-                .find(|(_, f)| f["ID"] == frame_id)
-            {
-                let mut instance = instance.clone();
-                // Series-level attributes describe the pixels too (Modality aside, rarely).
-                if let (Some(into), Some(from)) = (
-                    instance["DICOM"].as_object_mut(),
-                    series["DICOM"].as_object(),
-                ) {
-                    for (k, v) in from {
-                        into.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
-                }
-                return Some(Located {
-                    series_instance_uid: series_uid.clone(),
-                    sop_instance_uid: sop.clone(),
-                    frame: frame.clone(),
-                    instance,
-                    frame_number: n + 1,
-                });
-            }
+/// The instance and frame entry listing `frame_id`, found by the index.
+fn locate(parsed: &ParsedMetadata, frame_id: &str) -> Option<Located> {
+    let at = parsed.frame(frame_id)?;
+    let series = &parsed.document["Study"]["Series"][&at.series_instance_uid];
+    let listed = &series["Instances"][&at.sop_instance_uid];
+    let mut instance = listed.clone();
+    // Series-level attributes describe the pixels too (Modality aside, rarely).
+    if let (Some(into), Some(from)) = (
+        instance["DICOM"].as_object_mut(),
+        series["DICOM"].as_object(),
+    ) {
+        for (k, v) in from {
+            into.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    None
+    Some(Located {
+        series_instance_uid: at.series_instance_uid.clone(),
+        sop_instance_uid: at.sop_instance_uid.clone(),
+        frame: listed["ImageFrames"][at.index].clone(),
+        instance,
+        frame_number: at.index + 1,
+    })
 }
 
 /// Decodes a frame by its content type.
@@ -481,9 +488,28 @@ mod tests {
     }
 
     #[test]
+    fn the_window_is_named_with_where_it_came_from() {
+        let window = Some(Window {
+            center: 40.0,
+            width: 400.0,
+        });
+        assert_eq!(
+            window_text(window, "arguments"),
+            "window center 40 width 400 from the arguments"
+        );
+        assert!(window_text(window, "metadata").ends_with("WindowCenter/WindowWidth"));
+        assert!(window_text(window, "pixel range").contains("spanning the pixel range"));
+        assert_eq!(
+            window_text(None, "pixel range"),
+            "in its own colours (no window)"
+        );
+    }
+
+    #[test]
     fn frames_are_located_by_id_with_their_series_attributes() {
         let document = json!({"Study": {"Series": {"1.2": {"DICOM": {"Modality": "CT"}, "Instances": {
             "1.2.3": {"DICOM": {"Rows": 2}, "ImageFrames": [{"ID": "a"}, {"ID": "b"}]}}}}}});
+        let document = ParsedMetadata::new(document, 0);
         let located = locate(&document, "b").unwrap();
         assert_eq!(located.frame_number, 2);
         assert_eq!(located.sop_instance_uid, "1.2.3");

@@ -227,14 +227,10 @@ impl HealthImagingServer {
                 next = next.or_else(|| (n < sets.len()).then(String::new));
                 break;
             }
-            let document = super::fetch_metadata(
-                &self.client,
-                ds,
-                &set.image_set_id,
-                Some(&set.version.to_string()),
-            )
-            .await?;
-            if let Some((action, series, sop)) = decide(&document) {
+            let parsed = self
+                .metadata(ds, &set.image_set_id, Some(&set.version.to_string()))
+                .await?;
+            if let Some((action, series, sop)) = decide(&parsed.document) {
                 let mut change = PlannedChange::on(set, action);
                 change.series_instance_uid = Some(series);
                 change.sop_instance_uid = sop;

@@ -1,8 +1,10 @@
 //! `get_image_set`, `list_image_set_versions`, `get_image_set_metadata`.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use aws_sdk_medicalimaging::Client;
+use aws_sdk_medicalimaging::types::ImageSetState;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
@@ -14,6 +16,7 @@ use super::views::ImageSetView;
 use crate::args::{DatastoreId, DicomUid, ImageSetId, VersionId};
 use crate::audit;
 use crate::errors::ToolError;
+use crate::metadata_cache::ParsedMetadata;
 use crate::server::HealthImagingServer;
 
 /// The default size cap of a metadata answer, in bytes of JSON.
@@ -225,16 +228,16 @@ impl HealthImagingServer {
                 "Pass a max_bytes in range, or narrow with series_instance_uid or sop_instance_uid.",
             ));
         }
-        let document = fetch_metadata(
-            &self.client,
-            args.datastore_id.as_str(),
-            args.image_set_id.as_str(),
-            args.version_id.as_ref().map(VersionId::as_str),
-        )
-        .await?;
-        let (series_count, instance_count) = counts(&document);
+        let parsed = self
+            .metadata(
+                args.datastore_id.as_str(),
+                args.image_set_id.as_str(),
+                args.version_id.as_ref().map(VersionId::as_str),
+            )
+            .await?;
+        let (series_count, instance_count) = (parsed.series_count(), parsed.instance_count());
         let narrowed = narrow(
-            &document,
+            &parsed,
             args.series_instance_uid.as_deref(),
             args.sop_instance_uid.as_deref(),
         )?;
@@ -282,6 +285,46 @@ impl HealthImagingServer {
     }
 }
 
+impl HealthImagingServer {
+    /// An image set version's metadata (default: the current version),
+    /// parsed and indexed; from the cache when this version was read before.
+    /// GetImageSet first names the current version and refuses an image set
+    /// that no longer exists, so a deleted one is never served from memory.
+    pub(crate) async fn metadata(
+        &self,
+        datastore_id: &str,
+        image_set_id: &str,
+        version_id: Option<&str>,
+    ) -> Result<Arc<ParsedMetadata>, ToolError> {
+        let current = self
+            .client
+            .get_image_set()
+            .datastore_id(datastore_id)
+            .image_set_id(image_set_id)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(ToolError::from_sdk)?;
+        let version = current.version_id();
+        if current.image_set_state() == &ImageSetState::Deleted {
+            self.metadata.forget(image_set_id);
+            // HealthImaging answers for a deleted image set, not the cache.
+            let (document, bytes) =
+                fetch_document(&self.client, datastore_id, image_set_id, Some(version)).await?;
+            return Ok(Arc::new(ParsedMetadata::new(document, bytes)));
+        }
+        if let Some(held) = self.metadata.get(datastore_id, image_set_id, version) {
+            return Ok(held);
+        }
+        let (document, bytes) =
+            fetch_document(&self.client, datastore_id, image_set_id, Some(version)).await?;
+        let parsed = Arc::new(ParsedMetadata::new(document, bytes));
+        self.metadata
+            .insert(datastore_id, image_set_id, version, parsed.clone());
+        Ok(parsed)
+    }
+}
+
 /// GetImageSetMetadata, gunzipped and parsed.
 pub(crate) async fn fetch_metadata(
     client: &Client,
@@ -289,6 +332,18 @@ pub(crate) async fn fetch_metadata(
     image_set_id: &str,
     version_id: Option<&str>,
 ) -> Result<Value, ToolError> {
+    fetch_document(client, datastore_id, image_set_id, version_id)
+        .await
+        .map(|(document, _)| document)
+}
+
+/// GetImageSetMetadata, gunzipped and parsed, with the size of its JSON text.
+async fn fetch_document(
+    client: &Client,
+    datastore_id: &str,
+    image_set_id: &str,
+    version_id: Option<&str>,
+) -> Result<(Value, usize), ToolError> {
     let output = client
         .get_image_set_metadata()
         .datastore_id(datastore_id)
@@ -328,33 +383,24 @@ pub(crate) async fn fetch_metadata(
     } else {
         bytes.to_vec()
     };
-    serde_json::from_slice(&json).map_err(|e| {
+    let document = serde_json::from_slice(&json).map_err(|e| {
         ToolError::new(
             "MalformedResponse",
             format!("The metadata is not JSON: {e}"),
             "Check the endpoint.",
         )
-    })
+    })?;
+    Ok((document, json.len()))
 }
 
-fn counts(document: &Value) -> (usize, usize) {
-    let series = document["Study"]["Series"].as_object();
-    let instances = series
-        .map(|all| {
-            all.values()
-                .map(|s| s["Instances"].as_object().map_or(0, Map::len))
-                .sum()
-        })
-        .unwrap_or(0);
-    (series.map_or(0, Map::len), instances)
-}
-
-/// The document narrowed to a series or an instance.
-fn narrow(document: &Value, series: Option<&str>, sop: Option<&str>) -> Result<Value, ToolError> {
-    let all = document["Study"]["Series"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+/// The document narrowed to a series or an instance: only what is kept is
+/// copied, so narrowing costs the size of the answer, not of the document.
+fn narrow(
+    parsed: &ParsedMetadata,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Value, ToolError> {
+    let document = &parsed.document;
     let not_found = |what: String| {
         ToolError::new(
             "NotFound",
@@ -362,31 +408,43 @@ fn narrow(document: &Value, series: Option<&str>, sop: Option<&str>) -> Result<V
             "Call get_image_set_metadata with summary_only to see its series and instance UIDs.",
         )
     };
+    let all = parsed.series();
     let mut kept = Map::new();
     match (series, sop) {
         (None, None) => return Ok(document.clone()),
         (Some(uid), None) => {
             let found = all
-                .get(uid)
+                .and_then(|all| all.get(uid))
                 .ok_or_else(|| not_found(format!("series {uid}")))?;
             kept.insert(uid.to_owned(), found.clone());
         }
         (series, Some(sop)) => {
-            let (uid, found) = all
-                .iter()
-                .filter(|(uid, _)| series.is_none_or(|s| s == uid.as_str()))
-                .find_map(|(uid, s)| s["Instances"].get(sop).map(|i| (uid, (s, i))))
+            let uid = parsed
+                .series_of(sop)
+                .filter(|uid| series.is_none_or(|s| s == *uid))
                 .ok_or_else(|| not_found(format!("instance {sop}")))?;
-            let (series_value, instance) = found;
+            let series_value = &document["Study"]["Series"][uid];
             kept.insert(
-                uid.clone(),
-                json!({ "DICOM": series_value["DICOM"], "Instances": { sop: instance } }),
+                uid.to_owned(),
+                json!({ "DICOM": series_value["DICOM"], "Instances": { sop: series_value["Instances"][sop] } }),
             );
         }
     }
-    let mut narrowed = document.clone();
-    narrowed["Study"]["Series"] = Value::Object(kept);
-    Ok(narrowed)
+    let mut narrowed = Map::new();
+    for (key, value) in document.as_object().into_iter().flatten() {
+        if key != "Study" {
+            narrowed.insert(key.clone(), value.clone());
+        }
+    }
+    let mut study = Map::new();
+    for (key, value) in document["Study"].as_object().into_iter().flatten() {
+        if key != "Series" {
+            study.insert(key.clone(), value.clone());
+        }
+    }
+    study.insert("Series".into(), Value::Object(kept));
+    narrowed.insert("Study".into(), Value::Object(study));
+    Ok(Value::Object(narrowed))
 }
 
 #[cfg(test)]
@@ -401,12 +459,18 @@ mod tests {
             "1.2": {"DICOM": {"Modality": "MR"}, "Instances": {"1.2.1": {"DICOM": {}}}}}}})
     }
 
+    fn counts(document: &Value) -> (usize, usize) {
+        let parsed = ParsedMetadata::new(document.clone(), 0);
+        (parsed.series_count(), parsed.instance_count())
+    }
+
     #[test]
     fn narrowing_keeps_one_series_or_instance() {
-        let doc = document();
-        assert_eq!(counts(&doc), (2, 3));
+        let doc = ParsedMetadata::new(document(), 0);
+        assert_eq!(counts(&doc.document), (2, 3));
         let series = narrow(&doc, Some("1.2"), None).unwrap();
         assert_eq!(counts(&series), (1, 1));
+        assert_eq!(series["Patient"], doc.document["Patient"]);
         let instance = narrow(&doc, None, Some("1.1.2")).unwrap();
         assert_eq!(counts(&instance), (1, 1));
         assert_eq!(

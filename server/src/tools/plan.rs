@@ -14,13 +14,16 @@ use rmcp::model::{ProgressNotificationParam, ProgressToken, RequestMetaObject};
 use rmcp::{Json, Peer, RoleServer};
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::edits::{self, MetadataChange, UpdateOptions, WriteResult};
 use super::views::{ImageSetSummaryView, Phase};
 use crate::audit::{self, Outcome};
 use crate::errors::ToolError;
 use crate::server::HealthImagingServer;
+
+/// The most changes the preview's text lists one by one (all are in `changes`).
+const PREVIEW_LINES: usize = 25;
 
 /// What a planned change does.
 #[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
@@ -68,6 +71,11 @@ pub struct PlannedChange {
     /// The instance removed (remove_instance only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sop_instance_uid: Option<String>,
+    /// What a person recognises it by: patient name and ID, study date and
+    /// description, modality, series number and description, instance
+    /// counts, primary or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl PlannedChange {
@@ -82,8 +90,122 @@ impl PlannedChange {
             study_instance_uid: summary.study_instance_uid.clone(),
             series_instance_uid: summary.series_instance_uid.clone(),
             sop_instance_uid: None,
+            label: None,
         }
     }
+}
+
+/// `value` of a DICOM attribute as display text: the first of several
+/// values, a person name's components joined.
+fn text(value: &Value) -> Option<String> {
+    let first = match value {
+        Value::Array(values) => values.first()?,
+        other => other,
+    };
+    let text = match first {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Object(name) => name
+            .get("Alphabetic")
+            .and_then(Value::as_str)?
+            .trim()
+            .to_owned(),
+        _ => return None,
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// YYYYMMDD as YYYY-MM-DD; anything else as it is.
+fn date(value: &str) -> String {
+    if value.len() == 8 && value.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}-{}-{}", &value[..4], &value[4..6], &value[6..])
+    } else {
+        value.to_owned()
+    }
+}
+
+/// One series in words: "CT series 3 \"AXIAL 2.5mm\", 120 instances".
+fn series_words(series: &Value) -> String {
+    let dicom = &series["DICOM"];
+    let instances = series["Instances"].as_object().map_or(0, Map::len);
+    let mut words = match text(&dicom["Modality"]) {
+        Some(modality) => format!("{modality} series"),
+        None => "series".to_owned(),
+    };
+    if let Some(number) = text(&dicom["SeriesNumber"]) {
+        words.push_str(&format!(" {number}"));
+    }
+    if let Some(description) = text(&dicom["SeriesDescription"]) {
+        words.push_str(&format!(" \"{description}\""));
+    }
+    words.push_str(&format!(
+        ", {instances} instance{}",
+        if instances == 1 { "" } else { "s" }
+    ));
+    words
+}
+
+/// The label of `change` from the metadata of the version it applies to.
+pub(crate) fn label(change: &PlannedChange, document: &Value) -> String {
+    let patient = &document["Patient"]["DICOM"];
+    let study = &document["Study"]["DICOM"];
+    let all_series = document["Study"]["Series"].as_object();
+    let mut parts = vec![format!(
+        "{} ({})",
+        text(&patient["PatientName"]).unwrap_or_else(|| "no name".to_owned()),
+        text(&patient["PatientID"]).unwrap_or_else(|| "no PatientID".to_owned())
+    )];
+    let mut study_words = "study".to_owned();
+    if let Some(day) = text(&study["StudyDate"]) {
+        study_words.push_str(&format!(" of {}", date(&day)));
+    }
+    if let Some(description) = text(&study["StudyDescription"]) {
+        study_words.push_str(&format!(" \"{description}\""));
+    }
+    parts.push(study_words);
+    let named = change
+        .series_instance_uid
+        .as_deref()
+        .and_then(|uid| all_series.and_then(|all| all.get(uid)));
+    match (change.action, named) {
+        (Action::RemoveInstance, Some(series)) => {
+            let sop = change.sop_instance_uid.as_deref().unwrap_or_default();
+            let number = text(&series["Instances"][sop]["DICOM"]["InstanceNumber"])
+                .map_or_else(String::new, |n| format!(" {n}"));
+            parts.push(format!("instance{number} of {}", series_words(series)));
+        }
+        (Action::RemoveSeries, Some(series)) => {
+            let total: usize = all_series
+                .into_iter()
+                .flatten()
+                .map(|(_, s)| s["Instances"].as_object().map_or(0, Map::len))
+                .sum();
+            parts.push(format!(
+                "{} (of {total} in the image set)",
+                series_words(series)
+            ));
+        }
+        _ => match all_series.map(|all| (all.len(), all)) {
+            Some((1, all)) => parts.extend(all.values().map(series_words)),
+            Some((count, all)) => {
+                let instances: usize = all
+                    .values()
+                    .map(|s| s["Instances"].as_object().map_or(0, Map::len))
+                    .sum();
+                parts.push(format!("{count} series, {instances} instances"));
+            }
+            None => parts.push("no series".to_owned()),
+        },
+    }
+    parts.push(
+        match change.is_primary {
+            Some(true) => "primary",
+            Some(false) => "not primary",
+            None => "primary or not unknown",
+        }
+        .to_owned(),
+    );
+    parts.join("; ")
 }
 
 /// What a destructive tool would do: its changes, and whether the cap left
@@ -161,11 +283,23 @@ impl HealthImagingServer {
         tool: &str,
         bound_arguments: Value,
         token: Option<crate::args::ConfirmationToken>,
-        plan: Plan,
+        mut plan: Plan,
         progress: Progress,
     ) -> Result<Json<DestructiveOutput>, ToolError> {
-        for change in &plan.changes {
+        for change in &mut plan.changes {
             audit::touch(&change.image_set_id);
+            // The version's document, held from planning: what a person
+            // recognises the image set by. Unreadable, the change has no label.
+            if let Ok(parsed) = self
+                .metadata(
+                    &plan.datastore_id,
+                    &change.image_set_id,
+                    Some(&change.version_id),
+                )
+                .await
+            {
+                change.label = Some(label(change, &parsed.document));
+            }
         }
         let fingerprint = json!(plan.changes);
         let refusal = match token {
@@ -234,7 +368,11 @@ impl HealthImagingServer {
             let id = change.image_set_id.as_str();
             let series = change.series_instance_uid.as_deref().unwrap_or_default();
             let outcome = match change.action {
-                Action::DeleteImageSet => edits::delete(&self.client, ds, id).await,
+                Action::DeleteImageSet => {
+                    // Its documents leave memory with it, whatever the outcome.
+                    self.metadata.forget(id);
+                    edits::delete(&self.client, ds, id).await
+                }
                 Action::RemoveSeries | Action::RemoveInstance => {
                     let removable = edits::removal(series, change.sop_instance_uid.as_deref());
                     let removal = MetadataChange::Dicom {
@@ -280,6 +418,26 @@ impl HealthImagingServer {
         phase: Phase,
         lead: &str,
     ) -> Json<DestructiveOutput> {
+        if plan.changes.is_empty() {
+            // Nothing to confirm: no token, and no invitation to call again.
+            let lead = if phase == Phase::Refused {
+                format!("{lead} ")
+            } else {
+                String::new()
+            };
+            return Json(DestructiveOutput {
+                summary: format!(
+                    "{lead}Nothing to do: no image set matches {}.",
+                    plan.subject
+                ),
+                phase,
+                changes: Vec::new(),
+                results: Vec::new(),
+                more_remain: false,
+                confirmation_token: None,
+                expires_in_seconds: None,
+            });
+        }
         let issued = self.confirmations.issue(tool, bound_arguments, fingerprint);
         let count = |action: Action| plan.changes.iter().filter(|c| c.action == action).count();
         let primary = plan
@@ -287,29 +445,44 @@ impl HealthImagingServer {
             .iter()
             .filter(|c| c.is_primary == Some(true))
             .count();
-        let what = if plan.changes.is_empty() {
-            format!(
-                "No image set matches {}; confirming changes nothing.",
-                plan.subject
-            )
-        } else {
-            format!(
-                "This would change {} image sets ({primary} primary) of {}: {} deleted, {} with a series removed, {} with an instance removed. Deletion is permanent.",
-                plan.changes.len(),
-                plan.subject,
-                count(Action::DeleteImageSet),
-                count(Action::RemoveSeries),
-                count(Action::RemoveInstance)
-            )
-        };
+        let mut what = format!(
+            "This would change {} image sets ({primary} primary) of {}: {} deleted, {} with a series removed, {} with an instance removed. Deletion is permanent.",
+            plan.changes.len(),
+            plan.subject,
+            count(Action::DeleteImageSet),
+            count(Action::RemoveSeries),
+            count(Action::RemoveInstance)
+        );
+        for change in plan.changes.iter().take(PREVIEW_LINES) {
+            let verb = match change.action {
+                Action::DeleteImageSet => "delete image set",
+                Action::RemoveSeries => "remove a series from image set",
+                Action::RemoveInstance => "remove an instance from image set",
+            };
+            what.push_str(&format!(
+                "\n- {verb} {} (version {}): {}",
+                change.image_set_id,
+                change.version_id,
+                change
+                    .label
+                    .as_deref()
+                    .unwrap_or("its metadata could not be read")
+            ));
+        }
+        if plan.changes.len() > PREVIEW_LINES {
+            what.push_str(&format!(
+                "\n- and {} more (see changes)",
+                plan.changes.len() - PREVIEW_LINES
+            ));
+        }
         let more = if plan.more_remain {
-            " More image sets match than one call may change; after this one, call again to continue."
+            "More image sets match than one call may change; after this one, call again to continue. "
         } else {
             ""
         };
         Json(DestructiveOutput {
             summary: format!(
-                "{lead} {what}{more} To execute exactly this, call {tool} again with this confirmation_token within {} seconds.",
+                "{lead} {what}\n{more}To execute exactly this, call {tool} again with this confirmation_token within {} seconds.",
                 issued.expires_in.as_secs()
             ),
             phase,
