@@ -88,8 +88,8 @@ fn instructions(options: &ServerOptions) -> String {
          hold instances that conflicted on import. Tools that find image sets by patient, study \
          or series include both. Searches and listings read every page up to limit and return \
          next_token when cut short.\n\
-         Every change makes a new image set version; older versions stay readable by version_id, \
-         so an edit can be reverted.\n\
+         Every change makes a new image set version; older versions stay readable by version_id \
+         (default: the latest), so an edit can be reverted.\n\
          Destructive tools work in two phases: a first call without confirmation_token changes \
          nothing and returns a preview and a confirmation_token. Show the preview to the user, and \
          call again with the token only after they agree. Tokens work once, expire after {ttl} \

@@ -13,7 +13,7 @@ use support::{command, standalone_emulator};
 use tokio::io::AsyncReadExt;
 use tokio::process::Child;
 
-const READ_TOOLS: [&str; 17] = [
+const READ_TOOLS: [&str; 18] = [
     "get_datastore",
     "get_dicom_import_job",
     "get_image_frame",
@@ -21,6 +21,7 @@ const READ_TOOLS: [&str; 17] = [
     "get_image_set_metadata",
     "get_patient_series",
     "get_patient_studies",
+    "get_series_montage",
     "get_series_primary_image_set",
     "get_study_primary_image_sets",
     "list_datastores",

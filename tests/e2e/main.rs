@@ -13,6 +13,7 @@ mod mcp_corrections_vr;
 mod mcp_delete;
 mod mcp_endpoint;
 mod mcp_erasure;
+mod mcp_montage;
 mod mcp_progress;
 mod mcp_read_tools;
 mod mcp_tools;

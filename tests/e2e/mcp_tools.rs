@@ -48,6 +48,7 @@ async fn grants_decide_which_tools_exist() {
         "get_image_set_metadata",
         "get_patient_series",
         "get_patient_studies",
+        "get_series_montage",
         "get_series_primary_image_set",
         "get_study_primary_image_sets",
         "list_datastores",

@@ -135,9 +135,30 @@ fn rewrite(mut schema: JsonObject, side: Side) -> JsonObject {
     strip_null(&mut schema);
     if side == Side::Output {
         // Constraints describe what a caller may send; an answer needs its shape.
-        for keyword in ["description", "minimum", "maximum", "default", "examples"] {
+        for keyword in [
+            "description",
+            "minimum",
+            "maximum",
+            "minItems",
+            "maxItems",
+            "default",
+            "examples",
+        ] {
             schema.remove(keyword);
         }
+        // An enum of strings says its type already.
+        if schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.iter().all(Value::is_string))
+            && schema.get("type") == Some(&Value::from("string"))
+        {
+            schema.remove("type");
+        }
+    }
+    if schema.get("items") == Some(&Value::Bool(true)) {
+        // Any item is the default.
+        schema.remove("items");
     }
     schema
 }
@@ -419,6 +440,31 @@ mod tests {
                     "note": {"type": "object", "properties": {"text": {"type": "string"}}}
                 },
                 "$defs": {"Result": {"type": "object", "properties": {"id": {"type": "string"}}}}
+            })
+        );
+    }
+
+    #[test]
+    fn output_enums_and_pairs_keep_only_what_a_reader_needs() {
+        let schema = object(json!({
+            "type": "object",
+            "properties": {
+                "phase": {"oneOf": [{"const": "preview", "type": "string"},
+                                    {"const": "executed", "type": "string"}]},
+                "size": {"type": "array", "items": {"type": "integer", "format": "uint32",
+                         "minimum": 0}, "minItems": 2, "maxItems": 2},
+                "values": {"type": "array", "items": true}
+            }
+        }));
+        assert_eq!(
+            Value::Object(compact(&schema, Side::Output)),
+            json!({
+                "type": "object",
+                "properties": {
+                    "phase": {"enum": ["preview", "executed"]},
+                    "size": {"type": "array", "items": {"type": "integer"}},
+                    "values": {"type": "array"}
+                }
             })
         );
     }

@@ -30,7 +30,7 @@ const COUNT_CAP: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct DeleteDatastoreArgs {
     pub datastore_id: DatastoreId,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 

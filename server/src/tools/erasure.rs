@@ -32,7 +32,7 @@ pub(crate) const DEFAULT_CAP: usize = 25;
 pub struct DeleteImageSetArgs {
     pub datastore_id: DatastoreId,
     pub image_set_id: ImageSetId,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -45,7 +45,7 @@ pub struct DeletePatientArgs {
     pub patient_id: PatientId,
     /// Most image sets deleted per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -57,7 +57,7 @@ pub struct DeleteStudyArgs {
     pub study_instance_uid: DicomUid,
     /// Most image sets deleted per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -70,7 +70,7 @@ pub struct BulkDeleteArgs {
     pub filters: Vec<FilterArg>,
     /// Most image sets deleted per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 

@@ -37,7 +37,6 @@ pub struct ImageFrameArgs {
     pub image_set_id: ImageSetId,
     /// An ImageFrames[].ID from get_image_set_metadata.
     pub image_frame_id: ImageFrameId,
-    /// The version whose metadata describes the frame (default: the latest).
     pub version_id: Option<VersionId>,
     /// Longest side in pixels, 16–2048 (default 512).
     pub max_size: Option<u32>,
@@ -142,39 +141,16 @@ impl HealthImagingServer {
                 "Take a frame ID from get_image_set_metadata (ImageFrames[].ID) of the same image set.",
             )
         })?;
-        let output = self
-            .client
-            .get_image_frame()
-            .datastore_id(args.datastore_id.as_str())
-            .image_set_id(args.image_set_id.as_str())
-            .image_frame_information(
-                ImageFrameInformation::builder()
-                    .image_frame_id(args.image_frame_id.as_str())
-                    .build()
-                    .map_err(|e| invalid(e.to_string()))?,
+        let (content_type, bytes) = self
+            .fetch_frame(
+                args.datastore_id.as_str(),
+                args.image_set_id.as_str(),
+                args.image_frame_id.as_str(),
             )
-            .send()
-            .await
-            .map_err(ToolError::from_sdk)?;
-        let content_type = output
-            .content_type()
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        let bytes = output
-            .image_frame_blob
-            .collect()
-            .await
-            .map_err(|e| {
-                ToolError::new(
-                    "MalformedResponse",
-                    format!("Could not read the frame: {e}"),
-                    "Try again.",
-                )
-            })?
-            .into_bytes();
+            .await?;
         let instance = &located.instance;
-        let attribute = |key: &str| number(&instance["DICOM"][key]);
-        let bits_allocated = attribute("BitsAllocated").unwrap_or(16.0) as u32;
+        let shown = InstanceDisplay::of(instance);
+        let bits_allocated = shown.bits_allocated;
         let samples = decode(&content_type, &bytes, instance, bits_allocated)?;
         let checksum_actual = crc32fast::hash(&pixel_buffer(&samples.values, bits_allocated));
         let checksum_expected = located.frame["PixelDataChecksumFromBaseToFullResolution"]
@@ -182,24 +158,7 @@ impl HealthImagingServer {
             .and_then(|levels| levels.last())
             .and_then(|level| level["Checksum"].as_u64())
             .map(|c| c as u32);
-        let metadata_window = match (attribute("WindowCenter"), attribute("WindowWidth")) {
-            (Some(center), Some(width)) if width >= 1.0 => Some(Window { center, width }),
-            _ => None,
-        };
-        let (window, window_source) = match (requested_window, metadata_window) {
-            (Some(w), _) => (Some(w), "arguments"),
-            (None, Some(w)) => (Some(w), "metadata"),
-            (None, None) => (None, "pixel range"),
-        };
-        let photometric = instance["DICOM"]["PhotometricInterpretation"]
-            .as_str()
-            .unwrap_or("MONOCHROME2");
-        let display = Display {
-            slope: attribute("RescaleSlope").unwrap_or(1.0),
-            intercept: attribute("RescaleIntercept").unwrap_or(0.0),
-            window,
-            invert: photometric.trim() == "MONOCHROME1",
-        };
+        let (display, window_source) = shown.display(requested_window);
         let rendered = render::render(&samples, display, max_size).map_err(|e| {
             ToolError::new(
                 "DecodeFailed",
@@ -272,8 +231,99 @@ impl HealthImagingServer {
     }
 }
 
+impl HealthImagingServer {
+    /// GetImageFrame: the stored frame and its content type.
+    pub(super) async fn fetch_frame(
+        &self,
+        datastore_id: &str,
+        image_set_id: &str,
+        frame_id: &str,
+    ) -> Result<(String, Vec<u8>), ToolError> {
+        let output = self
+            .client
+            .get_image_frame()
+            .datastore_id(datastore_id)
+            .image_set_id(image_set_id)
+            .image_frame_information(
+                ImageFrameInformation::builder()
+                    .image_frame_id(frame_id)
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(ToolError::from_sdk)?;
+        let content_type = output
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = output
+            .image_frame_blob
+            .collect()
+            .await
+            .map_err(|e| {
+                ToolError::new(
+                    "MalformedResponse",
+                    format!("Could not read the frame: {e}"),
+                    "Try again.",
+                )
+            })?
+            .into_bytes();
+        Ok((content_type, bytes.to_vec()))
+    }
+}
+
+/// How an instance's attributes say to show its pixels.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InstanceDisplay {
+    /// BitsAllocated (default 16).
+    pub bits_allocated: u32,
+    slope: f64,
+    intercept: f64,
+    window: Option<Window>,
+    invert: bool,
+}
+
+impl InstanceDisplay {
+    /// From an instance's DICOM attributes (its series' merged in).
+    pub(super) fn of(instance: &Value) -> Self {
+        let attribute = |key: &str| number(&instance["DICOM"][key]);
+        let window = match (attribute("WindowCenter"), attribute("WindowWidth")) {
+            (Some(center), Some(width)) if width >= 1.0 => Some(Window { center, width }),
+            _ => None,
+        };
+        let photometric = instance["DICOM"]["PhotometricInterpretation"]
+            .as_str()
+            .unwrap_or("MONOCHROME2");
+        Self {
+            bits_allocated: attribute("BitsAllocated").unwrap_or(16.0) as u32,
+            slope: attribute("RescaleSlope").unwrap_or(1.0),
+            intercept: attribute("RescaleIntercept").unwrap_or(0.0),
+            window,
+            invert: photometric.trim() == "MONOCHROME1",
+        }
+    }
+
+    /// The display for a requested window (else the instance's, else the
+    /// pixel range), and where its window comes from.
+    pub(super) fn display(self, requested: Option<Window>) -> (Display, &'static str) {
+        let (window, source) = match (requested, self.window) {
+            (Some(w), _) => (Some(w), "arguments"),
+            (None, Some(w)) => (Some(w), "metadata"),
+            (None, None) => (None, "pixel range"),
+        };
+        let display = Display {
+            slope: self.slope,
+            intercept: self.intercept,
+            window,
+            invert: self.invert,
+        };
+        (display, source)
+    }
+}
+
 /// The window applied, and where it came from, in words.
-fn window_text(window: Option<Window>, source: &str) -> String {
+pub(super) fn window_text(window: Option<Window>, source: &str) -> String {
     let Some(window) = window else {
         return "in its own colours (no window)".to_owned();
     };
@@ -288,7 +338,7 @@ fn window_text(window: Option<Window>, source: &str) -> String {
     )
 }
 
-fn invalid(message: impl Into<String>) -> ToolError {
+pub(super) fn invalid(message: impl Into<String>) -> ToolError {
     ToolError::new(
         "InvalidArgument",
         message,
@@ -297,7 +347,7 @@ fn invalid(message: impl Into<String>) -> ToolError {
 }
 
 /// A JSON number, or a DICOM DS/IS string (first value of a multi-valued one).
-fn number(value: &Value) -> Option<f64> {
+pub(super) fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -306,7 +356,7 @@ fn number(value: &Value) -> Option<f64> {
     }
 }
 
-struct Located {
+pub(super) struct Located {
     series_instance_uid: String,
     sop_instance_uid: String,
     instance: Value,
@@ -315,7 +365,7 @@ struct Located {
 }
 
 /// The instance and frame entry listing `frame_id`, found by the index.
-fn locate(parsed: &ParsedMetadata, frame_id: &str) -> Option<Located> {
+pub(super) fn locate(parsed: &ParsedMetadata, frame_id: &str) -> Option<Located> {
     let at = parsed.frame(frame_id)?;
     let series = &parsed.document["Study"]["Series"][&at.series_instance_uid];
     let listed = &series["Instances"][&at.sop_instance_uid];
@@ -339,7 +389,7 @@ fn locate(parsed: &ParsedMetadata, frame_id: &str) -> Option<Located> {
 }
 
 /// Decodes a frame by its content type.
-fn decode(
+pub(super) fn decode(
     content_type: &str,
     bytes: &[u8],
     instance: &Value,

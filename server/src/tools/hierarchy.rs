@@ -32,7 +32,7 @@ pub struct DeleteSeriesArgs {
     pub series_instance_uid: DicomUid,
     /// Most image sets changed per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -45,7 +45,7 @@ pub struct DeleteInstanceInStudyArgs {
     pub sop_instance_uid: DicomUid,
     /// Most image sets changed per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -58,7 +58,7 @@ pub struct DeleteInstanceInSeriesArgs {
     pub sop_instance_uid: DicomUid,
     /// Most image sets changed per call (default 25).
     pub max_image_sets: Option<usize>,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 

@@ -30,7 +30,6 @@ const MAX_MAX_BYTES: usize = 1_000_000;
 pub struct ImageSetArgs {
     pub datastore_id: DatastoreId,
     pub image_set_id: ImageSetId,
-    /// Default: the latest.
     pub version_id: Option<VersionId>,
 }
 
@@ -70,7 +69,6 @@ pub struct ListVersionsOutput {
 pub struct MetadataArgs {
     pub datastore_id: DatastoreId,
     pub image_set_id: ImageSetId,
-    /// Default: the latest.
     pub version_id: Option<VersionId>,
     /// Only this series.
     pub series_instance_uid: Option<DicomUid>,

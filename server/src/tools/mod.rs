@@ -8,12 +8,14 @@ mod datastores;
 mod delete_datastore;
 mod edits;
 mod erasure;
+mod font;
 mod frames;
 mod hierarchy;
 mod image_set_writes;
 mod image_sets;
 mod import_jobs;
 mod metadata_summary;
+mod montage;
 mod patients;
 mod plan;
 mod removals;
@@ -41,6 +43,7 @@ pub fn router(grant: Grant) -> ToolRouter<HealthImagingServer> {
         + HealthImagingServer::patient_tools()
         + HealthImagingServer::image_set_tools()
         + HealthImagingServer::frame_tools()
+        + HealthImagingServer::montage_tools()
         + HealthImagingServer::erasure_tools()
         + HealthImagingServer::hierarchy_tools()
         + HealthImagingServer::removal_tools()

@@ -446,8 +446,11 @@ impl HealthImagingServer {
             .filter(|c| c.is_primary == Some(true))
             .count();
         let mut what = format!(
-            "This would change {} image sets ({primary} primary) of {}: {} deleted, {} with a series removed, {} with an instance removed. Deletion is permanent.",
-            plan.changes.len(),
+            "This would change {} ({primary} primary) of {}: {} deleted, {} with a series removed, {} with an instance removed. Deletion is permanent.",
+            match plan.changes.len() {
+                1 => "1 image set".to_owned(),
+                n => format!("{n} image sets"),
+            },
             plan.subject,
             count(Action::DeleteImageSet),
             count(Action::RemoveSeries),

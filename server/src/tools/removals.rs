@@ -29,7 +29,7 @@ pub struct RemoveSeriesArgs {
     pub datastore_id: DatastoreId,
     pub image_set_id: ImageSetId,
     pub series_instance_uid: DicomUid,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 
@@ -41,7 +41,7 @@ pub struct RemoveInstanceArgs {
     pub image_set_id: ImageSetId,
     pub series_instance_uid: DicomUid,
     pub sop_instance_uid: DicomUid,
-    /// Omit to preview; after the user agrees, the token the preview returned.
+    /// Omit to preview; then, once the user agrees, the preview's token.
     pub confirmation_token: Option<ConfirmationToken>,
 }
 

@@ -49,8 +49,54 @@ pub struct Rendered {
     pub window: Option<Window>,
 }
 
-/// Renders `samples` no larger than `max_size` on either side.
+/// Displayable pixels: 8-bit grey or RGB.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// 1 (grey) or 3 (RGB).
+    pub components: u32,
+    /// Bytes in row order, components interleaved.
+    pub pixels: Vec<u8>,
+    /// The window applied to grey samples.
+    pub window: Option<Window>,
+}
+
+/// Renders `samples` as a PNG no larger than `max_size` on either side.
 pub fn render(samples: &Samples, display: Display, max_size: u32) -> Result<Rendered, String> {
+    let picture = draw(samples, display, max_size)?;
+    Ok(Rendered {
+        png: encode_png(&picture)?,
+        width: picture.width,
+        height: picture.height,
+        window: picture.window,
+    })
+}
+
+/// `picture` as PNG bytes.
+pub fn encode_png(picture: &Picture) -> Result<Vec<u8>, String> {
+    let color = if picture.components == 3 {
+        png::ColorType::Rgb
+    } else {
+        png::ColorType::Grayscale
+    };
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, picture.width, picture.height);
+        encoder.set_color(color);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+        writer
+            .write_image_data(&picture.pixels)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(png_bytes)
+}
+
+/// Windows `samples` into 8-bit pixels no larger than `max_size` on either side.
+pub fn draw(samples: &Samples, display: Display, max_size: u32) -> Result<Picture, String> {
     let expected = samples.width as usize * samples.height as usize * samples.components as usize;
     if samples.values.len() != expected || expected == 0 {
         return Err(format!(
@@ -65,14 +111,14 @@ pub fn render(samples: &Samples, display: Display, max_size: u32) -> Result<Rend
         (f64::from(samples.width.max(samples.height)) / f64::from(max_size.max(1))).max(1.0);
     let width = ((f64::from(samples.width) / scale).round() as u32).max(1);
     let height = ((f64::from(samples.height) / scale).round() as u32).max(1);
-    let (pixels, color, window): (Vec<u8>, _, _) = if samples.components == 3 {
+    let (pixels, components, window): (Vec<u8>, _, _) = if samples.components == 3 {
         let max = samples.values.iter().copied().max().unwrap_or(255);
         let shift = if max > 255 { 8 } else { 0 };
         let bytes = resample(samples, width, height)
             .into_iter()
             .map(|v| (v >> shift).clamp(0, 255) as u8)
             .collect();
-        (bytes, png::ColorType::Rgb, None)
+        (bytes, 3, None)
     } else {
         let rescaled: Vec<f64> = samples
             .values
@@ -102,22 +148,13 @@ pub fn render(samples: &Samples, display: Display, max_size: u32) -> Result<Rend
             .into_iter()
             .map(|v| v as u8)
             .collect();
-        (bytes, png::ColorType::Grayscale, Some(window))
+        (bytes, 1, Some(window))
     };
-    let mut png_bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
-        encoder.set_color(color);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-        writer
-            .write_image_data(&pixels)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(Rendered {
-        png: png_bytes,
+    Ok(Picture {
         width,
         height,
+        components,
+        pixels,
         window,
     })
 }

@@ -79,9 +79,8 @@ pub enum FilterOperator {
 #[serde(deny_unknown_fields)]
 pub struct FilterArg {
     pub attribute: SearchAttribute,
-    /// EQUAL on identifiers and isPrimary; BETWEEN on times and DICOMStudyDateAndTime.
     pub operator: FilterOperator,
-    /// EQUAL: one (a string; true or false for isPrimary). BETWEEN: lower and upper bound.
+    /// One for EQUAL; lower and upper bound for BETWEEN.
     pub values: Vec<Value>,
 }
 
@@ -171,9 +170,8 @@ impl SearchOutput {
 
 #[tool_router(router = search_tools, vis = "pub(crate)")]
 impl HealthImagingServer {
-    /// Search image sets with the API's filters: at most two; EQUAL on DICOMPatientId,
-    /// DICOMAccessionNumber, DICOMStudyId, DICOMStudyInstanceUID, DICOMSeriesInstanceUID or
-    /// isPrimary; BETWEEN on createdAt, updatedAt or DICOMStudyDateAndTime. Results carry
+    /// Search image sets with the API's filters: at most two, EQUAL on identifiers and
+    /// isPrimary, BETWEEN on createdAt, updatedAt and DICOMStudyDateAndTime. Results carry
     /// patient, study and series attributes, version and primary flag.
     #[tool(
         name = "search_image_sets",
