@@ -162,9 +162,7 @@ impl AuditLog {
 }
 
 fn now_rfc3339() -> String {
-    aws_smithy_types::DateTime::from(SystemTime::now())
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
+    crate::timefmt::rfc3339_millis(&aws_smithy_types::DateTime::from(SystemTime::now()))
 }
 
 /// A writer whose bytes can be read back, for tests of the audit trail.

@@ -6,9 +6,8 @@
 //! endpoint. Problems the chain would otherwise report on the first call
 //! (no region, no credentials) are found at start and reported plainly.
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::environment::{
     EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
@@ -19,6 +18,7 @@ use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvi
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_medicalimaging::Client;
 use healthimaging_emulator::{Emulator, EmulatorConfig, Service, Surface};
 
@@ -79,7 +79,7 @@ pub enum StartupError {
     NoRegion,
     /// The AWS backend has no usable credentials.
     #[error(
-        "No AWS credentials were found: {0}. Configure credentials (environment variables, AWS_PROFILE with a profile in ~/.aws, SSO, or an instance role) and start again."
+        "No AWS credentials were found: {0}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary keys), or AWS_PROFILE naming a profile in ~/.aws/config (for SSO, run `aws sso login --profile NAME` first), or run where a container or instance role provides them; then start again."
     )]
     NoCredentials(String),
     /// The embedded emulator did not start.
@@ -394,6 +394,14 @@ async fn credentials(sdk_config: &SdkConfig) -> Result<Credentials, String> {
         .ok_or_else(|| "no credentials provider is configured".to_owned())?;
     match tokio::time::timeout(Duration::from_secs(10), provider.provide_credentials()).await {
         Ok(Ok(credentials)) => Ok(credentials),
+        // Every provider of the chain found nothing: the chain's own
+        // account of each attempt is long and says nothing more.
+        Ok(Err(CredentialsError::CredentialsNotLoaded(_))) => Err(
+            "no provider found any (environment, profile, web identity, container or instance metadata)"
+                .to_owned(),
+        ),
+        // A provider that was configured and failed (an expired SSO session,
+        // a broken profile) says why.
         Ok(Err(error)) => {
             Err(aws_sdk_medicalimaging::error::DisplayErrorContext(&error).to_string())
         }

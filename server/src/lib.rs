@@ -27,6 +27,7 @@ pub mod run;
 pub mod sdk;
 pub mod seed;
 pub mod server;
+pub mod timefmt;
 pub mod tools;
 pub mod transport;
 

@@ -11,9 +11,12 @@ use tracing_subscriber::EnvFilter;
 
 /// Crates whose logs may carry message or request content, and the most
 /// they may log.
-const CLAMPED: [(&str, &str); 12] = [
+const CLAMPED: [(&str, &str); 13] = [
     ("rmcp", "off"),
     ("aws_config", "warn"),
+    // Off EC2 every instance metadata probe fails; a missing credential is
+    // reported once, with what to set, by the start-up error instead.
+    ("aws_config::imds", "error"),
     ("aws_smithy_runtime", "warn"),
     ("aws_smithy_runtime_api", "warn"),
     ("aws_smithy_http_client", "warn"),

@@ -186,6 +186,15 @@ async fn every_read_tool_on_the_demo_set() {
     let args = json!({"datastore_id": ds, "image_set_id": set});
     let got = structured(&mcp.call("get_image_set", args.clone()).await);
     assert_eq!(got["image_set"]["version_id"], "1");
+    // Times are RFC 3339 in UTC with exactly three fraction digits.
+    for key in ["created_at", "updated_at"] {
+        let time = got["image_set"][key].as_str().unwrap();
+        let shape: String = time
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{key}: {time}");
+    }
     insta::assert_json_snapshot!("get_image_set", redacted(&got));
     let versions = structured(&mcp.call("list_image_set_versions", args.clone()).await);
     assert_eq!(

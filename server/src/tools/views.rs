@@ -5,7 +5,6 @@ use aws_sdk_medicalimaging::types::{
     DatastoreProperties, DatastoreSummary, ImageSetProperties, ImageSetsMetadataSummary,
 };
 use aws_smithy_types::DateTime;
-use aws_smithy_types::date_time::Format;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -38,9 +37,9 @@ pub struct DatastoreView {
     pub lambda_authorizer_arn: Option<String>,
 }
 
-/// RFC 3339 text for an SDK timestamp.
+/// RFC 3339 text with milliseconds for an SDK timestamp.
 pub fn time(value: Option<&DateTime>) -> Option<String> {
-    value.and_then(|t| t.fmt(Format::DateTime).ok())
+    value.map(crate::timefmt::rfc3339_millis)
 }
 
 impl From<&DatastoreProperties> for DatastoreView {

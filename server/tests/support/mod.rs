@@ -16,6 +16,15 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_healthimaging-mcp");
 pub fn command(args: &[&str], home: &Path) -> Command {
     let mut command = Command::new(BINARY);
     command.args(args);
+    // Empty AWS files, as on a machine without profiles (an overridden path
+    // that does not exist draws the SDK's warning, which a fresh machine
+    // does not).
+    for file in ["aws-config", "aws-credentials"] {
+        let path = home.join(file);
+        if !path.exists() {
+            std::fs::write(&path, "").expect("the test's home is writable");
+        }
+    }
     for (name, _) in std::env::vars() {
         if name.starts_with("AWS_") {
             command.env_remove(name);
