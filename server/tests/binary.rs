@@ -306,7 +306,10 @@ async fn missing_region_or_credentials_are_reported_at_start() {
     )
     .await;
     assert!(stderr.contains("No AWS credentials were found"), "{stderr}");
-    assert!(stderr.contains("Set AWS_ACCESS_KEY_ID"), "says what to set: {stderr}");
+    assert!(
+        stderr.contains("Set AWS_ACCESS_KEY_ID"),
+        "says what to set: {stderr}"
+    );
     assert!(
         !stderr.contains("ProviderAttempt") && stderr.lines().count() <= 2,
         "one readable message, not the provider chain's dump: {stderr}"

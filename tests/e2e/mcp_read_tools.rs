@@ -210,7 +210,10 @@ async fn every_read_tool_on_the_demo_set() {
     );
     assert_eq!(summary["summarized"], true);
     insta::assert_json_snapshot!("get_image_set_metadata_summary", redacted(&summary));
-    let full = structured(&mcp.call("get_image_set_metadata", args.clone()).await);
+    let mut whole = args.clone();
+    whole["max_bytes"] = json!(1_000_000);
+    let full = structured(&mcp.call("get_image_set_metadata", whole).await);
+    assert_eq!(full["summarized"], false);
     let series_doc = &full["metadata"]["Study"]["Series"][series_uid];
     let (sop, instance) = series_doc["Instances"]
         .as_object()
