@@ -6,14 +6,14 @@
 //! | `healthimaging://datastore/{datastore_id}` | one datastore's properties |
 //! | `healthimaging://datastore/{datastore_id}/imageset/{image_set_id}/metadata` | an image set's metadata document, decompressed |
 
-use aws_sdk_medicalimaging::Client;
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
 use serde_json::json;
 
 use crate::args::{DatastoreId, ImageSetId};
 use crate::errors::ToolError;
-use crate::tools::{datastores_get, datastores_list, fetch_metadata};
+use crate::server::HealthImagingServer;
+use crate::tools::{datastores_get, datastores_list};
 
 const DATASTORES: &str = "healthimaging://datastores";
 const DATASTORE_PREFIX: &str = "healthimaging://datastore/";
@@ -51,7 +51,11 @@ pub fn templates() -> Vec<ResourceTemplate> {
 }
 
 /// Reads the resource at `uri`.
-pub async fn read(client: &Client, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+pub async fn read(
+    server: &HealthImagingServer,
+    uri: &str,
+) -> Result<ReadResourceResult, ErrorData> {
+    let client = &server.client;
     let document = if uri == DATASTORES {
         let (datastores, more) = datastores_list(client, None, MAX_LISTED, None)
             .await
@@ -65,8 +69,8 @@ pub async fn read(client: &Client, uri: &str) -> Result<ReadResourceResult, Erro
         let not_found = |reason: String| ErrorData::resource_not_found(reason, None);
         let ds = DatastoreId::parse(ds).map_err(not_found)?;
         let set = ImageSetId::parse(set).map_err(not_found)?;
-        match fetch_metadata(client, ds.as_str(), set.as_str(), None).await {
-            Ok(document) => document,
+        match server.metadata(ds.as_str(), set.as_str(), None).await {
+            Ok(parsed) => parsed.document.clone(),
             Err(error) if error.code == "ResourceNotFoundException" => {
                 return Err(ErrorData::resource_not_found(error.to_string(), None));
             }

@@ -169,7 +169,7 @@ impl ServerHandler for HealthImagingServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        resources::read(&self.client, &request.uri)
+        resources::read(self, &request.uri)
             .await
             .map(ReadResourceResponse::from)
     }

@@ -463,6 +463,49 @@ async fn previews_name_what_a_person_recognises_and_an_empty_plan_says_so() {
         "{label}"
     );
 
+    // Executed, the result says what was removed and what remains.
+    let removed = structured(
+        &mcp.call(
+            "remove_instance_from_image_set",
+            json!({"datastore_id": ds, "image_set_id": id,
+                   "series_instance_uid": series_uid, "sop_instance_uid": sop,
+                   "confirmation_token": removal["confirmation_token"]}),
+        )
+        .await,
+    );
+    let summary = removed["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!(
+            "removed the instance from image set {id} ({label}): its version 2 no longer holds it; versions 1 to 1 still do"
+        )),
+        "{summary}"
+    );
+    let preview = structured(
+        &mcp.call(
+            "delete_image_set",
+            json!({"datastore_id": ds, "image_set_id": id}),
+        )
+        .await,
+    );
+    let deleted = structured(
+        &mcp.call(
+            "delete_image_set",
+            json!({"datastore_id": ds, "image_set_id": id,
+                   "confirmation_token": preview["confirmation_token"]}),
+        )
+        .await,
+    );
+    let summary = deleted["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("deleted image set {id} with every version (")),
+        "{summary}"
+    );
+    assert!(summary.contains("nothing of it remains"), "{summary}");
+    assert!(
+        summary.ends_with("No other image set matched when the plan was made."),
+        "{summary}"
+    );
+
     let nothing = structured(
         &mcp.call(
             "delete_patient_studies",
@@ -498,8 +541,17 @@ async fn a_deleted_image_set_is_never_read_from_the_servers_memory() {
     let again = mcp.call("get_image_set_metadata", args).await;
     assert_eq!(again.is_error, Some(true), "{again:?}");
     assert!(
-        text(&again).contains("ResourceNotFound") || text(&again).contains("deleted"),
+        text(&again).starts_with("ResourceNotFoundException")
+            && text(&again).contains(&format!("Image set {id} was deleted")),
         "{}",
         text(&again)
     );
+    // The metadata resource says the same.
+    let uri = format!("healthimaging://datastore/{ds}/imageset/{id}/metadata");
+    let resource = mcp
+        .client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri))
+        .await
+        .expect_err("a deleted image set's metadata is not a resource");
+    assert!(resource.to_string().contains("was deleted"), "{resource}");
 }

@@ -306,10 +306,13 @@ impl HealthImagingServer {
         let version = current.version_id();
         if current.image_set_state() == &ImageSetState::Deleted {
             self.metadata.forget(image_set_id);
-            // HealthImaging answers for a deleted image set, not the cache.
-            let (document, bytes) =
-                fetch_document(&self.client, datastore_id, image_set_id, Some(version)).await?;
-            return Ok(Arc::new(ParsedMetadata::new(document, bytes)));
+            return Err(ToolError::new(
+                "ResourceNotFoundException",
+                format!(
+                    "Image set {image_set_id} was deleted: its metadata and frames are gone; only its properties remain (state DELETED)"
+                ),
+                "Search again for the image sets that remain (search_image_sets or a search_by_ tool).",
+            ));
         }
         if let Some(held) = self.metadata.get(datastore_id, image_set_id, version) {
             return Ok(held);
@@ -321,18 +324,6 @@ impl HealthImagingServer {
             .insert(datastore_id, image_set_id, version, parsed.clone());
         Ok(parsed)
     }
-}
-
-/// GetImageSetMetadata, gunzipped and parsed.
-pub(crate) async fn fetch_metadata(
-    client: &Client,
-    datastore_id: &str,
-    image_set_id: &str,
-    version_id: Option<&str>,
-) -> Result<Value, ToolError> {
-    fetch_document(client, datastore_id, image_set_id, version_id)
-        .await
-        .map(|(document, _)| document)
 }
 
 /// GetImageSetMetadata, gunzipped and parsed, with the size of its JSON text.

@@ -26,7 +26,6 @@ pub mod views;
 
 pub(crate) use aliases::translate as translate_aliases;
 pub(crate) use datastores::{get as datastores_get, list as datastores_list};
-pub(crate) use image_sets::fetch_metadata;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 

@@ -95,6 +95,60 @@ impl PlannedChange {
     }
 }
 
+/// What an execution removed, and what remains, change by change.
+fn executed_summary(plan: &Plan, results: &[WriteResult]) -> String {
+    let failed = results.iter().filter(|r| !r.succeeded()).count();
+    let mut text = format!(
+        "Executed {} of {}: {} done, {failed} failed.",
+        match results.len() {
+            1 => "1 change".to_owned(),
+            n => format!("{n} changes"),
+        },
+        plan.subject,
+        results.len() - failed
+    );
+    for (change, result) in plan.changes.iter().zip(results) {
+        let id = &change.image_set_id;
+        let label = change
+            .label
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
+        let line = match (change.action, result.succeeded()) {
+            (Action::DeleteImageSet, true) => {
+                format!("deleted image set {id} with every version{label}; nothing of it remains")
+            }
+            (Action::RemoveSeries | Action::RemoveInstance, true) => {
+                let what = if change.action == Action::RemoveSeries {
+                    "the series"
+                } else {
+                    "the instance"
+                };
+                let old = result
+                    .from_version_id
+                    .as_deref()
+                    .unwrap_or(&change.version_id);
+                format!(
+                    "removed {what} from image set {id}{label}: its version {} no longer holds it; versions 1 to {old} still do (delete_image_set removes every version)",
+                    result.version_id
+                )
+            }
+            (_, false) => format!(
+                "FAILED on image set {id}{label}, which remains as it was: {}",
+                result.message.as_deref().unwrap_or("see results")
+            ),
+        };
+        text.push_str(&format!("\n- {line}"));
+    }
+    text.push('\n');
+    text.push_str(if plan.more_remain {
+        "More image sets still match than one call may change: they remain. Call the tool again for a new preview to continue."
+    } else {
+        "No other image set matched when the plan was made."
+    });
+    text
+}
+
 /// `value` of a DICOM attribute as display text: the first of several
 /// values, a person name's components joined.
 fn text(value: &Value) -> Option<String> {
@@ -338,19 +392,9 @@ impl HealthImagingServer {
             }));
         }
         let results = self.execute(&plan, &progress).await;
-        let failed = results.iter().filter(|r| !r.succeeded()).count();
-        let more = if plan.more_remain {
-            " More image sets match than one call may change: call the tool again for a new preview to continue."
-        } else {
-            ""
-        };
+        let summary = executed_summary(&plan, &results);
         Ok(Json(DestructiveOutput {
-            summary: format!(
-                "Executed {} changes to {}: {} done, {failed} failed (see results).{more}",
-                results.len(),
-                plan.subject,
-                results.len() - failed
-            ),
+            summary,
             phase: Phase::Executed,
             changes: plan.changes,
             results,

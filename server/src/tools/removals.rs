@@ -7,6 +7,8 @@
 //! The removal makes a new version; the old ones stay readable, and a revert
 //! brings the content back.
 
+use std::sync::Arc;
+
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::RequestMetaObject;
 use rmcp::{Json, Peer, RoleServer, tool, tool_router};
@@ -20,6 +22,7 @@ use super::views::ImageSetSummaryView;
 use crate::args::{ConfirmationToken, DatastoreId, DicomUid, ImageSetId};
 use crate::audit;
 use crate::errors::ToolError;
+use crate::metadata_cache::ParsedMetadata;
 use crate::server::HealthImagingServer;
 
 /// Arguments of `remove_series_from_image_set`.
@@ -68,9 +71,10 @@ impl HealthImagingServer {
         let (ds, id) = (args.datastore_id.as_str(), args.image_set_id.as_str());
         let series = args.series_instance_uid.as_str();
         audit::touch(ds);
-        let (view, document) = self.read(ds, id).await?;
+        let (view, parsed) = self.read(ds, id).await?;
+        let document = &parsed.document;
         if document["Study"]["Series"].get(series).is_none() {
-            return Err(not_held(id, &format!("series {series}"), &document));
+            return Err(not_held(id, &format!("series {series}"), document));
         }
         let mut change = PlannedChange::on(&view, Action::RemoveSeries);
         change.series_instance_uid = Some(series.to_owned());
@@ -110,7 +114,8 @@ impl HealthImagingServer {
             args.sop_instance_uid.as_str(),
         );
         audit::touch(ds);
-        let (view, document) = self.read(ds, id).await?;
+        let (view, parsed) = self.read(ds, id).await?;
+        let document = &parsed.document;
         if document["Study"]["Series"][series]["Instances"]
             .get(sop)
             .is_none()
@@ -118,7 +123,7 @@ impl HealthImagingServer {
             return Err(not_held(
                 id,
                 &format!("instance {sop} in series {series}"),
-                &document,
+                document,
             ));
         }
         let mut change = PlannedChange::on(&view, Action::RemoveInstance);
@@ -143,7 +148,7 @@ impl HealthImagingServer {
         &self,
         ds: &str,
         id: &str,
-    ) -> Result<(ImageSetSummaryView, Value), ToolError> {
+    ) -> Result<(ImageSetSummaryView, Arc<ParsedMetadata>), ToolError> {
         let view = edits::current(&self.client, ds, id).await?;
         if view.image_set_state == "DELETED" {
             return Err(ToolError::new(
@@ -152,14 +157,15 @@ impl HealthImagingServer {
                 "Search again: deleted image sets cannot be changed.",
             ));
         }
-        let document = super::fetch_metadata(&self.client, ds, id, None).await?;
+        // The document of the very version the summary names.
+        let parsed = self.metadata(ds, id, Some(&view.version_id)).await?;
         let summary = ImageSetSummaryView {
             image_set_id: view.image_set_id,
             version: view.version_id.parse().unwrap_or_default(),
             is_primary: view.is_primary,
-            ..summary_of(&document)
+            ..summary_of(&parsed.document)
         };
-        Ok((summary, document))
+        Ok((summary, parsed))
     }
 }
 
