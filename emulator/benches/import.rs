@@ -109,7 +109,27 @@ fn encode_alone(frames: &[(Vec<i32>, Layout)]) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-async fn import(dir: &Path, data_dir: Option<&Path>) -> f64 {
+/// CPU seconds this process has used (user and system, every thread).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5); 100 ticks a second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Wall seconds, CPU seconds and seconds spent encoding and verifying.
+async fn import(dir: &Path, data_dir: Option<&Path>) -> (f64, f64, f64) {
     let mut config = EmulatorConfig::default()
         .with_seed(1)
         .with_transition_delay(Duration::ZERO)
@@ -129,6 +149,7 @@ async fn import(dir: &Path, data_dir: Option<&Path>) -> f64 {
         .expect("datastore")
         .to_owned();
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let job = call(
         &service,
         "POST",
@@ -158,7 +179,11 @@ async fn import(dir: &Path, data_dir: Option<&Path>) -> f64 {
         assert_ne!(status["jobProperties"]["jobStatus"], "FAILED", "{status}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    started.elapsed().as_secs_f64()
+    (
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu,
+        service.imports.totals().encode_time.as_secs_f64(),
+    )
 }
 
 #[tokio::main]
@@ -181,11 +206,11 @@ async fn main() {
         let manifest = healthimaging_fixtures::write(&spec, &root).expect("fixtures");
         let frames = frames_to_encode(&root.join("dicom"));
         let alone = encode_alone(&frames);
-        let in_memory = import(dir.path(), None).await;
+        let (in_memory, cpu, codec) = import(dir.path(), None).await;
         let data = dir.path().join("data");
-        let durable = import(dir.path(), Some(&data)).await;
+        let (durable, durable_cpu, _) = import(dir.path(), Some(&data)).await;
         println!(
-            "{name} set: {} instances, {} frames encoded; one thread encodes them alone in {alone:.2} s; import in memory {in_memory:.2} s ({:.2}x, {:.0} instances/s), with a data directory {durable:.2} s ({:.2}x)",
+            "{name} set: {} instances, {} frames encoded; one thread encodes them alone in {alone:.2} s; import in memory {in_memory:.2} s ({:.2}x, {:.0} instances/s; {cpu:.2} s of CPU, {codec:.2} s of it decoding, encoding and verifying), with a data directory {durable:.2} s ({:.2}x; {durable_cpu:.2} s of CPU)",
             manifest.totals.instances,
             frames.len(),
             in_memory / alone,

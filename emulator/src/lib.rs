@@ -24,6 +24,7 @@ mod arn;
 pub mod clock;
 mod config;
 pub mod control;
+pub mod dicomweb;
 pub mod error;
 mod faults;
 mod http;

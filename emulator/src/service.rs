@@ -35,6 +35,8 @@ pub struct Service {
     pub s3: S3Root,
     /// Totals over the imports run.
     pub imports: crate::import::Counters,
+    /// Parsed metadata documents for the DICOMweb reads.
+    pub documents: crate::dicomweb::Documents,
     temporary_s3: bool,
     store: Store,
     import_queue: Mutex<Option<Sender<String>>>,
@@ -79,6 +81,7 @@ impl Service {
             faults: Faults::new(IdSource::new(seed, Stream::Fault)),
             s3,
             imports: Default::default(),
+            documents: Default::default(),
             temporary_s3,
             store,
             import_queue: Mutex::new(None),
@@ -278,6 +281,32 @@ pub async fn dispatch(
     let request_id = service.request_ids.uuid();
     let method = request.method().clone();
     let uri = request.uri().clone();
+    if let Some(matched) = crate::dicomweb::route(&method, uri.path()) {
+        let (action, mut response) = match matched {
+            Err(no_route) => (
+                None,
+                wire::unknown_operation(no_route.status(), method.as_str(), uri.path()),
+            ),
+            Ok(route) => {
+                let action = route.action;
+                let response =
+                    crate::dicomweb::dispatch(&service, route, request.headers(), uri.query())
+                        .await;
+                (Some(action), response)
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-amzn-RequestId", value);
+        }
+        // Action names, statuses and request IDs only: paths carry UIDs.
+        tracing::debug!(
+            action = action.map(|a| a.name()).unwrap_or("unknown"),
+            status = response.status().as_u16(),
+            request_id,
+            "request"
+        );
+        return response;
+    }
     let (operation, mut response) = match router::route(&method, uri.path()) {
         Err(no_route) => (
             None,

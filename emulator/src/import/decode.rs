@@ -10,7 +10,7 @@ use healthimaging_codec::{Layout, rle as rle_codec};
 use super::frames::{FrameError, Pixels};
 
 /// The samples of a baseline JPEG image, interleaved.
-pub(super) fn jpeg_baseline(codestream: &[u8]) -> Result<Vec<i32>, FrameError> {
+pub(crate) fn jpeg_baseline(codestream: &[u8]) -> Result<Vec<i32>, FrameError> {
     let mut decoder = jpeg_decoder::Decoder::new(codestream);
     let pixels = decoder
         .decode()

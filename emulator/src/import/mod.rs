@@ -19,7 +19,7 @@
 //! progress, and the next start resumes it after its last committed group
 //! (frames written for an uncommitted group are swept away at start).
 
-mod decode;
+pub(crate) mod decode;
 pub mod frames;
 mod grouping;
 mod instance;

@@ -30,6 +30,8 @@ use crate::store::{Datastore, DatastoreStatus, Reader};
 use crate::validate;
 use crate::wire::Query;
 
+pub(crate) use image_sets::frame_content_type;
+
 /// A routed request: decoded path labels, query and raw body.
 #[derive(Debug)]
 pub struct Request {
@@ -85,7 +87,11 @@ fn find_datastore(reader: &Reader<'_>, id: &str) -> ApiResult<Datastore> {
 }
 
 /// The datastore `id` unless it is `DELETED`.
-fn find_live_datastore(service: &Service, reader: &Reader<'_>, id: &str) -> ApiResult<Datastore> {
+pub(crate) fn find_live_datastore(
+    service: &Service,
+    reader: &Reader<'_>,
+    id: &str,
+) -> ApiResult<Datastore> {
     let datastore = find_datastore(reader, id)?;
     if datastore.status(service.now(), service.config.transition_delay) == DatastoreStatus::Deleted
     {

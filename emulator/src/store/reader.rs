@@ -315,6 +315,28 @@ impl<'c> Reader<'c> {
         self.primaries(datastore_id, "study_uid", study_uid, i64::MAX)
     }
 
+    /// The primary image sets of `datastore_id`, most recently updated
+    /// first (what DICOMweb addresses without an `imageSetId`).
+    pub fn primaries_by_update(&self, datastore_id: &str) -> Result<Vec<ImageSet>> {
+        let Some(datastore) = self.datastore_seq(datastore_id)? else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<i64> = self
+            .connection
+            .prepare_cached(
+                "SELECT row FROM image_sets INDEXED BY search_is_primary_updated_at
+                 WHERE datastore = ? AND deleted = 0 AND is_primary = 1
+                 ORDER BY updated_at DESC, row DESC",
+            )?
+            .query_map(params![datastore], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut sets = Vec::with_capacity(rows.len());
+        for row in rows {
+            sets.extend(self.image_set_at(row)?);
+        }
+        Ok(sets)
+    }
+
     fn primaries(
         &self,
         datastore_id: &str,

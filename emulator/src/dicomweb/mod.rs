@@ -1,0 +1,293 @@
+//! The DICOMweb API of HealthImaging, under `/datastore/{datastoreId}/`:
+//!
+//! - WADO-RS ([`wado`]): GetDICOMInstance, GetDICOMInstanceFrames,
+//!   GetDICOMInstanceMetadata, GetDICOMSeriesMetadata, GetDICOMBulkdata;
+//! - QIDO-RS ([`qido`]): SearchDICOMStudies, SearchDICOMSeries,
+//!   SearchDICOMInstances.
+//!
+//! Without `?imageSetId=` only primary image sets are addressed; with it,
+//! that image set alone (primary or not). Everything is read from what the
+//! SDK operations read: the image set's latest metadata document and its
+//! stored frames. Errors are the API's (`x-amzn-ErrorType` and a JSON
+//! message): 400, 404, 406, never an HTML page.
+
+mod dataset;
+mod documents;
+pub mod media;
+mod part10;
+mod qido;
+mod wado;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value as Json;
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::router::NoRoute;
+use crate::service::Service;
+use crate::store::ImageSet;
+use crate::validate;
+use crate::wire::Query;
+
+pub use documents::Documents;
+
+/// A DICOMweb action (the IAM action names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `GET /studies`
+    SearchDICOMStudies,
+    /// `GET /studies/{study}/series`
+    SearchDICOMSeries,
+    /// `GET /studies/{study}/series/{series}/instances`,
+    /// `GET /studies/{study}/instances`, `GET /instances`
+    SearchDICOMInstances,
+    /// `GET /studies/{study}/series/{series}/metadata`
+    GetDICOMSeriesMetadata,
+    /// `GET /studies/{study}/series/{series}/instances/{instance}`
+    GetDICOMInstance,
+    /// `GET …/instances/{instance}/metadata`
+    GetDICOMInstanceMetadata,
+    /// `GET …/instances/{instance}/frames/{frameList}`
+    GetDICOMInstanceFrames,
+    /// `GET …/instances/{instance}/bulkdata/{bulkdataUriHash}`
+    GetDICOMBulkdata,
+}
+
+impl Action {
+    /// The action's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::SearchDICOMStudies => "SearchDICOMStudies",
+            Action::SearchDICOMSeries => "SearchDICOMSeries",
+            Action::SearchDICOMInstances => "SearchDICOMInstances",
+            Action::GetDICOMSeriesMetadata => "GetDICOMSeriesMetadata",
+            Action::GetDICOMInstance => "GetDICOMInstance",
+            Action::GetDICOMInstanceMetadata => "GetDICOMInstanceMetadata",
+            Action::GetDICOMInstanceFrames => "GetDICOMInstanceFrames",
+            Action::GetDICOMBulkdata => "GetDICOMBulkdata",
+        }
+    }
+}
+
+/// A DICOMweb request matched to its action, with its path labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The action.
+    pub action: Action,
+    /// `datastoreId`.
+    pub datastore: String,
+    /// The study UID, when the path names one.
+    pub study: Option<String>,
+    /// The series UID, when the path names one.
+    pub series: Option<String>,
+    /// The SOP instance UID, when the path names one.
+    pub instance: Option<String>,
+    /// The frame list or the bulk data hash.
+    pub last: Option<String>,
+}
+
+/// Matches a DICOMweb path; `None` when the path is not a DICOMweb one
+/// (the SDK routes are tried then).
+pub fn route(method: &Method, path: &str) -> Option<Result<Route, NoRoute>> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let ["datastore", datastore, rest @ ..] = segments.as_slice() else {
+        return None;
+    };
+    if !matches!(rest.first(), Some(&"studies" | &"instances")) {
+        return None;
+    }
+    let s = |i: usize| Some(rest[i].to_owned());
+    let (action, study, series, instance, last) = match rest {
+        ["studies"] => (Action::SearchDICOMStudies, None, None, None, None),
+        ["instances"] => (Action::SearchDICOMInstances, None, None, None, None),
+        ["studies", _, "series"] => (Action::SearchDICOMSeries, s(1), None, None, None),
+        ["studies", _, "instances"] => (Action::SearchDICOMInstances, s(1), None, None, None),
+        ["studies", _, "series", _, "instances"] => {
+            (Action::SearchDICOMInstances, s(1), s(3), None, None)
+        }
+        ["studies", _, "series", _, "metadata"] => {
+            (Action::GetDICOMSeriesMetadata, s(1), s(3), None, None)
+        }
+        ["studies", _, "series", _, "instances", _] => {
+            (Action::GetDICOMInstance, s(1), s(3), s(5), None)
+        }
+        ["studies", _, "series", _, "instances", _, "metadata"] => {
+            (Action::GetDICOMInstanceMetadata, s(1), s(3), s(5), None)
+        }
+        ["studies", _, "series", _, "instances", _, "frames", _] => {
+            (Action::GetDICOMInstanceFrames, s(1), s(3), s(5), s(7))
+        }
+        ["studies", _, "series", _, "instances", _, "bulkdata", _] => {
+            (Action::GetDICOMBulkdata, s(1), s(3), s(5), s(7))
+        }
+        _ => return Some(Err(NoRoute::UnknownPath)),
+    };
+    if *method != Method::GET && *method != Method::HEAD {
+        return Some(Err(NoRoute::WrongMethod));
+    }
+    let labels = [&study, &series, &instance, &last];
+    if datastore.is_empty() || labels.iter().any(|l| l.as_deref() == Some("")) {
+        return Some(Err(NoRoute::UnknownPath));
+    }
+    Some(Ok(Route {
+        action,
+        datastore: (*datastore).to_owned(),
+        study,
+        series,
+        instance,
+        last,
+    }))
+}
+
+/// What a DICOMweb handler is given.
+#[derive(Debug)]
+pub struct Call {
+    /// The matched route.
+    pub route: Route,
+    /// The query string.
+    pub query: Query,
+    /// The `Accept` header's media ranges.
+    pub accept: Vec<media::MediaRange>,
+    /// The base URL the client used (`http://host`), for the URIs it is
+    /// given back.
+    pub base: String,
+}
+
+/// Answers one DICOMweb request.
+pub async fn dispatch(
+    service: &Arc<Service>,
+    route: Route,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let call = Call {
+        route,
+        query: Query::parse(query),
+        accept: media::accept(headers.get(header::ACCEPT).and_then(|h| h.to_str().ok())),
+        base: format!("http://{host}"),
+    };
+    let worker = service.clone();
+    let action = call.route.action;
+    tokio::task::spawn_blocking(move || {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&worker, &call)));
+        match outcome {
+            Ok(result) => result.unwrap_or_else(IntoResponse::into_response),
+            Err(_) => {
+                tracing::error!(action = action.name(), "DICOMweb handler panicked");
+                failed(action)
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| failed(action))
+}
+
+fn failed(action: Action) -> Response {
+    ApiError::new(
+        ErrorCode::InternalServer,
+        format!("The service failed while handling {}", action.name()),
+    )
+    .into_response()
+}
+
+fn handle(service: &Service, call: &Call) -> ApiResult<Response> {
+    validate::resource_id("datastoreId", &call.route.datastore)?;
+    for (name, uid) in [
+        ("StudyInstanceUID", &call.route.study),
+        ("SeriesInstanceUID", &call.route.series),
+        ("SOPInstanceUID", &call.route.instance),
+    ] {
+        if let Some(uid) = uid {
+            check_uid(name, uid)?;
+        }
+    }
+    match call.route.action {
+        Action::SearchDICOMStudies | Action::SearchDICOMSeries | Action::SearchDICOMInstances => {
+            qido::search(service, call)
+        }
+        Action::GetDICOMSeriesMetadata => wado::series_metadata(service, call),
+        Action::GetDICOMInstance => wado::instance(service, call),
+        Action::GetDICOMInstanceMetadata => wado::instance_metadata(service, call),
+        Action::GetDICOMInstanceFrames => wado::frames(service, call),
+        Action::GetDICOMBulkdata => wado::bulk_data(service, call),
+    }
+}
+
+/// A UID in a path: at most 64 characters of digits and dots.
+fn check_uid(name: &str, uid: &str) -> ApiResult<()> {
+    if uid.len() > 64 || uid.is_empty() || !uid.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(ApiError::new(
+            ErrorCode::Validation,
+            format!("The {name} in the path is not a valid UID: at most 64 digits and dots"),
+        ));
+    }
+    Ok(())
+}
+
+/// An image set and its latest metadata document.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The image set.
+    pub set: ImageSet,
+    /// Its document.
+    pub document: Arc<Json>,
+}
+
+/// The image sets a call addresses, with their documents: the one named by
+/// `?imageSetId=`, or the datastore's primary image sets (of the path's
+/// study, when it names one), most recently updated first.
+fn sources(service: &Service, call: &Call) -> ApiResult<Vec<Source>> {
+    let datastore = &call.route.datastore;
+    let sets = service.store().read(|r| -> ApiResult<Vec<ImageSet>> {
+        crate::ops::find_live_datastore(service, r, datastore)?;
+        if let Some(id) = call.query.get("imageSetId") {
+            validate::resource_id("imageSetId", id)?;
+            let set = r
+                .image_set(datastore, id)?
+                .filter(|set| !set.is_deleted())
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "Image set {id} does not exist in datastore {datastore}"
+                    ))
+                })?;
+            return Ok(vec![set]);
+        }
+        let mut sets = match &call.route.study {
+            Some(study) => r.study_primaries(datastore, study)?,
+            None => r.primaries_by_update(datastore)?,
+        };
+        sets.sort_by(|a, b| b.updated_at().cmp(&a.updated_at()).then(b.row.cmp(&a.row)));
+        Ok(sets)
+    })?;
+    let mut found = Vec::with_capacity(sets.len());
+    for set in sets {
+        let Some(blob) = set.latest().metadata.clone() else {
+            continue;
+        };
+        match service.documents.get(service.store().blobs(), &blob) {
+            Some(document) => found.push(Source { set, document }),
+            None => {
+                tracing::error!(image_set = %set.id, "a metadata document the store refers to is missing");
+                return Err(ApiError::new(
+                    ErrorCode::InternalServer,
+                    "The image set's metadata could not be read",
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The study UID of a document.
+fn study_uid(document: &Json) -> &str {
+    document["Study"]["DICOM"]["StudyInstanceUID"]
+        .as_str()
+        .unwrap_or_default()
+}

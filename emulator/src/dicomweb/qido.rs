@@ -1,0 +1,540 @@
+//! QIDO-RS: studies, series and instances matching a query, as DICOM JSON.
+//!
+//! - Keys are given by tag (`00100020`) or keyword (`PatientID`); only the
+//!   documented keys of each level are accepted, anything else is a 400
+//!   naming the keys that are. `limit`, `offset`, `includefield` (`all` or
+//!   tags and keywords, repeated or comma-separated) and
+//!   `fuzzymatching=false` are the other parameters.
+//! - Matching (PS3.4 C.2.2.2): single values exactly, person names without
+//!   regard to case; `*` and `?` wildcards in text other than dates, times
+//!   and UIDs; `A-B`, `A-` and `-B` ranges on dates and times; lists of
+//!   UIDs separated by `\` or `,`. A multi-valued attribute matches when one
+//!   of its values does.
+//! - Order: studies by last update, newest first; series by SeriesNumber;
+//!   instances by InstanceNumber. At most 10,000 records are reachable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::response::Response;
+use dicom_core::header::Header;
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use serde_json::{Map, Value as Json};
+
+use super::{Action, Call, dataset, media, sources};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::service::Service;
+
+/// The most records a search can reach.
+pub const MAX_RECORDS: usize = 10_000;
+
+const STUDY_KEYS: [Tag; 12] = [
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::ACCESSION_NUMBER,
+    tags::MODALITIES_IN_STUDY,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::STUDY_DESCRIPTION,
+    tags::PATIENT_NAME,
+    tags::PATIENT_ID,
+    tags::PATIENT_BIRTH_DATE,
+    tags::PATIENT_BIRTH_TIME,
+    tags::STUDY_INSTANCE_UID,
+    tags::STUDY_ID,
+];
+const SERIES_KEYS: [Tag; 5] = [
+    tags::MODALITY,
+    tags::SERIES_INSTANCE_UID,
+    tags::SERIES_NUMBER,
+    tags::PERFORMED_PROCEDURE_STEP_START_DATE,
+    tags::PERFORMED_PROCEDURE_STEP_START_TIME,
+];
+const INSTANCE_KEYS: [Tag; 3] = [
+    tags::SOP_CLASS_UID,
+    tags::SOP_INSTANCE_UID,
+    tags::INSTANCE_NUMBER,
+];
+
+/// What each level returns by default (PS3.18 Tables 10.6.3-3 to -5, for
+/// the attributes an image set holds).
+const STUDY_RETURN: [Tag; 15] = [
+    tags::SPECIFIC_CHARACTER_SET,
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::ACCESSION_NUMBER,
+    tags::INSTANCE_AVAILABILITY,
+    tags::MODALITIES_IN_STUDY,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::TIMEZONE_OFFSET_FROM_UTC,
+    tags::PATIENT_NAME,
+    tags::PATIENT_ID,
+    tags::PATIENT_BIRTH_DATE,
+    tags::PATIENT_SEX,
+    tags::STUDY_INSTANCE_UID,
+    tags::STUDY_ID,
+    tags::NUMBER_OF_STUDY_RELATED_SERIES,
+];
+const STUDY_RETURN_MORE: [Tag; 2] = [
+    tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+    tags::STUDY_DESCRIPTION,
+];
+const SERIES_RETURN: [Tag; 8] = [
+    tags::SPECIFIC_CHARACTER_SET,
+    tags::MODALITY,
+    tags::TIMEZONE_OFFSET_FROM_UTC,
+    tags::SERIES_DESCRIPTION,
+    tags::SERIES_INSTANCE_UID,
+    tags::SERIES_NUMBER,
+    tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
+    tags::PERFORMED_PROCEDURE_STEP_START_DATE,
+];
+const INSTANCE_RETURN: [Tag; 10] = [
+    tags::SPECIFIC_CHARACTER_SET,
+    tags::SOP_CLASS_UID,
+    tags::SOP_INSTANCE_UID,
+    tags::INSTANCE_AVAILABILITY,
+    tags::TIMEZONE_OFFSET_FROM_UTC,
+    tags::INSTANCE_NUMBER,
+    tags::ROWS,
+    tags::COLUMNS,
+    tags::BITS_ALLOCATED,
+    tags::NUMBER_OF_FRAMES,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Study,
+    Series,
+    Instance,
+}
+
+/// One matching condition.
+#[derive(Debug, Clone)]
+struct Filter {
+    tag: Tag,
+    value: String,
+}
+
+/// A parsed query.
+#[derive(Debug)]
+struct Search {
+    filters: Vec<Filter>,
+    include_all: bool,
+    include: BTreeSet<Tag>,
+    limit: usize,
+    offset: usize,
+}
+
+fn key_name(tag: Tag) -> String {
+    let keyword = crate::metadata::keyword(tag);
+    format!("{keyword} ({:04X}{:04X})", tag.group(), tag.element())
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Validation, message)
+}
+
+fn parse(call: &Call, level: Level) -> ApiResult<Search> {
+    let mut allowed: Vec<Tag> = STUDY_KEYS.to_vec();
+    if level != Level::Study {
+        allowed.extend(SERIES_KEYS);
+    }
+    if level == Level::Instance {
+        allowed.extend(INSTANCE_KEYS);
+    }
+    let mut search = Search {
+        filters: Vec::new(),
+        include_all: false,
+        include: BTreeSet::new(),
+        limit: MAX_RECORDS,
+        offset: 0,
+    };
+    for (name, value) in call.query.pairs() {
+        match name {
+            "imageSetId" => {}
+            "limit" | "offset" => {
+                let n: usize = value.trim().parse().map_err(|_| {
+                    bad(format!(
+                        "{name} must be a whole number of 0 or more, e.g. {name}=10"
+                    ))
+                })?;
+                if name == "limit" {
+                    search.limit = n.min(MAX_RECORDS);
+                } else {
+                    search.offset = n;
+                }
+            }
+            "fuzzymatching" => {
+                if value != "false" {
+                    return Err(bad(
+                        "fuzzymatching is not supported; leave it out or set it to false",
+                    ));
+                }
+            }
+            "includefield" => {
+                for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                    if field == "all" {
+                        search.include_all = true;
+                    } else {
+                        let tag = dataset::tag_of(field).ok_or_else(|| {
+                            bad(format!("includefield '{field}' is neither a tag (8 hex digits) nor a keyword"))
+                        })?;
+                        search.include.insert(tag);
+                    }
+                }
+            }
+            key => {
+                let tag = dataset::tag_of(key)
+                    .filter(|t| allowed.contains(t))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "'{key}' is not a search key here; the keys are {}",
+                            allowed
+                                .iter()
+                                .map(|t| key_name(*t))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+                search.filters.push(Filter {
+                    tag,
+                    value: value.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(search)
+}
+
+/// The text values of `tag` in `record`.
+fn texts(record: &InMemDicomObject, tag: Tag) -> Option<Vec<String>> {
+    let element = record.element(tag).ok()?;
+    let values: Vec<String> = element
+        .to_multi_str()
+        .ok()?
+        .iter()
+        .map(|s| s.trim_matches(['\0', ' ']).to_owned())
+        .collect();
+    Some(values)
+}
+
+fn wildcard(pattern: &[char], text: &[char]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some(('*', rest)) => (0..=text.len()).any(|i| wildcard(rest, &text[i..])),
+        Some(('?', rest)) => !text.is_empty() && wildcard(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && wildcard(rest, &text[1..]),
+    }
+}
+
+/// Whether one value matches `pattern` for an attribute of `vr`.
+fn value_matches(vr: VR, pattern: &str, value: &str) -> bool {
+    match vr {
+        VR::UI => pattern
+            .split(['\\', ','])
+            .map(str::trim)
+            .any(|uid| uid == value),
+        VR::DA | VR::TM | VR::DT => match pattern.split_once('-') {
+            Some((from, to)) => {
+                let value = value.trim();
+                (from.is_empty() || value >= from.trim())
+                    && (to.is_empty()
+                        || value.get(..to.trim().len().max(1)).unwrap_or(value) <= to.trim())
+            }
+            None => value == pattern,
+        },
+        _ => {
+            let (pattern, value) = if vr == VR::PN {
+                (pattern.to_uppercase(), value.to_uppercase())
+            } else {
+                (pattern.to_owned(), value.to_owned())
+            };
+            if pattern.contains(['*', '?']) {
+                let p: Vec<char> = pattern.chars().collect();
+                let v: Vec<char> = value.chars().collect();
+                wildcard(&p, &v)
+            } else {
+                pattern == value
+            }
+        }
+    }
+}
+
+fn matches(record: &InMemDicomObject, filters: &[Filter]) -> bool {
+    filters.iter().all(|filter| {
+        let pattern = filter.value.trim();
+        if pattern.is_empty() || pattern == "*" {
+            return true;
+        }
+        let vr = dataset::vr_of(filter.tag, None);
+        texts(record, filter.tag)
+            .is_some_and(|values| values.iter().any(|v| value_matches(vr, pattern, v)))
+    })
+}
+
+fn put_text(record: &mut InMemDicomObject, tag: Tag, vr: VR, values: Vec<String>) {
+    record.put(DataElement::new(
+        tag,
+        vr,
+        PrimitiveValue::Strs(values.into()),
+    ));
+}
+
+fn level_object(node: &Json, recorded: Option<&Map<String, Json>>) -> InMemDicomObject {
+    dataset::object(node["DICOM"].as_object().unwrap_or(&Map::new()), recorded)
+}
+
+/// The InstanceNumber of an instance node, or `i64::MAX` without one.
+pub fn instance_number(node: &Json) -> i64 {
+    number(&node["DICOM"]["InstanceNumber"])
+}
+
+fn number(value: &Json) -> i64 {
+    match value {
+        Json::String(text) => text.trim().parse().unwrap_or(i64::MAX),
+        Json::Number(n) => n.as_i64().unwrap_or(i64::MAX),
+        _ => i64::MAX,
+    }
+}
+
+fn merge(into: &mut InMemDicomObject, from: InMemDicomObject) {
+    for element in from {
+        into.put(element);
+    }
+}
+
+/// The JSON of `record` restricted to what the search returns.
+fn output(record: &InMemDicomObject, search: &Search, defaults: &[Tag], call: &Call) -> Json {
+    let keep: BTreeSet<Tag> = defaults
+        .iter()
+        .copied()
+        .chain(search.filters.iter().map(|f| f.tag))
+        .chain(search.include.iter().copied())
+        .collect();
+    let mut shown = InMemDicomObject::new_empty();
+    for element in record {
+        if search.include_all || keep.contains(&element.tag()) {
+            shown.put(element.clone());
+        }
+    }
+    dataset::to_json(&shown, &call.base, "")
+}
+
+/// SearchDICOMStudies, SearchDICOMSeries and SearchDICOMInstances.
+pub fn search(service: &Service, call: &Call) -> ApiResult<Response> {
+    media::accepts_json(&call.accept)?;
+    let level = match call.route.action {
+        Action::SearchDICOMStudies => Level::Study,
+        Action::SearchDICOMSeries => Level::Series,
+        _ => Level::Instance,
+    };
+    let search = parse(call, level)?;
+    let sources = sources(service, call)?;
+    let study_filter = call.route.study.as_deref();
+    let series_filter = call.route.series.as_deref();
+    // Study records, most recently updated first (the sources' order).
+    let mut studies: Vec<(String, InMemDicomObject)> = Vec::new();
+    let mut study_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut modalities: Vec<BTreeSet<String>> = Vec::new();
+    let mut series_records: Vec<(usize, i64, String, InMemDicomObject)> = Vec::new();
+    let mut instance_records: Vec<(usize, i64, i64, String, InMemDicomObject)> = Vec::new();
+    let mut seen_series = BTreeSet::new();
+    let mut seen_instances = BTreeSet::new();
+    for source in &sources {
+        let document = &source.document;
+        let uid = super::study_uid(document).to_owned();
+        if study_filter.is_some_and(|s| s != uid) {
+            continue;
+        }
+        let s = *study_index.entry(uid.clone()).or_insert_with(|| {
+            let mut record = level_object(&document["Patient"], None);
+            merge(&mut record, level_object(&document["Study"], None));
+            studies.push((uid.clone(), record));
+            modalities.push(BTreeSet::new());
+            studies.len() - 1
+        });
+        let Some(series_map) = document["Study"]["Series"].as_object() else {
+            continue;
+        };
+        for (series_uid, series_node) in series_map {
+            if !seen_series.insert((uid.clone(), series_uid.clone())) {
+                continue;
+            }
+            let series_object = level_object(series_node, None);
+            if let Some(modality) =
+                texts(&series_object, tags::MODALITY).and_then(|m| m.into_iter().next())
+            {
+                modalities[s].insert(modality);
+            }
+            let instances = series_node["Instances"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let series_number = number(&series_node["DICOM"]["SeriesNumber"]);
+            let mut series_record = series_object.clone();
+            put_text(
+                &mut series_record,
+                tags::STUDY_INSTANCE_UID,
+                VR::UI,
+                vec![uid.clone()],
+            );
+            put_text(
+                &mut series_record,
+                tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
+                VR::IS,
+                vec![instances.len().to_string()],
+            );
+            if level == Level::Instance && series_filter.is_none_or(|f| f == series_uid) {
+                for (sop, node) in &instances {
+                    if !seen_instances.insert(sop.clone()) {
+                        continue;
+                    }
+                    let mut record = level_object(node, node["DICOMVRs"].as_object());
+                    let frames = node["ImageFrames"].as_array().map_or(0, Vec::len);
+                    if record.element(tags::NUMBER_OF_FRAMES).is_err() && frames > 1 {
+                        put_text(
+                            &mut record,
+                            tags::NUMBER_OF_FRAMES,
+                            VR::IS,
+                            vec![frames.to_string()],
+                        );
+                    }
+                    merge(&mut record, series_record.clone());
+                    instance_records.push((
+                        s,
+                        series_number,
+                        instance_number(node),
+                        sop.clone(),
+                        record,
+                    ));
+                }
+            }
+            series_records.push((s, series_number, series_uid.clone(), series_record));
+        }
+    }
+    for (s, (_, record)) in studies.iter_mut().enumerate() {
+        let series = series_records.iter().filter(|r| r.0 == s).count();
+        let instances: usize = series_records
+            .iter()
+            .filter(|r| r.0 == s)
+            .map(|r| {
+                texts(&r.3, tags::NUMBER_OF_SERIES_RELATED_INSTANCES)
+                    .and_then(|v| v.first().and_then(|n| n.parse::<usize>().ok()))
+                    .unwrap_or(0)
+            })
+            .sum();
+        put_text(
+            record,
+            tags::MODALITIES_IN_STUDY,
+            VR::CS,
+            modalities[s].iter().cloned().collect(),
+        );
+        put_text(
+            record,
+            tags::NUMBER_OF_STUDY_RELATED_SERIES,
+            VR::IS,
+            vec![series.to_string()],
+        );
+        put_text(
+            record,
+            tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+            VR::IS,
+            vec![instances.to_string()],
+        );
+        put_text(
+            record,
+            tags::INSTANCE_AVAILABILITY,
+            VR::CS,
+            vec!["ONLINE".into()],
+        );
+    }
+    let with_study = |s: usize, record: &InMemDicomObject| {
+        let mut full = studies[s].1.clone();
+        merge(&mut full, record.clone());
+        full
+    };
+    let (records, defaults): (Vec<InMemDicomObject>, Vec<Tag>) = match level {
+        Level::Study => (
+            studies.iter().map(|(_, r)| r.clone()).collect(),
+            STUDY_RETURN
+                .iter()
+                .chain(&STUDY_RETURN_MORE)
+                .copied()
+                .collect(),
+        ),
+        Level::Series => {
+            series_records.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+            (
+                series_records
+                    .iter()
+                    .map(|r| with_study(r.0, &r.3))
+                    .collect(),
+                SERIES_RETURN
+                    .iter()
+                    .copied()
+                    .chain([tags::STUDY_INSTANCE_UID])
+                    .collect(),
+            )
+        }
+        Level::Instance => {
+            instance_records.sort_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
+            let mut defaults: Vec<Tag> = INSTANCE_RETURN
+                .iter()
+                .copied()
+                .chain([tags::STUDY_INSTANCE_UID, tags::SERIES_INSTANCE_UID])
+                .collect();
+            if series_filter.is_none() {
+                defaults.extend(SERIES_RETURN);
+            }
+            if study_filter.is_none() {
+                defaults.extend(STUDY_RETURN);
+            }
+            (
+                instance_records
+                    .iter()
+                    .map(|r| with_study(r.0, &r.4))
+                    .collect(),
+                defaults,
+            )
+        }
+    };
+    let page: Vec<Json> = records
+        .iter()
+        .filter(|record| matches(record, &search.filters))
+        .take(MAX_RECORDS)
+        .skip(search.offset)
+        .take(search.limit)
+        .map(|record| output(record, &search, &defaults, call))
+        .collect();
+    Ok(media::dicom_json(&Json::Array(page)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_follows_the_dicom_rules() {
+        assert!(value_matches(VR::PN, "doe^*", "DOE^JANE"));
+        assert!(value_matches(VR::PN, "DOE^J?NE", "DOE^JANE"));
+        assert!(
+            !value_matches(VR::LO, "p1", "P1"),
+            "case matters outside names"
+        );
+        assert!(value_matches(VR::LO, "P*", "P1"));
+        assert!(value_matches(VR::DA, "20200101-20201231", "20200615"));
+        assert!(!value_matches(VR::DA, "20200101-20201231", "20210101"));
+        assert!(value_matches(VR::DA, "20200101-", "20250101"));
+        assert!(value_matches(VR::DA, "-20200101", "19991231"));
+        assert!(
+            !value_matches(VR::DA, "2020*", "20200101"),
+            "no wildcards in dates"
+        );
+        assert!(value_matches(VR::UI, "1.2\\1.3", "1.3"));
+        assert!(value_matches(VR::UI, "1.2,1.3", "1.2"));
+        assert!(!value_matches(VR::UI, "1.*", "1.2"));
+        assert!(value_matches(VR::TM, "080000-120000", "093000.123"));
+    }
+}

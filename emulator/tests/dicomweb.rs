@@ -1,0 +1,811 @@
+//! DICOMweb against the `ci` fixture set: QIDO-RS checked against the
+//! manifest's expected import (its primary image sets), WADO-RS checked
+//! against the manifest's per-frame CRC32 of the decoded pixels and against
+//! what the SDK operations serve.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use healthimaging_emulator::{EmulatorConfig, Service, router};
+use healthimaging_fixtures::{FixtureSet, Manifest, Spec};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    error_type: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+async fn send(
+    service: &Arc<Service>,
+    method: &str,
+    uri: &str,
+    accept: Option<&str>,
+    body: Value,
+) -> Answer {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "localhost:4566");
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let request = request
+        .body(if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        })
+        .unwrap();
+    let response = router(service.clone()).oneshot(request).await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (status, content_type, error_type) = (
+        response.status(),
+        header("content-type"),
+        header("x-amzn-errortype"),
+    );
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        content_type,
+        error_type,
+        body,
+    }
+}
+
+struct Fixture {
+    service: Arc<Service>,
+    ds: String,
+    manifest: Manifest,
+    _dir: tempfile::TempDir,
+}
+
+async fn imported() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3/bucket/ci");
+    let manifest = healthimaging_fixtures::write(
+        &Spec {
+            set: FixtureSet::Ci,
+            seed: 11,
+            patients: None,
+        },
+        &root,
+    )
+    .unwrap();
+    let service = Service::start(
+        EmulatorConfig::default()
+            .with_seed(4)
+            .with_transition_delay(Duration::ZERO)
+            .with_s3_root(dir.path().join("s3")),
+    )
+    .unwrap();
+    let ds = send(
+        &service,
+        "POST",
+        "/datastore",
+        None,
+        json!({"clientToken": "dw"}),
+    )
+    .await
+    .json()["datastoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = send(
+        &service,
+        "POST",
+        &format!("/startDICOMImportJob/datastore/{ds}"),
+        None,
+        json!({
+            "clientToken": "dw-import",
+            "dataAccessRoleArn": "arn:aws:iam::123456789012:role/R",
+            "inputS3Uri": format!("s3://bucket/ci/{}/", manifest.dicom_root.trim_matches('/')),
+            "outputS3Uri": "s3://bucket/out/",
+        }),
+    )
+    .await
+    .json();
+    let job = job["jobId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{job}"))
+        .to_owned();
+    loop {
+        let status = send(
+            &service,
+            "GET",
+            &format!("/getDICOMImportJob/datastore/{ds}/job/{job}"),
+            None,
+            Value::Null,
+        )
+        .await
+        .json();
+        match status["jobProperties"]["jobStatus"].as_str() {
+            Some("COMPLETED") => break,
+            Some("FAILED") => panic!("{status}"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    Fixture {
+        service,
+        ds,
+        manifest,
+        _dir: dir,
+    }
+}
+
+fn first(record: &Value, tag: &str) -> Value {
+    record[tag]["Value"][0].clone()
+}
+
+/// Study UID → (patient ID, series UID → instance UIDs) over the primary
+/// image sets the manifest expects.
+fn expected_primaries(
+    manifest: &Manifest,
+) -> BTreeMap<String, (String, BTreeMap<String, BTreeSet<String>>)> {
+    let mut studies: BTreeMap<String, (String, BTreeMap<String, BTreeSet<String>>)> =
+        BTreeMap::new();
+    for set in manifest
+        .expected_import
+        .image_sets
+        .iter()
+        .filter(|s| s.primary)
+    {
+        let study = studies
+            .entry(set.study_instance_uid.clone())
+            .or_insert_with(|| (set.patient_id.clone(), BTreeMap::new()));
+        study
+            .1
+            .entry(set.series_instance_uid.clone())
+            .or_default()
+            .extend(set.sop_instance_uids.iter().cloned());
+    }
+    studies
+}
+
+#[tokio::test]
+async fn qido_finds_what_the_manifest_expects_at_every_level() {
+    let f = imported().await;
+    let base = format!("/datastore/{}", f.ds);
+    let expected = expected_primaries(&f.manifest);
+
+    let studies = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies"),
+        Some("application/dicom+json"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(studies.status, StatusCode::OK);
+    assert_eq!(studies.content_type, "application/dicom+json");
+    let studies = studies.json();
+    let found: BTreeSet<String> = studies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| first(s, "0020000D").as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(found, expected.keys().cloned().collect());
+    for record in studies.as_array().unwrap() {
+        let uid = first(record, "0020000D").as_str().unwrap().to_owned();
+        let (patient, series) = &expected[&uid];
+        assert_eq!(first(record, "00100020"), json!(patient));
+        assert_eq!(first(record, "00201206"), json!(series.len()));
+        let instances: usize = series.values().map(BTreeSet::len).sum();
+        assert_eq!(first(record, "00201208"), json!(instances));
+        assert_eq!(record["00100010"]["vr"], "PN");
+        assert!(record["00100010"]["Value"][0]["Alphabetic"].is_string());
+        assert!(
+            record["00080061"]["Value"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+
+    // Every series of every study, then every instance of every series.
+    for (study, (_, series)) in &expected {
+        let listed = send(
+            &f.service,
+            "GET",
+            &format!("{base}/studies/{study}/series"),
+            None,
+            Value::Null,
+        )
+        .await
+        .json();
+        let uids: Vec<String> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| first(s, "0020000E").as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            uids.iter().cloned().collect::<BTreeSet<_>>(),
+            series.keys().cloned().collect()
+        );
+        let numbers: Vec<i64> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| first(s, "00200011").as_i64().unwrap_or(i64::MAX))
+            .collect();
+        assert!(
+            numbers.windows(2).all(|w| w[0] <= w[1]),
+            "series in SeriesNumber order: {numbers:?}"
+        );
+        for (series_uid, instances) in series {
+            let listed = send(
+                &f.service,
+                "GET",
+                &format!("{base}/studies/{study}/series/{series_uid}/instances"),
+                None,
+                Value::Null,
+            )
+            .await
+            .json();
+            let found: BTreeSet<String> = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| first(i, "00080018").as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(&found, instances);
+            let numbers: Vec<i64> = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| first(i, "00200013").as_i64().unwrap_or(i64::MAX))
+                .collect();
+            assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{numbers:?}");
+        }
+    }
+
+    // Filters, against a brute-force filter of the manifest.
+    let patient = &f.manifest.patients[0];
+    let by_patient = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies?PatientID={}", patient.patient_id),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    let want: BTreeSet<&String> = expected
+        .iter()
+        .filter(|(_, (p, _))| *p == patient.patient_id)
+        .map(|(uid, _)| uid)
+        .collect();
+    assert_eq!(by_patient.as_array().unwrap().len(), want.len());
+    let family = patient.name.split('^').next().unwrap().to_lowercase();
+    let encoded: String =
+        form_urlencoded::byte_serialize(format!("{family}*").as_bytes()).collect();
+    let by_name = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies?00100010={encoded}"),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    assert!(
+        by_name
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["00100010"]["Value"][0]["Alphabetic"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .starts_with(&family)),
+        "wildcards match names without regard to case"
+    );
+    assert!(by_name.as_array().unwrap().len() >= want.len());
+    let study = &patient.studies[0];
+    let by_date = send(
+        &f.service,
+        "GET",
+        &format!(
+            "{base}/studies?StudyDate={}-{}&PatientID={}",
+            study.study_date, study.study_date, patient.patient_id
+        ),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    assert!(
+        by_date
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| first(s, "00080020") == json!(study.study_date))
+    );
+    assert!(!by_date.as_array().unwrap().is_empty());
+
+    // Paging and fields.
+    let all = studies.as_array().unwrap();
+    let page = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies?limit=2&offset=1"),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    assert_eq!(
+        page.as_array().unwrap().as_slice(),
+        &all[1..3.min(all.len())]
+    );
+    let fields = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies?includefield=00081030&limit=1"),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    assert!(fields[0].get("00081030").is_some());
+    assert!(
+        all[0].get("00100040").is_some(),
+        "PatientSex is returned by default"
+    );
+    let everything = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies?includefield=all&limit=1"),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    assert!(everything[0].as_object().unwrap().len() > all[0].as_object().unwrap().len());
+
+    // All instances of the datastore, and refusals.
+    let instances = send(
+        &f.service,
+        "GET",
+        &format!("{base}/instances"),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    let total: usize = expected
+        .values()
+        .flat_map(|(_, s)| s.values())
+        .map(BTreeSet::len)
+        .sum();
+    assert_eq!(instances.as_array().unwrap().len(), total);
+    let unknown = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies?Modality=CT"),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&unknown.body).contains("PatientID (00100020)"));
+    let bad_limit = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies?limit=-1"),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
+    let xml = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies"),
+        Some("application/dicom+xml"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(xml.status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(xml.error_type, "NotAcceptableException");
+    let nowhere = send(
+        &f.service,
+        "GET",
+        &format!("/datastore/{}/studies", "0".repeat(32)),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+}
+
+/// CRC32 of the decoded pixel buffer, the manifest's `frame_crc32`.
+fn crc(bytes: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
+fn multipart_parts(answer: &Answer) -> Vec<(String, Vec<u8>)> {
+    let boundary = answer
+        .content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .expect("a boundary")
+        .trim_matches('"')
+        .to_owned();
+    let delimiter = format!("--{boundary}");
+    let text = &answer.body;
+    let mut parts = Vec::new();
+    let positions: Vec<usize> = (0..text.len().saturating_sub(delimiter.len()))
+        .filter(|&i| text[i..].starts_with(delimiter.as_bytes()))
+        .collect();
+    for pair in positions.windows(2) {
+        let part = &text[pair[0] + delimiter.len() + 2..pair[1] - 2];
+        let split = part.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let headers = String::from_utf8_lossy(&part[..split]).to_string();
+        parts.push((headers, part[split + 4..].to_vec()));
+    }
+    parts
+}
+
+#[tokio::test]
+async fn wado_serves_instances_frames_and_metadata_faithfully() {
+    let f = imported().await;
+    let base = format!("/datastore/{}", f.ds);
+    let primaries: Vec<_> = f
+        .manifest
+        .expected_import
+        .image_sets
+        .iter()
+        .filter(|s| s.primary)
+        .collect();
+    let mut checked_instances = 0;
+    for set in &primaries {
+        let series_entry = f
+            .manifest
+            .patients
+            .iter()
+            .flat_map(|p| &p.studies)
+            .flat_map(|s| &s.series)
+            .find(|s| s.series_instance_uid == set.series_instance_uid)
+            .unwrap();
+        let (study, series) = (&set.study_instance_uid, &set.series_instance_uid);
+        // Series metadata: every instance, in instance number order.
+        let metadata = send(
+            &f.service,
+            "GET",
+            &format!("{base}/studies/{study}/series/{series}/metadata"),
+            None,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(metadata.status, StatusCode::OK);
+        let metadata = metadata.json();
+        let sops: BTreeSet<String> = metadata
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| first(i, "00080018").as_str().unwrap().to_owned())
+            .collect();
+        let expected_sops: BTreeSet<String> = primaries
+            .iter()
+            .filter(|s| &s.series_instance_uid == series)
+            .flat_map(|s| s.sop_instance_uids.iter().cloned())
+            .collect();
+        assert_eq!(sops, expected_sops);
+        for instance in series_entry
+            .instances
+            .iter()
+            .filter(|i| set.sop_instance_uids.contains(&i.sop_instance_uid))
+        {
+            let path = format!(
+                "{base}/studies/{study}/series/{series}/instances/{}",
+                instance.sop_instance_uid
+            );
+            let one = send(
+                &f.service,
+                "GET",
+                &format!("{path}/metadata"),
+                None,
+                Value::Null,
+            )
+            .await
+            .json();
+            assert_eq!(first(&one[0], "0020000D"), json!(study));
+            assert_eq!(first(&one[0], "00080016"), json!(instance.sop_class_uid));
+            assert!(
+                one[0].get("7FE00010").is_none(),
+                "no pixel data in metadata"
+            );
+            assert!(
+                one[0].get("00020010").is_none(),
+                "no file meta information in metadata"
+            );
+
+            // The instance, Explicit VR Little Endian by default.
+            let file = send(&f.service, "GET", &path, None, Value::Null).await;
+            assert_eq!(
+                file.status,
+                StatusCode::OK,
+                "{}",
+                String::from_utf8_lossy(&file.body)
+            );
+            assert_eq!(
+                file.content_type,
+                "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
+            );
+            let object = dicom_object::from_reader(&file.body[128..]).expect("a Part 10 file");
+            assert_eq!(
+                object.meta().transfer_syntax().trim_end_matches('\0'),
+                "1.2.840.10008.1.2.1"
+            );
+            assert_eq!(
+                object
+                    .element_by_name("SOPInstanceUID")
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .trim_end_matches('\0'),
+                instance.sop_instance_uid
+            );
+            if let Some(pixels) = instance.pixels {
+                let data = object
+                    .element_by_name("PixelData")
+                    .unwrap()
+                    .to_bytes()
+                    .unwrap()
+                    .to_vec();
+                let frame_len = data.len() / instance.frame_crc32.len();
+                for (n, expected) in instance.frame_crc32.iter().enumerate() {
+                    assert_eq!(
+                        crc(&data[n * frame_len..(n + 1) * frame_len]),
+                        *expected,
+                        "frame {n} of {} ({}x{}) equals the imported file's pixels",
+                        instance.path,
+                        pixels.columns,
+                        pixels.rows
+                    );
+                }
+                // Frame 1 as native bytes and as stored.
+                let native = send(
+                    &f.service,
+                    "GET",
+                    &format!("{path}/frames/1"),
+                    Some("multipart/related; type=\"application/octet-stream\""),
+                    Value::Null,
+                )
+                .await;
+                assert_eq!(native.status, StatusCode::OK);
+                let parts = multipart_parts(&native);
+                assert_eq!(parts.len(), 1);
+                assert_eq!(crc(&parts[0].1), instance.frame_crc32[0]);
+                assert!(parts[0].0.contains("transfer-syntax=1.2.840.10008.1.2.1"));
+                let stored = send(
+                    &f.service,
+                    "GET",
+                    &format!("{path}/frames/1"),
+                    Some("multipart/related; type=application/octet-stream; transfer-syntax=*"),
+                    Value::Null,
+                )
+                .await;
+                let stored_parts = multipart_parts(&stored);
+                let as_stored = send(
+                    &f.service,
+                    "GET",
+                    &format!("{path}?x"),
+                    Some("application/dicom; transfer-syntax=*"),
+                    Value::Null,
+                )
+                .await;
+                let stored_file = dicom_object::from_reader(&as_stored.body[128..]).unwrap();
+                let syntax = stored_file
+                    .meta()
+                    .transfer_syntax()
+                    .trim_end_matches('\0')
+                    .to_owned();
+                assert!(
+                    stored_parts[0]
+                        .0
+                        .contains(&format!("transfer-syntax={syntax}"))
+                );
+                if syntax != "1.2.840.10008.1.2.1" {
+                    let fragments = stored_file
+                        .element_by_name("PixelData")
+                        .unwrap()
+                        .value()
+                        .fragments()
+                        .unwrap()
+                        .to_vec();
+                    let mut codestream = stored_parts[0].1.clone();
+                    if codestream.len() % 2 == 1 {
+                        // Fragments are padded to an even length.
+                        codestream.push(0);
+                    }
+                    assert!(
+                        fragments[0] == codestream,
+                        "the stored codestream, unchanged"
+                    );
+                    let refused = send(
+                        &f.service,
+                        "GET",
+                        &path,
+                        Some("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.80"),
+                        Value::Null,
+                    )
+                    .await;
+                    assert_eq!(refused.status, StatusCode::NOT_ACCEPTABLE);
+                }
+                let beyond = instance.frame_crc32.len() + 1;
+                let missing = send(
+                    &f.service,
+                    "GET",
+                    &format!("{path}/frames/{beyond}"),
+                    None,
+                    Value::Null,
+                )
+                .await;
+                assert_eq!(missing.status, StatusCode::NOT_FOUND);
+                let twice = send(
+                    &f.service,
+                    "GET",
+                    &format!("{path}/frames/1,1"),
+                    None,
+                    Value::Null,
+                )
+                .await;
+                assert_eq!(twice.status, StatusCode::BAD_REQUEST);
+            }
+            checked_instances += 1;
+        }
+    }
+    assert!(checked_instances > 5, "{checked_instances}");
+}
+
+#[tokio::test]
+async fn wado_addresses_primaries_unless_an_image_set_is_named_and_forgets_deleted_ones() {
+    let f = imported().await;
+    let base = format!("/datastore/{}", f.ds);
+    let set = f
+        .manifest
+        .expected_import
+        .image_sets
+        .iter()
+        .find(|s| s.primary)
+        .unwrap();
+    let (study, series, sop) = (
+        &set.study_instance_uid,
+        &set.series_instance_uid,
+        &set.sop_instance_uids[0],
+    );
+    let path = format!("{base}/studies/{study}/series/{series}/instances/{sop}/metadata");
+    assert_eq!(
+        send(&f.service, "GET", &path, None, Value::Null)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let found = send(
+        &f.service,
+        "POST",
+        &format!("{base}/searchImageSets"),
+        None,
+        json!({"searchCriteria": {"filters": [{"operator": "EQUAL", "values": [{"DICOMSeriesInstanceUID": series}]}]}}),
+    )
+    .await
+    .json();
+    let id = found["imageSetsMetadataSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["isPrimary"] == true && s["DICOMTags"]["DICOMSeriesInstanceUID"] == json!(series)
+        })
+        .unwrap_or_else(|| panic!("{found}"))["imageSetId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let named = send(
+        &f.service,
+        "GET",
+        &format!("{path}?imageSetId={id}"),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        named.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&named.body)
+    );
+    let other_study = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies/1.2.3/series/{series}/instances/{sop}/metadata?imageSetId={id}"),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(other_study.status, StatusCode::NOT_FOUND);
+    let bad_uid = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies/not-a-uid/series"),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(bad_uid.status, StatusCode::BAD_REQUEST);
+    let post = send(
+        &f.service,
+        "DELETE",
+        &format!("{base}/studies"),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    let deleted = send(
+        &f.service,
+        "POST",
+        &format!("{base}/imageSet/{id}/deleteImageSet"),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        deleted.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&deleted.body)
+    );
+    for uri in [path.clone(), format!("{path}?imageSetId={id}")] {
+        let gone = send(&f.service, "GET", &uri, None, Value::Null).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(gone.error_type, "ResourceNotFoundException");
+    }
+    let series_list = send(
+        &f.service,
+        "GET",
+        &format!("{base}/studies/{study}/series"),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    assert!(
+        series_list
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| first(s, "0020000E") != json!(series)),
+        "a deleted image set's series is no longer found"
+    );
+}
