@@ -152,3 +152,39 @@ async fn boto3_imports_searches_and_reads_metadata_and_frames() {
     );
     emulator.child.start_kill().unwrap();
 }
+
+#[tokio::test]
+async fn dicomweb_client_and_pydicom_search_and_retrieve() {
+    let bin = python::bin();
+    let home = tempfile::tempdir().unwrap();
+    let s3 = home.path().join("s3");
+    let spec = healthimaging_fixtures::Spec {
+        set: healthimaging_fixtures::FixtureSet::Ci,
+        seed: 5,
+        patients: None,
+    };
+    let root = s3.join("fixtures").join("ci");
+    healthimaging_fixtures::write(&spec, &root).unwrap();
+    let mut emulator = standalone_emulator(
+        home.path(),
+        &[
+            "--seed",
+            "6",
+            "--transition-delay-ms",
+            "0",
+            "--s3-root",
+            s3.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/dicomweb.py");
+    let manifest = root.join("manifest.json");
+    let output = run(
+        bin.join("python").to_str().unwrap(),
+        &[script, manifest.to_str().unwrap()],
+        &emulator.url,
+    );
+    assert_ok(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("dicomweb: all checks passed"));
+    emulator.child.start_kill().unwrap();
+}

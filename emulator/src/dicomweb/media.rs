@@ -121,7 +121,7 @@ pub fn instance_form(ranges: &[MediaRange], stored: &str) -> ApiResult<InstanceF
             "multipart/related" => {
                 if !range
                     .param("type")
-                    .is_none_or(|t| t.eq_ignore_ascii_case("application/dicom"))
+                    .is_none_or(|t| t.eq_ignore_ascii_case("application/dicom") || t == "*/*")
                 {
                     continue;
                 }
@@ -155,10 +155,11 @@ pub fn frame_media_type(syntax: &str) -> &'static str {
 pub fn frame_form(ranges: &[MediaRange], stored: &str) -> ApiResult<FrameForm> {
     for range in ranges {
         let part_type = match range.essence.as_str() {
-            "multipart/related" => range
-                .param("type")
-                .unwrap_or("application/octet-stream")
-                .to_ascii_lowercase(),
+            // Any type: native frames unless a syntax is named.
+            "multipart/related" => match range.param("type") {
+                None | Some("*/*") => "application/octet-stream".to_owned(),
+                Some(kind) => kind.to_ascii_lowercase(),
+            },
             _ if range.any() => "application/octet-stream".to_owned(),
             _ => continue,
         };
@@ -404,6 +405,11 @@ mod tests {
             ("image/jph", HTJ2K)
         );
         assert!(form("multipart/related; type=image/jpeg").is_err());
+        assert_eq!(
+            form("multipart/related; type=\"*/*\"").unwrap().syntax,
+            EXPLICIT_LE,
+            "dicomweb-client's default"
+        );
         assert!(form("application/dicom").is_err());
     }
 
