@@ -282,7 +282,7 @@ pub async fn dispatch(
     let method = request.method().clone();
     let uri = request.uri().clone();
     if let Some(matched) = crate::dicomweb::route(&method, uri.path()) {
-        let (action, mut response) = match matched {
+        let (action, response) = match matched {
             Err(no_route) => (
                 None,
                 wire::unknown_operation(no_route.status(), method.as_str(), uri.path()),
@@ -295,19 +295,10 @@ pub async fn dispatch(
                 (Some(action), response)
             }
         };
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert("x-amzn-RequestId", value);
-        }
-        // Action names, statuses and request IDs only: paths carry UIDs.
-        tracing::debug!(
-            action = action.map(|a| a.name()).unwrap_or("unknown"),
-            status = response.status().as_u16(),
-            request_id,
-            "request"
-        );
-        return response;
+        // Action names only: DICOMweb paths carry UIDs.
+        return answered(response, &request_id, action.map(|a| a.name()));
     }
-    let (operation, mut response) = match router::route(&method, uri.path()) {
+    let (operation, response) = match router::route(&method, uri.path()) {
         Err(no_route) => (
             None,
             wire::unknown_operation(no_route.status(), method.as_str(), uri.path()),
@@ -321,13 +312,18 @@ pub async fn dispatch(
             (Some(operation), response)
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    answered(response, &request_id, operation.map(|op| op.name()))
+}
+
+/// A response with its request ID, logged by operation name, status and
+/// request ID only: never bodies, paths or labels, which can carry patient
+/// data once image sets exist.
+fn answered(mut response: Response, request_id: &str, name: Option<&str>) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-amzn-RequestId", value);
     }
-    // Operation names, statuses and request IDs only: never bodies or labels,
-    // which can carry patient data once image sets exist.
     tracing::debug!(
-        operation = operation.map(|op| op.name()).unwrap_or("unknown"),
+        operation = name.unwrap_or("unknown"),
         status = response.status().as_u16(),
         request_id,
         "request"

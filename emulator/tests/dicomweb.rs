@@ -78,6 +78,10 @@ async fn send(
     }
 }
 
+async fn get(service: &Arc<Service>, uri: &str) -> Answer {
+    send(service, "GET", uri, None, Value::Null).await
+}
+
 struct Fixture {
     service: Arc<Service>,
     ds: String,
@@ -229,15 +233,9 @@ async fn qido_finds_what_the_manifest_expects_at_every_level() {
 
     // Every series of every study, then every instance of every series.
     for (study, (_, series)) in &expected {
-        let listed = send(
-            &f.service,
-            "GET",
-            &format!("{base}/studies/{study}/series"),
-            None,
-            Value::Null,
-        )
-        .await
-        .json();
+        let listed = get(&f.service, &format!("{base}/studies/{study}/series"))
+            .await
+            .json();
         let uids: Vec<String> = listed
             .as_array()
             .unwrap()
@@ -259,12 +257,9 @@ async fn qido_finds_what_the_manifest_expects_at_every_level() {
             "series in SeriesNumber order: {numbers:?}"
         );
         for (series_uid, instances) in series {
-            let listed = send(
+            let listed = get(
                 &f.service,
-                "GET",
                 &format!("{base}/studies/{study}/series/{series_uid}/instances"),
-                None,
-                Value::Null,
             )
             .await
             .json();
@@ -287,12 +282,9 @@ async fn qido_finds_what_the_manifest_expects_at_every_level() {
 
     // Filters, against a brute-force filter of the manifest.
     let patient = &f.manifest.patients[0];
-    let by_patient = send(
+    let by_patient = get(
         &f.service,
-        "GET",
         &format!("{base}/studies?PatientID={}", patient.patient_id),
-        None,
-        Value::Null,
     )
     .await
     .json();
@@ -305,15 +297,9 @@ async fn qido_finds_what_the_manifest_expects_at_every_level() {
     let family = patient.name.split('^').next().unwrap().to_lowercase();
     let encoded: String =
         form_urlencoded::byte_serialize(format!("{family}*").as_bytes()).collect();
-    let by_name = send(
-        &f.service,
-        "GET",
-        &format!("{base}/studies?00100010={encoded}"),
-        None,
-        Value::Null,
-    )
-    .await
-    .json();
+    let by_name = get(&f.service, &format!("{base}/studies?00100010={encoded}"))
+        .await
+        .json();
     assert!(
         by_name
             .as_array()
@@ -328,15 +314,12 @@ async fn qido_finds_what_the_manifest_expects_at_every_level() {
     );
     assert!(by_name.as_array().unwrap().len() >= want.len());
     let study = &patient.studies[0];
-    let by_date = send(
+    let by_date = get(
         &f.service,
-        "GET",
         &format!(
             "{base}/studies?StudyDate={}-{}&PatientID={}",
             study.study_date, study.study_date, patient.patient_id
         ),
-        None,
-        Value::Null,
     )
     .await
     .json();
@@ -351,25 +334,16 @@ async fn qido_finds_what_the_manifest_expects_at_every_level() {
 
     // Paging and fields.
     let all = studies.as_array().unwrap();
-    let page = send(
-        &f.service,
-        "GET",
-        &format!("{base}/studies?limit=2&offset=1"),
-        None,
-        Value::Null,
-    )
-    .await
-    .json();
+    let page = get(&f.service, &format!("{base}/studies?limit=2&offset=1"))
+        .await
+        .json();
     assert_eq!(
         page.as_array().unwrap().as_slice(),
         &all[1..3.min(all.len())]
     );
-    let fields = send(
+    let fields = get(
         &f.service,
-        "GET",
         &format!("{base}/studies?includefield=00081030&limit=1"),
-        None,
-        Value::Null,
     )
     .await
     .json();
@@ -378,51 +352,26 @@ async fn qido_finds_what_the_manifest_expects_at_every_level() {
         all[0].get("00100040").is_some(),
         "PatientSex is returned by default"
     );
-    let everything = send(
+    let everything = get(
         &f.service,
-        "GET",
         &format!("{base}/studies?includefield=all&limit=1"),
-        None,
-        Value::Null,
     )
     .await
     .json();
     assert!(everything[0].as_object().unwrap().len() > all[0].as_object().unwrap().len());
 
     // All instances of the datastore, and refusals.
-    let instances = send(
-        &f.service,
-        "GET",
-        &format!("{base}/instances"),
-        None,
-        Value::Null,
-    )
-    .await
-    .json();
+    let instances = get(&f.service, &format!("{base}/instances")).await.json();
     let total: usize = expected
         .values()
         .flat_map(|(_, s)| s.values())
         .map(BTreeSet::len)
         .sum();
     assert_eq!(instances.as_array().unwrap().len(), total);
-    let unknown = send(
-        &f.service,
-        "GET",
-        &format!("{base}/studies?Modality=CT"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let unknown = get(&f.service, &format!("{base}/studies?Modality=CT")).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&unknown.body).contains("PatientID (00100020)"));
-    let bad_limit = send(
-        &f.service,
-        "GET",
-        &format!("{base}/studies?limit=-1"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let bad_limit = get(&f.service, &format!("{base}/studies?limit=-1")).await;
     assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
     let xml = send(
         &f.service,
@@ -434,12 +383,9 @@ async fn qido_finds_what_the_manifest_expects_at_every_level() {
     .await;
     assert_eq!(xml.status, StatusCode::NOT_ACCEPTABLE);
     assert_eq!(xml.error_type, "NotAcceptableException");
-    let nowhere = send(
+    let nowhere = get(
         &f.service,
-        "GET",
         &format!("/datastore/{}/studies", "0".repeat(32)),
-        None,
-        Value::Null,
     )
     .await;
     assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
@@ -517,12 +463,9 @@ async fn wado_serves_instances_frames_and_metadata_faithfully() {
             .unwrap();
         let (study, series) = (&set.study_instance_uid, &set.series_instance_uid);
         // Series metadata: every instance, in instance number order.
-        let metadata = send(
+        let metadata = get(
             &f.service,
-            "GET",
             &format!("{base}/studies/{study}/series/{series}/metadata"),
-            None,
-            Value::Null,
         )
         .await;
         assert_eq!(metadata.status, StatusCode::OK);
@@ -548,15 +491,7 @@ async fn wado_serves_instances_frames_and_metadata_faithfully() {
                 "{base}/studies/{study}/series/{series}/instances/{}",
                 instance.sop_instance_uid
             );
-            let one = send(
-                &f.service,
-                "GET",
-                &format!("{path}/metadata"),
-                None,
-                Value::Null,
-            )
-            .await
-            .json();
+            let one = get(&f.service, &format!("{path}/metadata")).await.json();
             assert_eq!(first(&one[0], "0020000D"), json!(study));
             assert_eq!(first(&one[0], "00080016"), json!(instance.sop_class_uid));
             assert!(
@@ -569,7 +504,7 @@ async fn wado_serves_instances_frames_and_metadata_faithfully() {
             );
 
             // The instance, Explicit VR Little Endian by default.
-            let file = send(&f.service, "GET", &path, None, Value::Null).await;
+            let file = get(&f.service, &path).await;
             assert_eq!(
                 file.status,
                 StatusCode::OK,
@@ -695,23 +630,9 @@ async fn wado_serves_instances_frames_and_metadata_faithfully() {
                     assert_eq!(refused.status, StatusCode::NOT_ACCEPTABLE);
                 }
                 let beyond = instance.frame_crc32.len() + 1;
-                let missing = send(
-                    &f.service,
-                    "GET",
-                    &format!("{path}/frames/{beyond}"),
-                    None,
-                    Value::Null,
-                )
-                .await;
+                let missing = get(&f.service, &format!("{path}/frames/{beyond}")).await;
                 assert_eq!(missing.status, StatusCode::NOT_FOUND);
-                let twice = send(
-                    &f.service,
-                    "GET",
-                    &format!("{path}/frames/1,1"),
-                    None,
-                    Value::Null,
-                )
-                .await;
+                let twice = get(&f.service, &format!("{path}/frames/1,1")).await;
                 assert_eq!(twice.status, StatusCode::BAD_REQUEST);
             }
             checked_instances += 1;
@@ -737,12 +658,7 @@ async fn wado_addresses_primaries_unless_an_image_set_is_named_and_forgets_delet
         &set.sop_instance_uids[0],
     );
     let path = format!("{base}/studies/{study}/series/{series}/instances/{sop}/metadata");
-    assert_eq!(
-        send(&f.service, "GET", &path, None, Value::Null)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(get(&f.service, &path).await.status, StatusCode::OK);
     let found = send(
         &f.service,
         "POST",
@@ -763,37 +679,20 @@ async fn wado_addresses_primaries_unless_an_image_set_is_named_and_forgets_delet
         .as_str()
         .unwrap()
         .to_owned();
-    let named = send(
-        &f.service,
-        "GET",
-        &format!("{path}?imageSetId={id}"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let named = get(&f.service, &format!("{path}?imageSetId={id}")).await;
     assert_eq!(
         named.status,
         StatusCode::OK,
         "{}",
         String::from_utf8_lossy(&named.body)
     );
-    let other_study = send(
+    let other_study = get(
         &f.service,
-        "GET",
         &format!("{base}/studies/1.2.3/series/{series}/instances/{sop}/metadata?imageSetId={id}"),
-        None,
-        Value::Null,
     )
     .await;
     assert_eq!(other_study.status, StatusCode::NOT_FOUND);
-    let bad_uid = send(
-        &f.service,
-        "GET",
-        &format!("{base}/studies/not-a-uid/series"),
-        None,
-        Value::Null,
-    )
-    .await;
+    let bad_uid = get(&f.service, &format!("{base}/studies/not-a-uid/series")).await;
     assert_eq!(bad_uid.status, StatusCode::BAD_REQUEST);
     let post = send(
         &f.service,
@@ -819,19 +718,13 @@ async fn wado_addresses_primaries_unless_an_image_set_is_named_and_forgets_delet
         String::from_utf8_lossy(&deleted.body)
     );
     for uri in [path.clone(), format!("{path}?imageSetId={id}")] {
-        let gone = send(&f.service, "GET", &uri, None, Value::Null).await;
+        let gone = get(&f.service, &uri).await;
         assert_eq!(gone.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(gone.error_type, "ResourceNotFoundException");
     }
-    let series_list = send(
-        &f.service,
-        "GET",
-        &format!("{base}/studies/{study}/series"),
-        None,
-        Value::Null,
-    )
-    .await
-    .json();
+    let series_list = get(&f.service, &format!("{base}/studies/{study}/series"))
+        .await
+        .json();
     assert!(
         series_list
             .as_array()
