@@ -58,6 +58,17 @@ async fn a_web_page_cannot_delete_or_reset_through_the_browser() {
             format!("/datastore/{ds}"),
             vec![("Host", "attacker.example:80")],
         ),
+        // A page reading patient data through DICOMweb, directly or by a rebound name.
+        (
+            "GET",
+            format!("/datastore/{ds}/studies"),
+            vec![("Origin", "https://evil.example")],
+        ),
+        (
+            "GET",
+            format!("/datastore/{ds}/instances"),
+            vec![("Host", "attacker.example:80")],
+        ),
     ] {
         let (status, headers, body) = raw_http(url, method, &path, &extra, "").await;
         assert!(
