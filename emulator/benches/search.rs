@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
-use healthimaging_emulator::store::{
-    DicomTags, ImageSetState, ImageSetVersion, StoreError, WorkflowStatus,
-};
+use healthimaging_emulator::store::{DicomTags, ImageSetVersion, StoreError};
 use healthimaging_emulator::{EmulatorConfig, Service, Timestamp, router};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -65,15 +63,8 @@ async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) 
                         ..DicomTags::default()
                     };
                     let first = ImageSetVersion {
-                        version_id: 1,
-                        state: ImageSetState::Active,
-                        workflow_status: WorkflowStatus::Imported,
-                        created_at: at,
                         updated_at: Timestamp::from_millis(BASE + ((n * 7919) % size) * 1000),
-                        message: None,
-                        forced: false,
-                        tags,
-                        metadata: None,
+                        ..ImageSetVersion::imported(1, at, tags, None)
                     };
                     w.create_image_set(&format!("{n:032x}"), &ds, n % 7 != 0, at, first, None)?;
                 }

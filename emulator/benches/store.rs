@@ -20,9 +20,7 @@ use axum::body::Body;
 use axum::http::Request;
 use base64::Engine as _;
 use healthimaging_emulator::metadata::stored::gzip;
-use healthimaging_emulator::store::{
-    DicomTags, FrameEntry, ImageSetState, ImageSetVersion, StoreError, WorkflowStatus,
-};
+use healthimaging_emulator::store::{DicomTags, FrameEntry, ImageSetVersion, StoreError};
 use healthimaging_emulator::{EmulatorConfig, Service, router};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value, json};
@@ -93,17 +91,12 @@ async fn image_set(service: &Arc<Service>, instances: usize) -> (String, String)
         .store()
         .write(|w| {
             let metadata = Some(w.put_blob(&gzip(&document))?);
-            let first = ImageSetVersion {
-                version_id: 1,
-                state: ImageSetState::Active,
-                workflow_status: WorkflowStatus::Imported,
-                created_at: service.now(),
-                updated_at: service.now(),
-                message: None,
-                forced: false,
-                tags: DicomTags::of_document(&document),
+            let first = ImageSetVersion::imported(
+                1,
+                service.now(),
+                DicomTags::of_document(&document),
                 metadata,
-            };
+            );
             w.create_image_set(&id, &ds, false, service.now(), first, None)?;
             Ok::<_, StoreError>(())
         })
@@ -231,20 +224,11 @@ async fn frame_throughput() {
                 let blob = w.put_blob(&frame_bytes)?;
                 for n in chunk * 1000..(chunk + 1) * 1000 {
                     let id = format!("{n:032x}");
-                    let first = ImageSetVersion {
-                        version_id: 1,
-                        state: ImageSetState::Active,
-                        workflow_status: WorkflowStatus::Imported,
-                        created_at: service.now(),
-                        updated_at: service.now(),
-                        message: None,
-                        forced: false,
-                        tags: DicomTags {
-                            patient_id: Some(format!("SYN{n}")),
-                            ..DicomTags::default()
-                        },
-                        metadata: None,
+                    let tags = DicomTags {
+                        patient_id: Some(format!("SYN{n}")),
+                        ..DicomTags::default()
                     };
+                    let first = ImageSetVersion::imported(1, service.now(), tags, None);
                     let set = w.create_image_set(&id, &ds, true, service.now(), first, None)?;
                     let frame = format!("{:032x}", n + 1_000_000);
                     w.add_frames(

@@ -13,7 +13,7 @@ use crate::clock::{ManualClock, Timestamp};
 use crate::config::EmulatorConfig;
 use crate::server::router;
 use crate::service::Service;
-use crate::store::{ImageSetState, ImageSetVersion, WorkflowStatus};
+use crate::store::ImageSetVersion;
 
 /// An emulator with a manual clock and a 100 ms transition delay.
 pub(crate) fn service() -> (Arc<Service>, ManualClock) {
@@ -134,15 +134,8 @@ pub(crate) fn plant(service: &Service, planted: Planted<'_>, document: Option<Va
                 None => None,
             };
             let first = ImageSetVersion {
-                version_id: 1,
-                state: ImageSetState::Active,
-                workflow_status: WorkflowStatus::Imported,
-                created_at: planted.created_at,
                 updated_at: planted.updated_at,
-                message: None,
-                forced: false,
-                tags: planted.tags,
-                metadata,
+                ..ImageSetVersion::imported(1, planted.created_at, planted.tags, metadata)
             };
             let set = w.create_image_set(
                 planted.image_set_id,

@@ -13,9 +13,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use healthimaging_emulator::metadata::stored::gzip;
-use healthimaging_emulator::store::{
-    DicomTags, FrameEntry, ImageSetState, ImageSetVersion, StoreError, WorkflowStatus,
-};
+use healthimaging_emulator::store::{DicomTags, FrameEntry, ImageSetVersion, StoreError};
 use healthimaging_emulator::{Emulator, EmulatorConfig, Service, router};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
@@ -70,17 +68,7 @@ async fn world() -> World {
             .write(|w| {
                 let metadata = Some(w.put_blob(&gzip(&document))?);
                 let blob = w.put_blob(b"frame bytes")?;
-                let first = ImageSetVersion {
-                    version_id: 1,
-                    state: ImageSetState::Active,
-                    workflow_status: WorkflowStatus::Imported,
-                    created_at: service.now(),
-                    updated_at: service.now(),
-                    message: None,
-                    forced: false,
-                    tags,
-                    metadata,
-                };
+                let first = ImageSetVersion::imported(1, service.now(), tags, metadata);
                 let set =
                     w.create_image_set(&id, &datastore, n != 2, service.now(), first, None)?;
                 w.add_frames(

@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use healthimaging_codec::Layout;
 use healthimaging_emulator::metadata::stored::gzip;
-use healthimaging_emulator::store::{
-    DicomTags, FrameEntry, ImageSetState, ImageSetVersion, StoreError, WorkflowStatus,
-};
+use healthimaging_emulator::store::{DicomTags, FrameEntry, ImageSetVersion, StoreError};
 use healthimaging_emulator::{EmulatorConfig, Service};
 use healthimaging_mcp::audit::AuditLog;
 use healthimaging_mcp::backend::embedded_client;
@@ -74,17 +72,12 @@ fn plant(service: &Arc<Service>, ds: &str, frame: &[u8]) {
             .write(|w| {
                 let metadata = Some(w.put_blob(&gzip(&document))?);
                 let blob = w.put_blob(frame)?;
-                let first = ImageSetVersion {
-                    version_id: 1,
-                    state: ImageSetState::Active,
-                    workflow_status: WorkflowStatus::Imported,
-                    created_at: service.now(),
-                    updated_at: service.now(),
-                    message: None,
-                    forced: false,
-                    tags: DicomTags::of_document(&document),
+                let first = ImageSetVersion::imported(
+                    1,
+                    service.now(),
+                    DicomTags::of_document(&document),
                     metadata,
-                };
+                );
                 let set =
                     w.create_image_set(&image_set_id(tag), ds, true, service.now(), first, None)?;
                 let frames: Vec<FrameEntry> = (0..instances)

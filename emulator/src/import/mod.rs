@@ -37,8 +37,8 @@ use crate::metadata::{self, FrameRecord};
 use crate::s3::{Listed, S3Uri};
 use crate::service::Service;
 use crate::store::{
-    BlobId, DicomTags, FrameEntry, ImageSetState, ImageSetVersion, ImportJob, JobStatus,
-    LosslessStorageFormat, Pinned, StoreError, WorkflowStatus,
+    BlobId, DicomTags, FrameEntry, ImageSetVersion, ImportJob, JobStatus, LosslessStorageFormat,
+    Pinned, StoreError,
 };
 
 use crate::metadata::combine::grouping_key;
@@ -434,17 +434,12 @@ fn commit_group(
             let version_id = merge_into
                 .as_ref()
                 .map_or(1, |set| set.latest().version_id + 1);
-            let version = ImageSetVersion {
+            let version = ImageSetVersion::imported(
                 version_id,
-                state: ImageSetState::Active,
-                workflow_status: WorkflowStatus::Imported,
-                created_at: now,
-                updated_at: now,
-                message: None,
-                forced: false,
-                tags: DicomTags::of_document(&document),
-                metadata: Some(w.put_blob(&metadata::stored::gzip(&document))?),
-            };
+                now,
+                DicomTags::of_document(&document),
+                Some(w.put_blob(&metadata::stored::gzip(&document))?),
+            );
             let set = match merge_into {
                 Some(mut set) => {
                     w.append_version(&mut set, version)?;

@@ -244,6 +244,29 @@ pub struct ImageSetVersion {
     pub metadata: Option<BlobId>,
 }
 
+impl ImageSetVersion {
+    /// Version `version_id` as an import writes it: `ACTIVE` and `IMPORTED`
+    /// from `at`, describing `tags`, with its document stored as `metadata`.
+    pub fn imported(
+        version_id: u32,
+        at: Timestamp,
+        tags: DicomTags,
+        metadata: Option<BlobId>,
+    ) -> Self {
+        Self {
+            version_id,
+            state: ImageSetState::Active,
+            workflow_status: WorkflowStatus::Imported,
+            created_at: at,
+            updated_at: at,
+            message: None,
+            forced: false,
+            tags,
+            metadata,
+        }
+    }
+}
+
 /// An image set and its newest version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageSet {

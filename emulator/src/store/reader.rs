@@ -513,17 +513,7 @@ fn image_set_row(row: &Row<'_>) -> rusqlite::Result<(ImageSet, i64)> {
         created_at: timestamp(row, 4)?,
         tags: json(row, 5)?,
         lock,
-        latest: ImageSetVersion {
-            version_id: 0,
-            state: ImageSetState::Active,
-            workflow_status: WorkflowStatus::Imported,
-            created_at: Timestamp::from_millis(0),
-            updated_at: Timestamp::from_millis(0),
-            message: None,
-            forced: false,
-            tags: DicomTags::default(),
-            metadata: None,
-        },
+        latest: ImageSetVersion::imported(0, Timestamp::from_millis(0), DicomTags::default(), None),
     };
     Ok((set, row.get(8)?))
 }

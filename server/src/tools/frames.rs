@@ -118,15 +118,7 @@ impl HealthImagingServer {
                 "max_size must be between 16 and 2048, not {max_size}"
             )));
         }
-        let requested_window = match (args.window_center, args.window_width) {
-            (Some(center), Some(width)) if width >= 1.0 => Some(Window { center, width }),
-            (None, None) => None,
-            _ => {
-                return Err(invalid(
-                    "window_center and window_width go together, and the width is at least 1",
-                ));
-            }
-        };
+        let requested_window = requested_window(args.window_center, args.window_width)?;
         let parsed = self
             .metadata(
                 args.datastore_id.as_str(),
@@ -489,6 +481,21 @@ fn pixel_buffer(values: &[i32], bits_allocated: u32) -> Vec<u8> {
             .iter()
             .flat_map(|&v| (v as u16).to_le_bytes())
             .collect()
+    }
+}
+
+/// The window a caller asked for: both of centre and width (at least 1),
+/// or neither.
+pub(super) fn requested_window(
+    center: Option<f64>,
+    width: Option<f64>,
+) -> Result<Option<Window>, ToolError> {
+    match (center, width) {
+        (Some(center), Some(width)) if width >= 1.0 => Ok(Some(Window { center, width })),
+        (None, None) => Ok(None),
+        _ => Err(invalid(
+            "window_center and window_width go together, and the width is at least 1",
+        )),
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::font;
-use super::frames::{InstanceDisplay, decode, invalid, number, window_text};
+use super::frames::{InstanceDisplay, decode, invalid, number, requested_window, window_text};
 use super::render::{self, Picture, Window};
 use crate::args::{DatastoreId, DicomUid, ImageSetId, VersionId};
 use crate::audit;
@@ -295,15 +295,7 @@ impl HealthImagingServer {
                 "max_size must be between {MIN_EDGE} and {MAX_EDGE}, not {edge}"
             )));
         }
-        let requested_window = match (args.window_center, args.window_width) {
-            (Some(center), Some(width)) if width >= 1.0 => Some(Window { center, width }),
-            (None, None) => None,
-            _ => {
-                return Err(invalid(
-                    "window_center and window_width go together, and the width is at least 1",
-                ));
-            }
-        };
+        let requested_window = requested_window(args.window_center, args.window_width)?;
         let parsed = self
             .metadata(ds, id, args.version_id.as_ref().map(VersionId::as_str))
             .await?;
