@@ -37,11 +37,11 @@ use crate::metadata::{self, FrameRecord};
 use crate::s3::{Listed, S3Uri};
 use crate::service::Service;
 use crate::store::{
-    BlobId, DicomTags, FrameEntry, ImageSetVersion, ImportJob, JobStatus, LosslessStorageFormat,
-    Pinned, StoreError,
+    BlobId, DicomTags, FrameEntry, ImageSet, ImageSetVersion, ImportJob, JobStatus,
+    LosslessStorageFormat, Pinned, StoreError,
 };
 
-use crate::metadata::combine::grouping_key;
+use crate::metadata::combine::{GroupingKey, grouping_key};
 use grouping::{Group, Target};
 use instance::{Failure, ReadInstance};
 use outputs::{Imported, Line};
@@ -91,8 +91,8 @@ pub struct Stats {
     pub encode_time: Duration,
 }
 
-/// Why a job stopped before its end.
-enum Stop {
+/// Why a job (or a write of stored instances) stopped before its end.
+pub(crate) enum Stop {
     /// The job could not run; it ends `FAILED` with this message.
     Failed(String),
     /// The store could not be written (a full or failing disk): the job
@@ -287,7 +287,7 @@ fn object_failure(error: std::io::Error) -> Failure {
 }
 
 /// An instance read, its frames stored as pinned blobs.
-struct Stored {
+pub(crate) struct Stored {
     instance: ReadInstance,
     frames: Vec<(Pinned, FrameRecord)>,
     bytes: u64,
@@ -306,11 +306,22 @@ fn process_file(
         bucket: bucket.to_owned(),
         key: key.to_owned(),
     };
-    let bytes = match service.s3.read(&uri) {
-        Ok(bytes) => bytes,
-        Err(error) => return Ok(Err(object_failure(error))),
-    };
-    let mut instance = match instance::read(key, &bytes, format) {
+    match service.s3.read(&uri) {
+        Ok(bytes) => store_instance(service, key, &bytes, format),
+        Err(error) => Ok(Err(object_failure(error))),
+    }
+}
+
+/// Stores the frames of the Part 10 file `bytes` (named `key`) losslessly
+/// (verified) as pinned blobs, and describes it. The outer error is the
+/// store's (its disk), the inner one the file's.
+pub(crate) fn store_instance(
+    service: &Service,
+    key: &str,
+    bytes: &[u8],
+    format: LosslessStorageFormat,
+) -> std::io::Result<Result<Stored, Failure>> {
+    let mut instance = match instance::read(key, bytes, format) {
         Ok(instance) => instance,
         Err(failure) => return Ok(Err(failure)),
     };
@@ -337,6 +348,116 @@ fn process_file(
     }))
 }
 
+/// Instances ready to be written into one image set: their documents, the
+/// frames they list and the blobs holding those frames.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// The instances, their documents listing their frames.
+    pub(crate) instances: Vec<ReadInstance>,
+    entries: Vec<FrameEntry>,
+    pins: Vec<Pinned>,
+}
+
+impl Batch {
+    /// Adds a stored instance, minting its frames' IDs.
+    pub(crate) fn add(&mut self, service: &Service, stored: Stored) {
+        // IDs in input order, so the same seed gives the same IDs.
+        let mut described = Vec::with_capacity(stored.frames.len());
+        for (pinned, mut record) in stored.frames {
+            record.id = service.resource_ids.resource_id();
+            self.entries.push(FrameEntry {
+                frame_id: record.id.clone(),
+                transfer_syntax: stored.instance.stored_transfer_syntax.clone(),
+                blob: pinned.id().clone(),
+            });
+            described.push(metadata::frame(&record));
+            self.pins.push(pinned);
+        }
+        let mut instance = stored.instance;
+        instance.document["Study"]["Series"][&instance.series_uid]["Instances"]
+            [&instance.sop_uid]["ImageFrames"] = Json::Array(described);
+        self.instances.push(instance);
+    }
+}
+
+/// Writes `batch` (instances of series `series_uid` agreeing on `key`) into
+/// datastore `ds` as the service does: a new version of the series' primary
+/// image set when they agree with it, a new primary image set when the
+/// series has none, a new non-primary image set otherwise. Answers the
+/// image set and the version written.
+pub(crate) fn write_batch(
+    w: &mut crate::store::Writer<'_>,
+    service: &Service,
+    ds: &str,
+    (series_uid, key): (&str, &GroupingKey),
+    batch: Batch,
+) -> Result<(ImageSet, u32), Stop> {
+    for pinned in batch.pins {
+        w.hold(pinned);
+    }
+    let existing = match w.primary_image_set(ds, series_uid)? {
+        Some(set) => {
+            let document = set
+                .latest()
+                .metadata
+                .as_ref()
+                .and_then(|blob| load_document(service, blob))
+                .ok_or_else(|| {
+                    Stop::Failed("Could not read the metadata of an image set".into())
+                })?;
+            Some((set, document))
+        }
+        None => None,
+    };
+    let target = grouping::target(
+        key,
+        existing
+            .as_ref()
+            .map(|(set, document)| (set.id.clone(), grouping_key(document, series_uid))),
+    );
+    let new_primary = target == Target::NewPrimary;
+    let (merge_into, mut document) = match (target, existing) {
+        (Target::Merge(_), Some((set, document))) => (Some(set), document),
+        _ => (
+            None,
+            json!({ "Patient": {"DICOM": {}}, "Study": {"DICOM": {}, "Series": {}} }),
+        ),
+    };
+    for instance in &batch.instances {
+        metadata::combine::merge(&mut document, &instance.document);
+    }
+    let id = match &merge_into {
+        Some(set) => set.id.clone(),
+        None => loop {
+            let id = service.resource_ids.resource_id();
+            if !w.image_set_exists(&id)? {
+                break id;
+            }
+        },
+    };
+    let document = metadata::with_identity(document, ds, &id);
+    let version_id = merge_into
+        .as_ref()
+        .map_or(1, |set| set.latest().version_id + 1);
+    let now = service.now();
+    let blob = w.put_blob(&metadata::stored::gzip(&document))?;
+    let version = ImageSetVersion::imported(
+        version_id,
+        now,
+        DicomTags::of_document(&document),
+        Some(blob),
+    );
+    let set = match merge_into {
+        Some(mut set) => {
+            w.append_version(&mut set, version)?;
+            set
+        }
+        None => w.create_image_set(&id, ds, new_primary, now, version, None)?,
+    };
+    w.add_frames(&set, &batch.entries)?;
+    Ok((set, version_id))
+}
+
 /// Writes the image set of `group` from its files' results, in one
 /// transaction, with its output lines and the job's progress.
 fn commit_group(
@@ -347,11 +468,9 @@ fn commit_group(
     stats: &mut Stats,
 ) -> Result<(), Stop> {
     let mut lines = Vec::new();
-    let mut instances = Vec::new();
-    let mut pins = Vec::new();
-    let mut entries = Vec::new();
+    let mut batch = Batch::default();
     for (key, result) in group.files.iter().zip(results) {
-        let mut stored = match result.map_err(StoreError::from)? {
+        let stored = match result.map_err(StoreError::from)? {
             Ok(stored) => stored,
             Err(failure) => {
                 stats.failed += 1;
@@ -361,99 +480,40 @@ fn commit_group(
         };
         stats.bytes += stored.bytes;
         stats.encode_time += stored.instance.encode_time;
-        // IDs in input order, so the same seed gives the same IDs.
-        let mut described = Vec::with_capacity(stored.frames.len());
-        for (pinned, mut record) in stored.frames {
-            record.id = service.resource_ids.resource_id();
-            entries.push(FrameEntry {
-                frame_id: record.id.clone(),
-                transfer_syntax: stored.instance.stored_transfer_syntax.clone(),
-                blob: pinned.id().clone(),
-            });
-            described.push(metadata::frame(&record));
-            pins.push(pinned);
-        }
-        let instance = &mut stored.instance;
-        instance.document["Study"]["Series"][&instance.series_uid]["Instances"]
-            [&instance.sop_uid]["ImageFrames"] = Json::Array(described);
-        instances.push(stored.instance);
+        batch.add(service, stored);
     }
-    stats.imported += instances.len();
-    let now = service.now();
+    stats.imported += batch.instances.len();
     service.store().write(|w| {
         match w.job(&job.id)? {
             Some(current) if current.status == JobStatus::InProgress => {}
             _ => return Err(Stop::Gone),
         }
-        for pinned in pins {
-            w.hold(pinned);
-        }
-        if !instances.is_empty() {
-            let ds = &job.datastore_id;
-            let existing = match w.primary_image_set(ds, &group.series_uid)? {
-                Some(set) => {
-                    let document = set
-                        .latest()
-                        .metadata
-                        .as_ref()
-                        .and_then(|blob| load_document(service, blob))
-                        .ok_or_else(|| {
-                            Stop::Failed("Could not read the metadata of an image set".into())
-                        })?;
-                    Some((set, document))
-                }
-                None => None,
-            };
-            let target = grouping::target(
-                &group.key,
-                existing.as_ref().map(|(set, document)| {
-                    (set.id.clone(), grouping_key(document, &group.series_uid))
-                }),
-            );
-            let new_primary = target == Target::NewPrimary;
-            let (merge_into, mut document) = match (target, existing) {
-                (Target::Merge(_), Some((set, document))) => (Some(set), document),
-                _ => (
-                    None,
-                    json!({ "Patient": {"DICOM": {}}, "Study": {"DICOM": {}, "Series": {}} }),
-                ),
-            };
-            for instance in &instances {
-                metadata::combine::merge(&mut document, &instance.document);
-            }
-            let id = match &merge_into {
-                Some(set) => set.id.clone(),
-                None => loop {
-                    let id = service.resource_ids.resource_id();
-                    if !w.image_set_exists(&id)? {
-                        break id;
-                    }
-                },
-            };
-            let document = metadata::with_identity(document, ds, &id);
-            let version_id = merge_into
-                .as_ref()
-                .map_or(1, |set| set.latest().version_id + 1);
-            let version = ImageSetVersion::imported(
-                version_id,
-                now,
-                DicomTags::of_document(&document),
-                Some(w.put_blob(&metadata::stored::gzip(&document))?),
-            );
-            let set = match merge_into {
-                Some(mut set) => {
-                    w.append_version(&mut set, version)?;
-                    set
-                }
-                None => w.create_image_set(&id, ds, new_primary, now, version, None)?,
-            };
-            w.add_frames(&set, &entries)?;
-            for instance in &instances {
+        if !batch.instances.is_empty() {
+            let instances: Vec<(String, String, String, String)> = batch
+                .instances
+                .iter()
+                .map(|i| {
+                    (
+                        i.key.clone(),
+                        i.sop_uid.clone(),
+                        i.series_uid.clone(),
+                        i.study_uid.clone(),
+                    )
+                })
+                .collect();
+            let (set, version_id) = write_batch(
+                w,
+                service,
+                &job.datastore_id,
+                (&group.series_uid, &group.key),
+                std::mem::take(&mut batch),
+            )?;
+            for (key, sop_uid, series_uid, study_uid) in &instances {
                 let line = Line::success(&Imported {
-                    key: &instance.key,
-                    sop_uid: &instance.sop_uid,
-                    series_uid: &instance.series_uid,
-                    study_uid: &instance.study_uid,
+                    key,
+                    sop_uid,
+                    series_uid,
+                    study_uid,
                     image_set_id: &set.id,
                     version: version_id,
                     is_primary: set.is_primary,
