@@ -54,12 +54,16 @@ struct Guard {
 }
 
 async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
+    let body = match crate::dicomweb::route(request.method(), request.uri().path()) {
+        Some(Ok(route)) if route.action.stores() => BodyKind::Dicom,
+        _ => BodyKind::Json,
+    };
     if let Some(refused) = surface::check(
         &guard.surface,
         guard.bound,
         request.method(),
         request.headers(),
-        BodyKind::Json,
+        body,
     ) {
         return refused;
     }

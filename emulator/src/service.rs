@@ -289,9 +289,7 @@ pub async fn dispatch(
             ),
             Ok(route) => {
                 let action = route.action;
-                let response =
-                    crate::dicomweb::dispatch(&service, route, request.headers(), uri.query())
-                        .await;
+                let response = crate::dicomweb::dispatch(&service, route, request).await;
                 (Some(action), response)
             }
         };

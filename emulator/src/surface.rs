@@ -88,6 +88,9 @@ impl Default for Surface {
 pub enum BodyKind {
     /// JSON (the API and the control API).
     Json,
+    /// DICOM: STOW-RS bodies (`application/dicom`, `multipart/related`),
+    /// neither of which a page may send without a CORS preflight.
+    Dicom,
 }
 
 /// A refusal of the HTTP layer.
@@ -158,12 +161,20 @@ pub fn check(
                     || essence.starts_with("application/x-amz-json")
                     || essence.is_empty()
             }
+            BodyKind::Dicom => essence == "application/dicom" || essence == "multipart/related",
         };
         if !accepted {
             return Some(
                 ApiError::new(
                     ErrorCode::Validation,
-                    format!("Content-Type '{essence}' is not accepted here; send application/json"),
+                    match body {
+                        BodyKind::Json => format!(
+                            "Content-Type '{essence}' is not accepted here; send application/json"
+                        ),
+                        BodyKind::Dicom => format!(
+                            "Content-Type '{essence}' is not accepted here; send application/dicom or multipart/related; type=\"application/dicom\""
+                        ),
+                    },
                 )
                 .into_response(),
             );
@@ -384,6 +395,36 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn dicom_bodies_are_accepted_only_where_dicom_is_stored() {
+        let bound: SocketAddr = "127.0.0.1:4566".parse().unwrap();
+        let surface = Surface::default();
+        let post = |kind, content_type: &str| {
+            check(
+                &surface,
+                bound,
+                &Method::POST,
+                &headers(&[("host", "127.0.0.1:4566"), ("content-type", content_type)]),
+                kind,
+            )
+            .map(|r| r.status().as_u16())
+        };
+        assert_eq!(post(BodyKind::Dicom, "application/dicom"), None);
+        assert_eq!(
+            post(
+                BodyKind::Dicom,
+                "multipart/related; type=\"application/dicom\"; boundary=x"
+            ),
+            None
+        );
+        assert_eq!(post(BodyKind::Dicom, "text/plain"), Some(400));
+        assert_eq!(
+            post(BodyKind::Dicom, "multipart/form-data; boundary=x"),
+            Some(400)
+        );
+        assert_eq!(post(BodyKind::Json, "application/dicom"), Some(400));
     }
 
     #[test]

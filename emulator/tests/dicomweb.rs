@@ -734,3 +734,321 @@ async fn wado_addresses_primaries_unless_an_image_set_is_named_and_forgets_delet
         "a deleted image set's series is no longer found"
     );
 }
+
+async fn post_dicom(
+    service: &Arc<Service>,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("host", "localhost:4566");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router(service.clone())
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (status, content_type, error_type) = (
+        response.status(),
+        header("content-type"),
+        header("x-amzn-errortype"),
+    );
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        content_type,
+        error_type,
+        body,
+    }
+}
+
+fn multipart_body(files: &[Vec<u8>], boundary: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for file in files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+fn uids_in(answer: &Value, sequence: &str) -> Vec<String> {
+    answer[sequence]["Value"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["00081155"]["Value"][0].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn stow_stores_instances_as_an_import_would_and_reports_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = healthimaging_fixtures::write(
+        &Spec {
+            set: FixtureSet::Ci,
+            seed: 12,
+            patients: None,
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let service = Service::start(
+        EmulatorConfig::default()
+            .with_seed(7)
+            .with_transition_delay(Duration::ZERO),
+    )
+    .unwrap();
+    let ds = send(
+        &service,
+        "POST",
+        "/datastore",
+        None,
+        json!({"clientToken": "stow"}),
+    )
+    .await
+    .json()["datastoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("/datastore/{ds}");
+    // A series that the manifest expects whole in one primary image set.
+    let set = manifest
+        .expected_import
+        .image_sets
+        .iter()
+        .find(|s| s.primary && s.sop_instance_uids.len() >= 2)
+        .unwrap();
+    let series = manifest
+        .patients
+        .iter()
+        .flat_map(|p| &p.studies)
+        .flat_map(|s| &s.series)
+        .find(|s| s.series_instance_uid == set.series_instance_uid)
+        .unwrap();
+    let files: Vec<Vec<u8>> = series
+        .instances
+        .iter()
+        .filter(|i| set.sop_instance_uids.contains(&i.sop_instance_uid))
+        .map(|i| std::fs::read(dir.path().join(&i.path)).unwrap())
+        .collect();
+    let mut parts = files.clone();
+    parts.push(b"not a DICOM file".to_vec());
+    let boundary = "stow-boundary-1";
+    let stored = post_dicom(
+        &service,
+        &format!("{base}/studies"),
+        &[
+            (
+                "content-type",
+                &format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+            ),
+            ("accept", "application/dicom+json"),
+        ],
+        multipart_body(&parts, boundary),
+    )
+    .await;
+    assert_eq!(
+        stored.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&stored.body)
+    );
+    let answer = stored.json();
+    let referenced: BTreeSet<String> = uids_in(&answer, "00081199").into_iter().collect();
+    assert_eq!(referenced, set.sop_instance_uids.iter().cloned().collect());
+    let failed = &answer["00081198"]["Value"];
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+    assert_eq!(failed[0]["00081197"]["Value"][0], json!(0xC000));
+    assert!(
+        answer["00081199"]["Value"][0]["00081190"]["Value"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("http://localhost:4566/datastore/")
+    );
+
+    // Searchable and readable at once, through DICOMweb and the SDK.
+    let study = &set.study_instance_uid;
+    let instances = get(
+        &service,
+        &format!(
+            "{base}/studies/{study}/series/{}/instances",
+            set.series_instance_uid
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(instances.as_array().unwrap().len(), files.len());
+    let found = send(
+        &service,
+        "POST",
+        &format!("{base}/searchImageSets"),
+        None,
+        json!({"searchCriteria": {"filters": [{"operator": "EQUAL", "values": [{"DICOMStudyInstanceUID": study}]}]}}),
+    )
+    .await
+    .json();
+    let summaries = found["imageSetsMetadataSummaries"].as_array().unwrap();
+    assert_eq!(summaries.len(), 1, "one image set for the series: {found}");
+    assert_eq!(summaries[0]["isPrimary"], true);
+    let instance = &series.instances[0];
+    if let Some(_pixels) = instance.pixels {
+        let file = get(
+            &service,
+            &format!(
+                "{base}/studies/{study}/series/{}/instances/{}",
+                set.series_instance_uid, instance.sop_instance_uid
+            ),
+        )
+        .await;
+        let object = dicom_object::from_reader(&file.body[128..]).unwrap();
+        let data = object
+            .element_by_name("PixelData")
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .to_vec();
+        let size = data.len() / instance.frame_crc32.len();
+        assert_eq!(
+            crc(&data[..size]),
+            instance.frame_crc32[0],
+            "stored pixels are the sent pixels"
+        );
+    }
+
+    // StoreDICOMStudy with another study's instance: nothing stored, 409.
+    let other = post_dicom(
+        &service,
+        &format!("{base}/studies/1.2.3.4"),
+        &[("content-type", "application/dicom")],
+        files[0].clone(),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::CONFLICT);
+    assert_eq!(
+        other.json()["00081198"]["Value"][0]["00081197"]["Value"][0],
+        json!(0xA901)
+    );
+
+    // One instance again, single part and aws-chunked as SigV4 streaming sends it:
+    // it replaces itself in the primary image set, as a new version.
+    let file = &files[0];
+    let mut chunked = Vec::new();
+    for chunk in file.chunks(4096) {
+        chunked.extend_from_slice(format!("{:x};chunk-signature=00\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0;chunk-signature=00\r\n\r\n");
+    let again = post_dicom(
+        &service,
+        &format!("{base}/studies/{study}"),
+        &[
+            ("content-type", "application/dicom"),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+            ("x-amz-decoded-content-length", &file.len().to_string()),
+        ],
+        chunked,
+    )
+    .await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    let id = summaries[0]["imageSetId"].as_str().unwrap();
+    let current = send(
+        &service,
+        "POST",
+        &format!("{base}/imageSet/{id}/getImageSet"),
+        None,
+        Value::Null,
+    )
+    .await
+    .json();
+    assert_eq!(current["versionId"], "2");
+    let after = get(
+        &service,
+        &format!(
+            "{base}/studies/{study}/series/{}/instances",
+            set.series_instance_uid
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        files.len(),
+        "replaced, not added"
+    );
+
+    // Refusals.
+    let plain = post_dicom(
+        &service,
+        &format!("{base}/studies"),
+        &[("content-type", "text/plain")],
+        file.clone(),
+    )
+    .await;
+    assert_eq!(plain.status, StatusCode::BAD_REQUEST);
+    assert_eq!(plain.error_type, "ValidationException");
+    let empty = post_dicom(
+        &service,
+        &format!("{base}/studies"),
+        &[(
+            "content-type",
+            "multipart/related; type=\"application/dicom\"; boundary=b",
+        )],
+        b"--b--\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let lying = post_dicom(
+        &service,
+        &format!("{base}/studies"),
+        &[
+            ("content-type", "application/dicom"),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", "1"),
+        ],
+        b"3\r\nabc\r\n0\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(lying.status, StatusCode::BAD_REQUEST);
+    let nowhere = post_dicom(
+        &service,
+        &format!("/datastore/{}/studies", "0".repeat(32)),
+        &[("content-type", "application/dicom")],
+        file.clone(),
+    )
+    .await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+    let retrieve_study = get(&service, &format!("{base}/studies/{study}")).await;
+    assert_eq!(retrieve_study.status, StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -105,4 +105,27 @@ for image_set in primaries:
         checked += 1
 
 assert checked >= 5, checked
+
+# STOW-RS: the files of one series stored into a second datastore by
+# dicomweb-client, then found and read back.
+second = sdk.create_datastore(datastoreName="dicomweb-stow")["datastoreId"]
+for _ in range(200):
+    if sdk.get_datastore(datastoreId=second)["datastoreProperties"]["datastoreStatus"] == "ACTIVE":
+        break
+    time.sleep(0.02)
+root = os.path.dirname(sys.argv[1])
+target = primaries[0]
+paths = [os.path.join(root, instances_by_uid[sop]["path"]) for sop in target["sop_instance_uids"]]
+stow = DICOMwebClient(url=f"{endpoint}/datastore/{second}")
+answer = stow.store_instances(datasets=[pydicom.dcmread(p) for p in paths])
+stored = {item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence}
+assert stored == set(target["sop_instance_uids"]), (stored, target)
+assert "FailedSOPSequence" not in answer, answer
+again = stow.search_for_instances(target["study_instance_uid"], target["series_instance_uid"])
+assert {pydicom.Dataset.from_json(i).SOPInstanceUID for i in again} == stored
+back = stow.retrieve_instance(
+    target["study_instance_uid"], target["series_instance_uid"], target["sop_instance_uids"][0],
+    media_types=(("application/dicom", "1.2.840.10008.1.2.1"),),
+)
+assert back.SOPInstanceUID == target["sop_instance_uids"][0]
 print(f"dicomweb: all checks passed ({len(studies)} studies, {checked} instances)")

@@ -3,7 +3,8 @@
 //! - WADO-RS ([`wado`]): GetDICOMInstance, GetDICOMInstanceFrames,
 //!   GetDICOMInstanceMetadata, GetDICOMSeriesMetadata, GetDICOMBulkdata;
 //! - QIDO-RS ([`qido`]): SearchDICOMStudies, SearchDICOMSeries,
-//!   SearchDICOMInstances.
+//!   SearchDICOMInstances;
+//! - STOW-RS ([`stow`]): StoreDICOM, StoreDICOMStudy.
 //!
 //! Without `?imageSetId=` only primary image sets are addressed; with it,
 //! that image set alone (primary or not). Everything is read from what the
@@ -16,10 +17,12 @@ mod documents;
 pub mod media;
 mod part10;
 mod qido;
+mod stow;
 mod wado;
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value as Json;
@@ -53,6 +56,10 @@ pub enum Action {
     GetDICOMInstanceFrames,
     /// `GET …/instances/{instance}/bulkdata/{bulkdataUriHash}`
     GetDICOMBulkdata,
+    /// `POST /studies`
+    StoreDICOM,
+    /// `POST /studies/{study}`
+    StoreDICOMStudy,
 }
 
 impl Action {
@@ -67,7 +74,14 @@ impl Action {
             Action::GetDICOMInstanceMetadata => "GetDICOMInstanceMetadata",
             Action::GetDICOMInstanceFrames => "GetDICOMInstanceFrames",
             Action::GetDICOMBulkdata => "GetDICOMBulkdata",
+            Action::StoreDICOM => "StoreDICOM",
+            Action::StoreDICOMStudy => "StoreDICOMStudy",
         }
+    }
+
+    /// Whether the action stores instances (a POST with a DICOM body).
+    pub fn stores(self) -> bool {
+        matches!(self, Action::StoreDICOM | Action::StoreDICOMStudy)
     }
 }
 
@@ -99,8 +113,13 @@ pub fn route(method: &Method, path: &str) -> Option<Result<Route, NoRoute>> {
         return None;
     }
     let s = |i: usize| Some(rest[i].to_owned());
+    let post = *method == Method::POST;
     let (action, study, series, instance, last) = match rest {
+        ["studies"] if post => (Action::StoreDICOM, None, None, None, None),
+        ["studies", _] if post => (Action::StoreDICOMStudy, s(1), None, None, None),
+        _ if post => return Some(Err(NoRoute::WrongMethod)),
         ["studies"] => (Action::SearchDICOMStudies, None, None, None, None),
+        ["studies", _] => return Some(Err(NoRoute::WrongMethod)),
         ["instances"] => (Action::SearchDICOMInstances, None, None, None, None),
         ["studies", _, "series"] => (Action::SearchDICOMSeries, s(1), None, None, None),
         ["studies", _, "instances"] => (Action::SearchDICOMInstances, s(1), None, None, None),
@@ -124,7 +143,7 @@ pub fn route(method: &Method, path: &str) -> Option<Result<Route, NoRoute>> {
         }
         _ => return Some(Err(NoRoute::UnknownPath)),
     };
-    if *method != Method::GET && *method != Method::HEAD {
+    if !post && *method != Method::GET && *method != Method::HEAD {
         return Some(Err(NoRoute::WrongMethod));
     }
     let labels = [&study, &series, &instance, &last];
@@ -159,24 +178,34 @@ pub struct Call {
 pub async fn dispatch(
     service: &Arc<Service>,
     route: Route,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = if route.action.stores() {
+        match crate::service::read_body(request, stow::MAX_BODY).await {
+            Ok(read) => read,
+            Err(refused) => return refused,
+        }
+    } else {
+        let (parts, _) = request.into_parts();
+        (parts, Bytes::new())
+    };
+    let headers = parts.headers;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let call = Call {
         route,
-        query: Query::parse(query),
+        query: Query::parse(parts.uri.query()),
         accept: media::accept(headers.get(header::ACCEPT).and_then(|h| h.to_str().ok())),
         base: format!("http://{host}"),
     };
     let worker = service.clone();
     let action = call.route.action;
     tokio::task::spawn_blocking(move || {
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&worker, &call)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle(&worker, &call, &headers, body)
+        }));
         match outcome {
             Ok(result) => result.unwrap_or_else(IntoResponse::into_response),
             Err(_) => {
@@ -197,7 +226,7 @@ fn failed(action: Action) -> Response {
     .into_response()
 }
 
-fn handle(service: &Service, call: &Call) -> ApiResult<Response> {
+fn handle(service: &Service, call: &Call, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
     validate::resource_id("datastoreId", &call.route.datastore)?;
     for (name, uid) in [
         ("StudyInstanceUID", &call.route.study),
@@ -217,6 +246,7 @@ fn handle(service: &Service, call: &Call) -> ApiResult<Response> {
         Action::GetDICOMInstanceMetadata => wado::instance_metadata(service, call),
         Action::GetDICOMInstanceFrames => wado::frames(service, call),
         Action::GetDICOMBulkdata => wado::bulk_data(service, call),
+        Action::StoreDICOM | Action::StoreDICOMStudy => stow::store(service, call, headers, body),
     }
 }
 

@@ -293,6 +293,13 @@ pub(crate) struct Stored {
     bytes: u64,
 }
 
+impl Stored {
+    /// The instance read.
+    pub(crate) fn instance(&self) -> &ReadInstance {
+        &self.instance
+    }
+}
+
 /// Reads one file whole, stores its frames losslessly (verified) as pinned
 /// blobs, and describes it. The outer error is the store's (its disk), the
 /// inner one the file's.
