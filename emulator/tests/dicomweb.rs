@@ -1052,3 +1052,140 @@ async fn stow_stores_instances_as_an_import_would_and_reports_each() {
     let retrieve_study = get(&service, &format!("{base}/studies/{study}")).await;
     assert_eq!(retrieve_study.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// One study as the brute-force model sees it.
+struct ModelStudy {
+    uid: String,
+    patient_id: String,
+    name: String,
+    date: String,
+    modalities: BTreeSet<String>,
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+#[test]
+fn qido_matching_equals_a_brute_force_filter_of_the_manifest() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let f = runtime.block_on(imported());
+    let expected = expected_primaries(&f.manifest);
+    let mut model: Vec<ModelStudy> = Vec::new();
+    for patient in &f.manifest.patients {
+        for study in &patient.studies {
+            let Some((_, series)) = expected.get(&study.study_instance_uid) else {
+                continue;
+            };
+            let modalities = study
+                .series
+                .iter()
+                .filter(|s| series.contains_key(&s.series_instance_uid))
+                .map(|s| s.modality.clone())
+                .collect();
+            model.push(ModelStudy {
+                uid: study.study_instance_uid.clone(),
+                patient_id: patient.patient_id.clone(),
+                name: patient.name.clone(),
+                date: study.study_date.clone(),
+                modalities,
+            });
+        }
+    }
+    let ids: Vec<String> = model.iter().map(|m| m.patient_id.clone()).collect();
+    let names: Vec<String> = model.iter().map(|m| m.name.clone()).collect();
+    let mut dates: Vec<String> = model.iter().map(|m| m.date.clone()).collect();
+    dates.sort();
+    let modalities: Vec<String> = model
+        .iter()
+        .flat_map(|m| m.modalities.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let n = model.len();
+    // (patient ID: exact or prefix wildcard), (name prefix, any case), (date range), (modality)
+    let strategy = (
+        proptest::option::of((0..n, any::<bool>())),
+        proptest::option::of((0..n, 1usize..6)),
+        proptest::option::of((0..dates.len(), 0..dates.len(), any::<bool>(), any::<bool>())),
+        proptest::option::of(0..modalities.len()),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 96,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(id, name, range, modality)| {
+            let mut query: Vec<(String, String)> = Vec::new();
+            let mut want: Vec<&ModelStudy> = model.iter().collect();
+            if let Some((i, wildcard)) = id {
+                let pattern = if wildcard {
+                    format!("{}*", &ids[i][..ids[i].len() - 2])
+                } else {
+                    ids[i].clone()
+                };
+                want.retain(|m| glob(&pattern, &m.patient_id));
+                query.push(("PatientID".into(), pattern));
+            }
+            if let Some((i, length)) = name {
+                let prefix: String = names[i]
+                    .chars()
+                    .take(length)
+                    .collect::<String>()
+                    .to_lowercase();
+                let pattern = format!("{prefix}*");
+                want.retain(|m| glob(&pattern.to_uppercase(), &m.name.to_uppercase()));
+                query.push(("00100010".into(), pattern));
+            }
+            if let Some((a, b, open_from, open_to)) = range {
+                let (from, to) = (dates[a.min(b)].clone(), dates[a.max(b)].clone());
+                let from = if open_from { String::new() } else { from };
+                let to = if open_to && !from.is_empty() {
+                    String::new()
+                } else {
+                    to
+                };
+                want.retain(|m| {
+                    (from.is_empty() || m.date >= from) && (to.is_empty() || m.date <= to)
+                });
+                query.push(("StudyDate".into(), format!("{from}-{to}")));
+            }
+            if let Some(i) = modality {
+                want.retain(|m| m.modalities.contains(&modalities[i]));
+                query.push(("ModalitiesInStudy".into(), modalities[i].clone()));
+            }
+            let encoded: String = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&query)
+                .finish();
+            let answer = runtime.block_on(get(
+                &f.service,
+                &format!("/datastore/{}/studies?{encoded}", f.ds),
+            ));
+            prop_assert_eq!(answer.status, StatusCode::OK);
+            let got: BTreeSet<String> = answer
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| first(s, "0020000D").as_str().unwrap().to_owned())
+                .collect();
+            let want: BTreeSet<String> = want.iter().map(|m| m.uid.clone()).collect();
+            prop_assert_eq!(got, want, "query {}", encoded);
+            Ok(())
+        })
+        .unwrap();
+}
