@@ -9,6 +9,8 @@
 //! | `GET /_emulator/faults` | the active fault rules |
 //! | `POST /_emulator/faults` | adds a rule: `{"operation"?, "fault": "throttling" \| "internal_error" \| "latency", "latencyMs"?, "count"?, "probability"?}` |
 //! | `DELETE /_emulator/faults` | removes every rule |
+//! | `GET /_emulator/clock` | `{"now", "advancedSeconds"}`: the emulator's time (epoch seconds) |
+//! | `POST /_emulator/clock` | `{"advanceSeconds"}`: moves the clock forward (never back), e.g. 30 days to see storage tiers change |
 //!
 //! Errors have the same shape as the API's (`x-amzn-ErrorType`, `message`).
 
@@ -33,6 +35,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/reset", post(reset))
         .route("/snapshot", post(snapshot))
         .route("/restore", post(restore))
+        .route("/clock", get(clock).post(advance_clock))
         .route(
             "/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
@@ -61,6 +64,43 @@ async fn health(State(service): State<Arc<Service>>) -> Response {
         },
         "s3Root": service.s3.path(),
     }))
+}
+
+async fn clock(State(service): State<Arc<Service>>) -> Response {
+    wire::json(&json!({
+        "now": service.now(),
+        "advancedSeconds": service.clock_advanced().as_secs_f64(),
+    }))
+}
+
+async fn advance_clock(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let body = match read_body(request, 4096).await {
+        Ok((_, body)) => body,
+        Err(refused) => return refused,
+    };
+    match advance_seconds(&body) {
+        Ok(seconds) => {
+            let now = service.advance_clock(std::time::Duration::from_secs_f64(seconds));
+            tracing::info!(seconds, "clock moved forward");
+            wire::json(&json!({
+                "now": now,
+                "advancedSeconds": service.clock_advanced().as_secs_f64(),
+            }))
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+fn advance_seconds(body: &[u8]) -> ApiResult<f64> {
+    JsonBody::parse(body)?
+        .number("advanceSeconds")?
+        .filter(|s| s.is_finite() && (0.0..=3.2e9).contains(s))
+        .ok_or_else(|| {
+            ApiError::validation(
+                "advanceSeconds",
+                "Member must be a number of seconds from 0 to 3.2e9 (about a century)",
+            )
+        })
 }
 
 async fn reset(State(service): State<Arc<Service>>) -> Response {

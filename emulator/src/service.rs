@@ -38,6 +38,8 @@ pub struct Service {
     /// Parsed metadata documents for the DICOMweb reads.
     pub documents: crate::dicomweb::Documents,
     temporary_s3: bool,
+    /// How far the control API has moved the clock forward.
+    clock_advance: std::sync::atomic::AtomicU64,
     store: Store,
     import_queue: Mutex<Option<Sender<String>>>,
 }
@@ -83,6 +85,7 @@ impl Service {
             imports: Default::default(),
             documents: Default::default(),
             temporary_s3,
+            clock_advance: Default::default(),
             store,
             import_queue: Mutex::new(None),
         });
@@ -134,9 +137,47 @@ impl Service {
         }
     }
 
-    /// The current time on the configured clock.
+    /// The current time on the configured clock, plus however far the
+    /// control API moved it forward.
     pub fn now(&self) -> Timestamp {
-        self.config.clock.now()
+        let advance = self
+            .clock_advance
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Timestamp::from_millis(self.config.clock.now().as_millis().saturating_add(advance))
+    }
+
+    /// Moves the clock forward by `by` (never back); answers the new time.
+    pub fn advance_clock(&self, by: std::time::Duration) -> Timestamp {
+        let millis = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.clock_advance
+            .fetch_add(millis, std::sync::atomic::Ordering::Relaxed);
+        self.now()
+    }
+
+    /// How far the clock has been moved forward.
+    pub fn clock_advanced(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.clock_advance
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Records a read of `set`'s data (a touch of its storage tier). Reads
+    /// stay reads: the store is written at most once a minute per image set.
+    pub fn touch(&self, set: &crate::store::ImageSet) {
+        const GRANULARITY_MILLIS: u64 = 60_000;
+        let now = self.now();
+        if now
+            .as_millis()
+            .saturating_sub(set.last_accessed_at.as_millis())
+            < GRANULARITY_MILLIS
+        {
+            return;
+        }
+        let mut touched = set.clone();
+        if let Err(error) = self.store.write(|w| w.touch(&mut touched, now)) {
+            tracing::warn!(%error, "could not record an image set access");
+        }
     }
 
     /// The store.
@@ -152,6 +193,8 @@ impl Service {
         self.faults.clear();
         self.resource_ids.reseed(self.seed);
         self.request_ids.reseed(self.seed);
+        self.clock_advance
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

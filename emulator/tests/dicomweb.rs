@@ -1189,3 +1189,182 @@ fn qido_matching_equals_a_brute_force_filter_of_the_manifest() {
         })
         .unwrap();
 }
+
+#[tokio::test]
+async fn storage_tiers_follow_touches_on_the_emulators_clock() {
+    let f = imported().await;
+    let base = format!("/datastore/{}", f.ds);
+    let search = || async {
+        send(
+            &f.service,
+            "POST",
+            &format!("{base}/searchImageSets"),
+            None,
+            json!({"maxResults": 50}),
+        )
+        .await
+        .json()["imageSetsMetadataSummaries"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let tier = |id: String| {
+        let service = f.service.clone();
+        let base = base.clone();
+        async move {
+            let set = send(
+                &service,
+                "POST",
+                &format!("{base}/imageSet/{id}/getImageSet"),
+                None,
+                Value::Null,
+            )
+            .await
+            .json();
+            assert!(set["lastAccessedAt"].is_number(), "{set}");
+            set["storageTier"].as_str().unwrap().to_owned()
+        }
+    };
+    let sets = search().await;
+    assert!(
+        sets.iter()
+            .all(|s| s["storageTier"] == "FREQUENT_ACCESS" && s["lastAccessedAt"].is_number())
+    );
+    let days = |n: u64| json!({"advanceSeconds": n * 24 * 3600});
+    let moved = send(&f.service, "POST", "/_emulator/clock", None, days(29)).await;
+    assert_eq!(moved.status, StatusCode::OK);
+    let first = sets[0]["imageSetId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        tier(first.clone()).await,
+        "FREQUENT_ACCESS",
+        "29 days untouched"
+    );
+    send(&f.service, "POST", "/_emulator/clock", None, days(2)).await;
+    assert!(
+        search()
+            .await
+            .iter()
+            .all(|s| s["storageTier"] == "ARCHIVE_INSTANT_ACCESS"),
+        "31 days untouched"
+    );
+
+    // Touches: metadata, a frame, a WADO-RS read. GetImageSet and search are not.
+    let primaries: Vec<&Value> = sets.iter().filter(|s| s["isPrimary"] == true).collect();
+    assert!(primaries.len() >= 3);
+    let ids: Vec<String> = primaries
+        .iter()
+        .map(|s| s["imageSetId"].as_str().unwrap().to_owned())
+        .collect();
+    let meta = send(
+        &f.service,
+        "POST",
+        &format!("{base}/imageSet/{}/getImageSetMetadata", ids[0]),
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(meta.status, StatusCode::OK);
+    let doc_of = |id: String| {
+        let service = f.service.clone();
+        let base = base.clone();
+        async move {
+            let meta = send(
+                &service,
+                "POST",
+                &format!("{base}/imageSet/{id}/getImageSetMetadata"),
+                None,
+                Value::Null,
+            )
+            .await;
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&meta.body[..]),
+                &mut text,
+            )
+            .unwrap();
+            serde_json::from_slice::<Value>(&text).unwrap()
+        }
+    };
+    assert_eq!(
+        tier(ids[0].clone()).await,
+        "FREQUENT_ACCESS",
+        "metadata is a touch"
+    );
+    // WADO-RS on the second (its document read through the cache, not the SDK).
+    let second = f
+        .manifest
+        .expected_import
+        .image_sets
+        .iter()
+        .filter(|s| s.primary)
+        .find(|s| {
+            primaries.iter().any(|p| {
+                p["imageSetId"] == json!(ids[1])
+                    && p["DICOMTags"]["DICOMSeriesInstanceUID"] == json!(s.series_instance_uid)
+            })
+        })
+        .unwrap();
+    let read = get(
+        &f.service,
+        &format!(
+            "{base}/studies/{}/series/{}/instances/{}/metadata",
+            second.study_instance_uid, second.series_instance_uid, second.sop_instance_uids[0]
+        ),
+    )
+    .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(
+        tier(ids[1].clone()).await,
+        "FREQUENT_ACCESS",
+        "a WADO-RS read is a touch"
+    );
+    assert_eq!(
+        tier(ids[2].clone()).await,
+        "ARCHIVE_INSTANT_ACCESS",
+        "GetImageSet is not a touch"
+    );
+    // A frame of the third.
+    let third = doc_of(ids[2].clone()).await;
+    send(&f.service, "POST", "/_emulator/clock", None, days(31)).await;
+    assert_eq!(tier(ids[2].clone()).await, "ARCHIVE_INSTANT_ACCESS");
+    let frame_id = third["Study"]["Series"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|s| s["Instances"].as_object().unwrap().values())
+        .find_map(|i| i["ImageFrames"][0]["ID"].as_str())
+        .map(str::to_owned);
+    if let Some(frame_id) = frame_id {
+        let frame = send(
+            &f.service,
+            "POST",
+            &format!("{base}/imageSet/{}/getImageFrame", ids[2]),
+            None,
+            json!({"imageFrameId": frame_id}),
+        )
+        .await;
+        assert_eq!(frame.status, StatusCode::OK);
+        assert_eq!(
+            tier(ids[2].clone()).await,
+            "FREQUENT_ACCESS",
+            "a frame is a touch"
+        );
+    }
+    assert_eq!(
+        tier(ids[0].clone()).await,
+        "ARCHIVE_INSTANT_ACCESS",
+        "31 more days"
+    );
+
+    let backwards = send(
+        &f.service,
+        "POST",
+        "/_emulator/clock",
+        None,
+        json!({"advanceSeconds": -5}),
+    )
+    .await;
+    assert_eq!(backwards.status, StatusCode::BAD_REQUEST);
+    let clock = get(&f.service, "/_emulator/clock").await.json();
+    assert_eq!(clock["advancedSeconds"], json!(62.0 * 24.0 * 3600.0));
+}

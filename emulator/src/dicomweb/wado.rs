@@ -98,6 +98,8 @@ fn find_instance(service: &Service, call: &Call) -> ApiResult<Found> {
             .get(instance)
             .is_some()
         {
+            // Every WADO-RS read is a touch of the image set's storage tier.
+            service.touch(&source.set);
             return Ok(Found {
                 source,
                 series: series.to_owned(),
@@ -273,6 +275,7 @@ pub fn series_metadata(service: &Service, call: &Call) -> ApiResult<Response> {
     let mut instances: Vec<(i64, String, Json)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for source in series_sources(service, call)? {
+        service.touch(&source.set);
         let Some(listed) = source.document["Study"]["Series"][&series]["Instances"].as_object()
         else {
             continue;

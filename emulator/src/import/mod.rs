@@ -461,6 +461,9 @@ pub(crate) fn write_batch(
         }
         None => w.create_image_set(&id, ds, new_primary, now, version, None)?,
     };
+    let mut set = set;
+    // An import into an image set is a touch of its storage tier.
+    w.touch(&mut set, now)?;
     w.add_frames(&set, &batch.entries)?;
     Ok((set, version_id))
 }

@@ -192,17 +192,20 @@ pub(super) fn create(
     Ok(w.create_image_set(&id, datastore_id, primary, service.now(), first, Some(lock))?)
 }
 
-/// Locks `set` with `status` for the transition delay from now.
+/// Locks `set` with `status` for the transition delay from now. Every write
+/// (update, either side of a copy) locks, and is a touch of the storage tier.
 pub(super) fn lock(
     service: &Service,
     w: &mut Writer<'_>,
     set: &mut ImageSet,
     status: WorkflowStatus,
 ) -> ApiResult<()> {
+    let now = service.now();
     let lock = Lock {
-        until: service.now().after(service.config.transition_delay),
+        until: now.after(service.config.transition_delay),
         status,
     };
+    w.touch(set, now)?;
     Ok(w.set_lock(set, Some(lock))?)
 }
 

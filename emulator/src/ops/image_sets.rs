@@ -9,6 +9,9 @@
 //! - ListImageSetVersions: `…/listImageSetVersions?maxResults=&nextToken=`,
 //!   newest first, with the model's `ImageSetWorkflowStatus` (capital I).
 //!
+//! GetImageSetMetadata and GetImageFrame are touches of the storage tier
+//! (`storageTier`, `lastAccessedAt` on GetImageSet).
+//!
 //! A deleted image set is erased: GetImageSet and ListImageSetVersions still
 //! report it `DELETED` (versions, states and times, nothing of its content),
 //! while GetImageSetMetadata and GetImageFrame answer
@@ -102,7 +105,8 @@ pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
         &set.datastore_id,
         &set.id
     ));
-    body["storageTier"] = json!("FREQUENT_ACCESS");
+    body["storageTier"] = json!(set.storage_tier(now));
+    body["lastAccessedAt"] = json!(set.last_accessed_at);
     Ok(wire::json(&body))
 }
 
@@ -138,6 +142,7 @@ pub(super) fn get_metadata(service: &Service, request: &Request) -> ApiResult<Re
         Ok((set, blob))
     })?;
     let bytes = read_blob(service, request, &set, blob.as_ref())?;
+    service.touch(&set);
     Ok(wire::payload("application/json", Some("gzip"), bytes))
 }
 
@@ -156,6 +161,7 @@ pub(super) fn get_frame(service: &Service, request: &Request) -> ApiResult<Respo
         Ok((set, frame))
     })?;
     let bytes = read_blob(service, request, &set, Some(&frame.blob))?;
+    service.touch(&set);
     Ok(wire::payload(
         frame_content_type(&frame.transfer_syntax),
         None,

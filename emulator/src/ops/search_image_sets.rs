@@ -65,7 +65,8 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
     })?;
     let more = hits.len() > limit;
     hits.truncate(limit);
-    let summaries: Vec<Value> = hits.iter().map(|(_, set)| summary(set)).collect();
+    let now = service.now();
+    let summaries: Vec<Value> = hits.iter().map(|(_, set)| summary(set, now)).collect();
     let mut response = json!({ "imageSetsMetadataSummaries": summaries });
     if let Some(sort) = body.value("sort") {
         response["sort"] = sort.clone();
@@ -80,7 +81,7 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
 }
 
 /// `ImageSetsMetadataSummary`.
-fn summary(set: &ImageSet) -> Value {
+fn summary(set: &ImageSet, now: crate::clock::Timestamp) -> Value {
     let latest = set.latest();
     json!({
         "imageSetId": set.id,
@@ -88,7 +89,8 @@ fn summary(set: &ImageSet) -> Value {
         "createdAt": set.created_at,
         "updatedAt": set.updated_at(),
         "isPrimary": set.is_primary,
-        "storageTier": "FREQUENT_ACCESS",
+        "lastAccessedAt": set.last_accessed_at,
+        "storageTier": set.storage_tier(now),
         "DICOMTags": latest.tags.to_wire(),
     })
 }

@@ -286,9 +286,28 @@ pub struct ImageSet {
     pub lock: Option<Lock>,
     /// The newest version.
     pub latest: ImageSetVersion,
+    /// When its data was last read or written (the storage tier's clock).
+    pub last_accessed_at: Timestamp,
 }
 
+/// How long an image set stays `FREQUENT_ACCESS` without a touch.
+pub const ARCHIVE_AFTER_MILLIS: u64 = 30 * 24 * 60 * 60 * 1000;
+
 impl ImageSet {
+    /// `storageTier` at `now`: `ARCHIVE_INSTANT_ACCESS` after 30 days
+    /// without a touch, `FREQUENT_ACCESS` otherwise.
+    pub fn storage_tier(&self, now: Timestamp) -> &'static str {
+        if now
+            .as_millis()
+            .saturating_sub(self.last_accessed_at.as_millis())
+            >= ARCHIVE_AFTER_MILLIS
+        {
+            "ARCHIVE_INSTANT_ACCESS"
+        } else {
+            "FREQUENT_ACCESS"
+        }
+    }
+
     /// The newest version.
     pub fn latest(&self) -> &ImageSetVersion {
         &self.latest

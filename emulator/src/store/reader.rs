@@ -66,7 +66,8 @@ const JOB_COLUMNS: &str = "id, seq, datastore_id, name, status, role_arn, input_
 // prepares a join constrained on a rowid parameter again at every new
 // binding, which costs more than the lookup.
 const IMAGE_SET_COLUMNS: &str = "row, id, (SELECT id FROM datastores WHERE seq = datastore),
-    is_primary, created_at, tags, lock_until, lock_status, latest_version";
+    is_primary, created_at, tags, lock_until, lock_status, latest_version,
+    coalesce(last_accessed_at, created_at)";
 const VERSION_COLUMNS: &str = "version_id, state, workflow_status, created_at, updated_at, message, forced, tags, metadata_blob";
 
 impl<'c> Reader<'c> {
@@ -514,6 +515,7 @@ fn image_set_row(row: &Row<'_>) -> rusqlite::Result<(ImageSet, i64)> {
         tags: json(row, 5)?,
         lock,
         latest: ImageSetVersion::imported(0, Timestamp::from_millis(0), DicomTags::default(), None),
+        last_accessed_at: timestamp(row, 9)?,
     };
     Ok((set, row.get(8)?))
 }

@@ -15,12 +15,13 @@
 //! still writes complete outputs.
 //!
 //! The schema's version is `PRAGMA user_version`; a database from a newer
-//! emulator is refused rather than misread.
+//! emulator is refused rather than misread, and one from an older emulator
+//! is brought up to date at open ([`MIGRATIONS`]).
 
 use rusqlite::Connection;
 
 /// The schema version this emulator writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// What identifies a database as this emulator's store (`PRAGMA application_id`).
 pub const APPLICATION_ID: i64 = 0x4849_4d45; // "HIME"
@@ -95,7 +96,8 @@ CREATE TABLE image_sets (
     study_id TEXT,
     study_uid TEXT,
     series_uid TEXT,
-    study_date_time TEXT NOT NULL DEFAULT ''
+    study_date_time TEXT NOT NULL DEFAULT '',
+    last_accessed_at INTEGER
 );
 
 CREATE TABLE versions (
@@ -185,6 +187,11 @@ pub fn configure(connection: &Connection, durable: bool) -> rusqlite::Result<()>
     Ok(())
 }
 
+/// What brings a database of version n (index n - 1) to version n + 1.
+/// Version 2: `last_accessed_at` (the storage tier's clock; `NULL` reads as
+/// the creation time).
+const MIGRATIONS: &[&str] = &["ALTER TABLE image_sets ADD COLUMN last_accessed_at INTEGER;"];
+
 /// Creates the schema in an empty database, or checks an existing one.
 pub fn prepare(connection: &Connection) -> Result<(), String> {
     let version: i64 = connection
@@ -215,10 +222,18 @@ pub fn prepare(connection: &Connection) -> Result<(), String> {
     if application != APPLICATION_ID {
         return Err("the file is not a HealthImaging emulator store".into());
     }
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(format!(
-            "the store has schema version {version}; this emulator reads version {VERSION}"
+            "the store has schema version {version}; this emulator reads versions 1 to {VERSION}"
         ));
+    }
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize - 1) {
+        let to = from + 2;
+        connection
+            .execute_batch(&format!(
+                "BEGIN; {migration} PRAGMA user_version = {to}; COMMIT;"
+            ))
+            .map_err(|e| format!("could not bring the store to schema version {to}: {e}"))?;
     }
     Ok(())
 }
@@ -248,5 +263,29 @@ mod tests {
                 .unwrap_err()
                 .contains("not a HealthImaging")
         );
+    }
+
+    #[test]
+    fn a_version_1_store_is_brought_up_to_date_and_a_newer_one_refused() {
+        let connection = Connection::open_in_memory().unwrap();
+        prepare(&connection).unwrap();
+        // What version 1 was: no last_accessed_at.
+        connection
+            .execute_batch(
+                "ALTER TABLE image_sets DROP COLUMN last_accessed_at; PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        prepare(&connection).expect("a version 1 store opens");
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        connection
+            .execute_batch("SELECT last_accessed_at FROM image_sets")
+            .expect("the column exists");
+        connection
+            .execute_batch(&format!("PRAGMA user_version = {};", VERSION + 1))
+            .unwrap();
+        assert!(prepare(&connection).unwrap_err().contains("schema version"));
     }
 }

@@ -158,9 +158,13 @@ impl Store {
         if manifest["format"] != FORMAT {
             return Err(damaged(format!("{} is not a snapshot", dir.display())));
         }
-        if manifest["schema"] != json!(schema::VERSION) {
+        // An older schema is brought up to date once restored (`schema::prepare`).
+        if manifest["schema"]
+            .as_i64()
+            .is_none_or(|v| !(1..=schema::VERSION).contains(&v))
+        {
             return Err(damaged(format!(
-                "the snapshot {} has store schema {} (emulator {}); this emulator {} reads schema {}",
+                "the snapshot {} has store schema {} (emulator {}); this emulator {} reads schemas 1 to {}",
                 dir.display(),
                 manifest["schema"],
                 manifest["emulatorVersion"],

@@ -262,6 +262,7 @@ impl<'c> Writer<'c> {
             tags: BTreeMap::new(),
             lock: None,
             latest: first.clone(),
+            last_accessed_at: created_at,
         };
         self.append_version(&mut set, first)?;
         self.set_lock(&mut set, lock)?;
@@ -306,6 +307,17 @@ impl<'c> Writer<'c> {
             ],
         )?;
         set.latest = version;
+        Ok(())
+    }
+
+    /// Records that `set`'s data was read or written at `at` (a touch of
+    /// the storage tier).
+    pub fn touch(&mut self, set: &mut ImageSet, at: Timestamp) -> Result<()> {
+        self.execute(
+            "UPDATE image_sets SET last_accessed_at = ? WHERE row = ?",
+            params![millis(at), set.row],
+        )?;
+        set.last_accessed_at = at;
         Ok(())
     }
 
