@@ -57,7 +57,8 @@ impl ResourceArn {
     }
 
     /// Fails with `ResourceNotFoundException` unless the ARN is in `region`
-    /// and `account`: resources of other accounts or regions are not here.
+    /// and `account` and the partition of `region`: resources of other
+    /// partitions, accounts or regions are not here.
     pub fn ensure_local(&self, region: &str, account: &str, arn: &str) -> ApiResult<()> {
         let (r, a) = match self {
             ResourceArn::Datastore {
@@ -67,7 +68,8 @@ impl ResourceArn {
                 region, account, ..
             } => (region, account),
         };
-        if r == region && a == account {
+        let partition = arn.split(':').nth(1).unwrap_or_default();
+        if r == region && a == account && partition == partition_of(region) {
             Ok(())
         } else {
             Err(ApiError::not_found(format!("Resource {arn} not found")))
@@ -75,9 +77,27 @@ impl ResourceArn {
     }
 }
 
+/// The partition a region belongs to (`aws-cn` for `cn-…`, `aws-us-gov`
+/// for `us-gov-…`, `aws-iso` for `us-iso-…`, `aws-iso-b` for
+/// `us-isob-…`, `aws` otherwise).
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
 /// The ARN of a datastore.
 pub fn datastore(region: &str, account: &str, datastore_id: &str) -> String {
-    format!("arn:aws:medical-imaging:{region}:{account}:datastore/{datastore_id}")
+    let partition = partition_of(region);
+    format!("arn:{partition}:medical-imaging:{region}:{account}:datastore/{datastore_id}")
 }
 
 /// The ARN of an image set.
@@ -123,6 +143,33 @@ mod tests {
         assert!(
             parsed
                 .ensure_local("eu-west-1", "123456789012", &arn)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn other_partitions_do_not_reach_local_resources() {
+        let local = datastore("us-east-1", "123456789012", DS);
+        for foreign in [
+            local.replace("arn:aws:", "arn:aws-cn:"),
+            local.replace("arn:aws:", "arn:aws-us-gov:"),
+            local.replace("arn:aws:", "arn:aws-iso:"),
+            local.replace("arn:aws:", "arn:aws-iso-b:"),
+        ] {
+            let parsed = ResourceArn::parse(&foreign).expect("a valid ARN of the model");
+            assert!(
+                parsed
+                    .ensure_local("us-east-1", "123456789012", &foreign)
+                    .is_err(),
+                "{foreign}"
+            );
+        }
+        let china = datastore("cn-north-1", "123456789012", DS);
+        assert!(china.starts_with("arn:aws-cn:medical-imaging:cn-north-1:"));
+        assert!(
+            ResourceArn::parse(&china)
+                .unwrap()
+                .ensure_local("cn-north-1", "123456789012", &china)
                 .is_ok()
         );
     }
