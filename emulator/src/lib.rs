@@ -36,6 +36,7 @@ mod router;
 pub mod s3;
 mod server;
 mod service;
+pub mod sigv4;
 pub mod store;
 pub mod surface;
 #[cfg(test)]
@@ -49,4 +50,5 @@ pub use error::{ApiError, ErrorCode};
 pub use router::Operation;
 pub use server::{Emulator, router};
 pub use service::Service;
+pub use sigv4::SigV4Key;
 pub use surface::{Control, Surface};

@@ -106,7 +106,7 @@ impl Operation {
         match self {
             Operation::UpdateImageSetMetadata => 256 * 1024,
             Operation::CopyImageSet => 2 * 1024 * 1024,
-            Operation::StartDICOMImportJob => 4 * 1024 * 1024,
+            Operation::StartDICOMImportJob => MAX_BODY_LIMIT,
             _ => 64 * 1024,
         }
     }
@@ -116,6 +116,9 @@ impl Operation {
         Self::ALL.into_iter().find(|op| op.name() == name)
     }
 }
+
+/// The largest body any operation takes.
+pub const MAX_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 impl Serialize for Operation {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -70,7 +70,33 @@ async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next
     request
         .extensions_mut()
         .insert(BodyTimeout(guard.surface.body_timeout));
-    next.run(request).await
+    let Some(key) = &guard.surface.sigv4 else {
+        return next.run(request).await;
+    };
+    // The control API is the emulator's own, protected by the access key.
+    if request.uri().path().starts_with("/_emulator/") {
+        return next.run(request).await;
+    }
+    // The signature covers the body: read it (within the largest limit any
+    // route takes; each handler applies its own again), then pass it on.
+    let limit = match body {
+        BodyKind::Dicom => crate::dicomweb::MAX_STORE_BODY,
+        BodyKind::Json => crate::router::MAX_BODY_LIMIT,
+    };
+    let (parts, bytes) = match crate::service::read_body(request, limit).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    if let Some(refused) =
+        crate::sigv4::verify(key, &parts.method, &parts.uri, &parts.headers, &bytes, now)
+    {
+        return refused;
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 fn guarded(app: Router, surface: &Arc<Surface>, bound: SocketAddr) -> Router {

@@ -50,6 +50,9 @@ pub struct Surface {
     pub allowed_origins: Vec<String>,
     /// The key every request must carry, if any.
     pub access_key: Option<String>,
+    /// The credentials every API request must be signed with, if SigV4
+    /// signatures are verified (`--verify-sigv4`).
+    pub sigv4: Option<crate::sigv4::SigV4Key>,
     /// Serve off loopback without a key (the operator said so explicitly).
     pub insecure_no_auth: bool,
     /// Where the control API is served.
@@ -72,6 +75,7 @@ impl Default for Surface {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             access_key: None,
+            sigv4: None,
             insecure_no_auth: false,
             control: Control::SamePort,
             header_timeout: Duration::from_secs(10),

@@ -209,6 +209,12 @@ pub struct EmulatorArgs {
     /// Serve off loopback without an access key.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Require every API request (SDK operations and DICOMweb) to carry a
+    /// valid SigV4 signature made with AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (read from this process's environment), for
+    /// service medical-imaging in --region.
+    #[arg(long)]
+    pub verify_sigv4: bool,
     /// Serve the control API (/_emulator/) on this address instead of beside
     /// the HealthImaging routes.
     #[arg(long, value_name = "ADDR", conflicts_with = "no_control")]

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use healthimaging_emulator::{Control, Emulator, EmulatorConfig, Surface};
+use healthimaging_emulator::{Control, Emulator, EmulatorConfig, SigV4Key, Surface};
 use rmcp::ServiceExt;
 
 use crate::audit::AuditLog;
@@ -148,10 +148,28 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
             .ok()
             .filter(|k| !k.is_empty()),
     };
+    let sigv4 = if args.verify_sigv4 {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(SigV4Key {
+                access_key_id,
+                secret_access_key,
+                region: args.region.clone(),
+            }),
+            _ => {
+                return Err(RunError::Usage(
+                    "--verify-sigv4 checks signatures made with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: set both in the emulator's environment".to_owned(),
+                ));
+            }
+        }
+    } else {
+        None
+    };
     let surface = Surface {
         allowed_hosts: args.allowed_host,
         allowed_origins: args.allowed_origin,
         access_key,
+        sigv4,
         insecure_no_auth: args.insecure_no_auth,
         control,
         ..Surface::default()
@@ -253,9 +271,14 @@ fn describe_surface(surface: &Surface) -> String {
         Control::Listen(addr) => format!("control API on {addr}"),
         Control::Off => "no control API".to_owned(),
     };
-    format!(
-        "checks: Host, browser Origin and Content-Type; {key}; {control}; SigV4 signatures are not verified"
-    )
+    let sigv4 = match &surface.sigv4 {
+        Some(key) => format!(
+            "SigV4 signatures verified (access key {}, region {})",
+            key.access_key_id, key.region
+        ),
+        None => "SigV4 signatures are not verified (--verify-sigv4 to verify them)".to_owned(),
+    };
+    format!("checks: Host, browser Origin and Content-Type; {key}; {control}; {sigv4}")
 }
 
 /// Resolves on Ctrl-C or SIGTERM; the handlers are installed when this

@@ -188,3 +188,60 @@ async fn dicomweb_client_and_pydicom_search_and_retrieve() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("dicomweb: all checks passed"));
     emulator.child.start_kill().unwrap();
 }
+
+#[tokio::test]
+async fn signatures_are_verified_when_asked_for() {
+    let bin = python::bin();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = support::command(
+        &[
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--transition-delay-ms",
+            "0",
+            "--verify-sigv4",
+        ],
+        home.path(),
+    )
+    .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    .env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("ready within 30 s")
+        .unwrap()
+        .unwrap();
+    let url = ready.strip_prefix("listening on ").unwrap().to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/sigv4.py");
+    let output = run(bin.join("python").to_str().unwrap(), &[script], &url);
+    assert_ok(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("sigv4: all checks passed"));
+    // The AWS CLI signs too.
+    let listed = run(
+        bin.join("aws").to_str().unwrap(),
+        &["medical-imaging", "list-datastores"],
+        &url,
+    );
+    assert_ok(&listed);
+    child.start_kill().unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(
+        stderr.contains("SigV4 signatures verified (access key AKIDEXAMPLE, region us-east-1)"),
+        "the start-up line says so: {stderr}"
+    );
+
+    // Without the credentials to check against, the emulator refuses to start.
+    let refused = support::command(&["emulator", "--verify-sigv4"], home.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("AWS_SECRET_ACCESS_KEY"));
+}

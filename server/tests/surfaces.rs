@@ -258,3 +258,76 @@ async fn a_sigterm_right_after_the_ready_line_always_stops_the_emulator_cleanly(
         );
     }
 }
+
+#[tokio::test]
+async fn the_server_signs_what_a_verifying_emulator_accepts() {
+    let home = tempfile::tempdir().unwrap();
+    let mut emulator = command(
+        &[
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--fixtures",
+            "ci",
+            "--verify-sigv4",
+        ],
+        home.path(),
+    )
+    .env("AWS_ACCESS_KEY_ID", "AKIDSIGNED")
+    .env("AWS_SECRET_ACCESS_KEY", "the-shared-secret")
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(emulator.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("ready within 60 s")
+        .unwrap()
+        .unwrap();
+    let url = ready.strip_prefix("listening on ").unwrap().to_owned();
+    for (secret, accepted) in [("the-shared-secret", true), ("another-secret", false)] {
+        let mut child = command(&["serve", "--endpoint-url", &url], home.path())
+            .env("AWS_ACCESS_KEY_ID", "AKIDSIGNED")
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let client = ().serve((stdout, stdin)).await.expect("a session");
+        let listed = client
+            .call_tool(
+                CallToolRequestParams::new("list_datastores").with_arguments(Default::default()),
+            )
+            .await
+            .unwrap();
+        if accepted {
+            assert_ne!(listed.is_error, Some(true), "{listed:?}");
+            let text = serde_json::to_string(&listed.structured_content).unwrap();
+            let id = text
+                .split("\"datastore_id\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("a datastore")
+                .to_owned();
+            // A data-plane operation: its runtime- host is signed as sent.
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("datastore_id".into(), serde_json::json!(id));
+            let searched = client
+                .call_tool(
+                    CallToolRequestParams::new("search_image_sets").with_arguments(arguments),
+                )
+                .await
+                .unwrap();
+            assert_ne!(searched.is_error, Some(true), "{searched:?}");
+        } else {
+            assert_eq!(listed.is_error, Some(true), "{listed:?}");
+            let text = format!("{listed:?}");
+            assert!(
+                text.contains("InvalidSignatureException") || text.contains("signature"),
+                "{text}"
+            );
+        }
+        client.cancel().await.unwrap();
+        let _ = child.wait().await;
+    }
+    emulator.start_kill().unwrap();
+}

@@ -35,6 +35,7 @@ use crate::validate;
 use crate::wire::Query;
 
 pub use documents::Documents;
+pub use stow::MAX_BODY as MAX_STORE_BODY;
 
 /// A DICOMweb action (the IAM action names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
