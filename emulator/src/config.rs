@@ -40,6 +40,9 @@ pub struct EmulatorConfig {
     pub snapshot_dir: Option<PathBuf>,
     /// A snapshot to start from: restored before the emulator serves.
     pub restore_snapshot: Option<PathBuf>,
+    /// The keys OIDC bearer tokens on DICOMweb must be signed with
+    /// (`--oidc-jwks`); without them, bearer tokens are refused.
+    pub oidc_jwks: Option<crate::oidc::Jwks>,
 }
 
 /// The default of [`EmulatorConfig::max_object_bytes`]: 1 GiB.
@@ -60,11 +63,18 @@ impl Default for EmulatorConfig {
             allow_reset: false,
             snapshot_dir: None,
             restore_snapshot: None,
+            oidc_jwks: None,
         }
     }
 }
 
 impl EmulatorConfig {
+    /// Accepts OIDC bearer tokens signed by a key of `jwks`.
+    pub fn with_oidc_jwks(mut self, jwks: crate::oidc::Jwks) -> Self {
+        self.oidc_jwks = Some(jwks);
+        self
+    }
+
     /// Sets the seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);

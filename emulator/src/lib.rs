@@ -31,6 +31,7 @@ mod http;
 mod ids;
 pub mod import;
 pub mod metadata;
+pub mod oidc;
 mod ops;
 mod router;
 pub mod s3;

@@ -73,8 +73,15 @@ async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next
     let Some(key) = &guard.surface.sigv4 else {
         return next.run(request).await;
     };
-    // The control API is the emulator's own, protected by the access key.
-    if request.uri().path().starts_with("/_emulator/") {
+    // The control API is the emulator's own, protected by the access key;
+    // a bearer token on DICOMweb is checked as OIDC by the route itself.
+    let dicomweb = matches!(
+        crate::dicomweb::route(request.method(), request.uri().path()),
+        Some(Ok(_))
+    );
+    if request.uri().path().starts_with("/_emulator/")
+        || (dicomweb && crate::dicomweb::bearer_token(request.headers()).is_some())
+    {
         return next.run(request).await;
     }
     // The signature covers the body: read it (within the largest limit any

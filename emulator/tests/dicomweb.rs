@@ -1368,3 +1368,94 @@ async fn storage_tiers_follow_touches_on_the_emulators_clock() {
     let clock = get(&f.service, "/_emulator/clock").await.json();
     assert_eq!(clock["advancedSeconds"], json!(62.0 * 24.0 * 3600.0));
 }
+
+#[tokio::test]
+async fn oidc_bearer_tokens_open_datastores_with_an_authorizer() {
+    use base64::Engine;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let random = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &random).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &random)
+        .unwrap();
+    let point = pair.public_key().as_ref();
+    let jwks = healthimaging_emulator::oidc::Jwks::parse(
+        &json!({"keys": [{"kty": "EC", "crv": "P-256", "x": encode(&point[1..33]), "y": encode(&point[33..])}]})
+            .to_string(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = |claims: Value| {
+        let signed = format!(
+            "{}.{}",
+            encode(br#"{"alg":"ES256","typ":"JWT"}"#),
+            encode(claims.to_string().as_bytes())
+        );
+        let signature = pair.sign(&random, signed.as_bytes()).unwrap();
+        format!("{signed}.{}", encode(signature.as_ref()))
+    };
+    let fresh = token(json!({"iat": now - 5, "exp": now + 300}));
+    let expired = token(json!({"iat": now - 600, "exp": now - 60}));
+    let start = |jwks: Option<healthimaging_emulator::oidc::Jwks>| {
+        let mut config = EmulatorConfig::default().with_seed(9);
+        if let Some(jwks) = jwks {
+            config = config.with_oidc_jwks(jwks);
+        }
+        Service::start(config).unwrap()
+    };
+    let lambda = "arn:aws:lambda:us-east-1:123456789012:function:authorizer";
+    let service = start(Some(jwks));
+    let create = |service: Arc<Service>, body: Value| async move {
+        let id = send(&service, "POST", "/datastore", None, body)
+            .await
+            .json()["datastoreId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        id
+    };
+    let with = create(
+        service.clone(),
+        json!({"clientToken": "a", "lambdaAuthorizerArn": lambda}),
+    )
+    .await;
+    let without = create(service.clone(), json!({"clientToken": "b"})).await;
+    let bearer = |service: Arc<Service>, ds: String, token: String| async move {
+        let request = Request::builder()
+            .uri(format!("/datastore/{ds}/studies"))
+            .header("host", "localhost:4566")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = router(service).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (status, body) = bearer(service.clone(), with.clone(), fresh.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = bearer(service.clone(), without.clone(), fresh.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("lambdaAuthorizerArn"), "{body}");
+    let (status, body) = bearer(service.clone(), with.clone(), expired).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("expired"), "{body}");
+    let (status, _) = bearer(service.clone(), with.clone(), format!("{fresh}x")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a tampered signature");
+    // Without a JWKS to check against, no bearer token passes.
+    let bare = start(None);
+    let ds = create(
+        bare.clone(),
+        json!({"clientToken": "c", "lambdaAuthorizerArn": lambda}),
+    )
+    .await;
+    let (status, body) = bearer(bare, ds, fresh).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("--oidc-jwks"), "{body}");
+}

@@ -215,6 +215,12 @@ pub struct EmulatorArgs {
     /// service medical-imaging in --region.
     #[arg(long)]
     pub verify_sigv4: bool,
+    /// A JSON Web Key Set (RSA or P-256 keys): DICOMweb requests to
+    /// datastores created with lambdaAuthorizerArn may then carry
+    /// `Authorization: Bearer <JWT>` signed by one of its keys (RS256 or
+    /// ES256), with exp, nbf and iat checked as the service does.
+    #[arg(long, value_name = "FILE")]
+    pub oidc_jwks: Option<PathBuf>,
     /// Serve the control API (/_emulator/) on this address instead of beside
     /// the HealthImaging routes.
     #[arg(long, value_name = "ADDR", conflicts_with = "no_control")]

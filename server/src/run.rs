@@ -174,8 +174,35 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
         control,
         ..Surface::default()
     };
+    let oidc_jwks = match &args.oidc_jwks {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                RunError::Usage(format!(
+                    "Could not read the JWKS file '{}': {e}",
+                    path.display()
+                ))
+            })?;
+            Some(
+                healthimaging_emulator::oidc::Jwks::parse(&text).map_err(|why| {
+                    RunError::Usage(format!(
+                        "The JWKS file '{}' is not usable: {why}",
+                        path.display()
+                    ))
+                })?,
+            )
+        }
+        None => None,
+    };
+    let oidc = match &args.oidc_jwks {
+        Some(path) => format!(
+            "; DICOMweb bearer tokens checked against {}",
+            path.display()
+        ),
+        None => String::new(),
+    };
     let config = EmulatorConfig {
         seed: args.seed,
+        oidc_jwks,
         transition_delay: Duration::from_millis(args.transition_delay_ms),
         region: args.region,
         account_id: args.account_id,
@@ -188,7 +215,7 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
         restore_snapshot: args.restore_snapshot,
         ..EmulatorConfig::default()
     };
-    let checks = describe_surface(&surface);
+    let checks = format!("{}{oidc}", describe_surface(&surface));
     let emulator = Emulator::bind_with(listen, config, surface)
         .await
         .map_err(|source| RunError::Listen {

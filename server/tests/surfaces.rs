@@ -331,3 +331,46 @@ async fn the_server_signs_what_a_verifying_emulator_accepts() {
     }
     emulator.start_kill().unwrap();
 }
+
+#[tokio::test]
+async fn a_jwks_file_is_checked_at_start_and_announced() {
+    let home = tempfile::tempdir().unwrap();
+    let bad = home.path().join("bad.json");
+    std::fs::write(&bad, r#"{"keys": []}"#).unwrap();
+    let refused = command(
+        &["emulator", "--oidc-jwks", bad.to_str().unwrap()],
+        home.path(),
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("is not usable") && stderr.contains("no RSA or P-256 key"),
+        "{stderr}"
+    );
+
+    let good = home.path().join("jwks.json");
+    std::fs::write(
+        &good,
+        r#"{"keys": [{"kty": "RSA", "n": "1LaZPsFhd1sAjeDbbYssZuu6P7hbf33K4V0K31uhJZXPuiZnq8eKCMLHiJNzjVcB3RVmlc4BcSz9UVB0soUv2Onk_8zj8z6c6LgPdJB1bvO9awWyAbh2KPsz1Psj_pJOpII7kpRUkgxxuwqJxn4tVd3IbOnBt5uTGMP_CQV44e5EBN3eiRC6kXQIV1rVDCs3IHQBNPBcH5AapqZyvWaaxuP2koJzPHP2XYgT9AsGeoRkVBXTSpDCWtCKZHTn-MaawS-ScZIMRq5ss1CdacATpeTUOzdhT_kulSR-i16m9Kzsb5CS9XJ9ZLbxxSZn9QwQ49rwF1dyMQNgpNK_UC0vyw", "e": "AQAB"}]}"#,
+    )
+    .unwrap();
+    let mut emulator =
+        standalone_emulator(home.path(), &["--oidc-jwks", good.to_str().unwrap()]).await;
+    emulator.child.start_kill().unwrap();
+    let mut stderr = String::new();
+    emulator
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(
+        stderr.contains("DICOMweb bearer tokens checked against"),
+        "{stderr}"
+    );
+}

@@ -173,6 +173,8 @@ pub struct Call {
     /// The base URL the client used (`http://host`), for the URIs it is
     /// given back.
     pub base: String,
+    /// An OIDC bearer token the request carries.
+    pub bearer: Option<String>,
 }
 
 /// Answers one DICOMweb request.
@@ -200,6 +202,7 @@ pub async fn dispatch(
         query: Query::parse(parts.uri.query()),
         accept: media::accept(headers.get(header::ACCEPT).and_then(|h| h.to_str().ok())),
         base: format!("http://{host}"),
+        bearer: bearer_token(&headers).map(str::to_owned),
     };
     let worker = service.clone();
     let action = call.route.action;
@@ -238,6 +241,9 @@ fn handle(service: &Service, call: &Call, headers: &HeaderMap, body: Bytes) -> A
             check_uid(name, uid)?;
         }
     }
+    if let Some(token) = &call.bearer {
+        check_bearer(service, call, token)?;
+    }
     match call.route.action {
         Action::SearchDICOMStudies | Action::SearchDICOMSeries | Action::SearchDICOMInstances => {
             qido::search(service, call)
@@ -249,6 +255,41 @@ fn handle(service: &Service, call: &Call, headers: &HeaderMap, body: Bytes) -> A
         Action::GetDICOMBulkdata => wado::bulk_data(service, call),
         Action::StoreDICOM | Action::StoreDICOMStudy => stow::store(service, call, headers, body),
     }
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// An OIDC bearer token is accepted by a datastore created with
+/// `lambdaAuthorizerArn`, when it checks against `--oidc-jwks`.
+fn check_bearer(service: &Service, call: &Call, token: &str) -> ApiResult<()> {
+    let datastore = &call.route.datastore;
+    let found = service
+        .store()
+        .read(|r| crate::ops::find_live_datastore(service, r, datastore))?;
+    let denied = |why: String| ApiError::new(ErrorCode::AccessDenied, why);
+    if found.lambda_authorizer_arn.is_none() {
+        return Err(denied(format!(
+            "Datastore {datastore} was created without lambdaAuthorizerArn, so it accepts no bearer tokens; sign the request with SigV4"
+        )));
+    }
+    let Some(jwks) = &service.config.oidc_jwks else {
+        return Err(denied(
+            "This emulator was started without --oidc-jwks, so it cannot check bearer tokens"
+                .into(),
+        ));
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    jwks.check(token, now)
+        .map_err(|why| denied(format!("The bearer token is refused: {why}")))
 }
 
 /// A UID in a path: at most 64 characters of digits and dots.
