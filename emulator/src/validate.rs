@@ -108,6 +108,14 @@ model_pattern!(
     /// `ImageSetExternalVersionId`: version IDs.
     VERSION_ID = r"\d+"
 );
+model_pattern!(
+    /// `DicomMetadataMapping.metadataFilePath`.
+    METADATA_FILE_PATH = "[a-zA-Z0-9!-~]+([a-zA-Z0-9!-~ ]*[a-zA-Z0-9!-~]+)*"
+);
+model_pattern!(
+    /// `DicomMetadataMapping.studyInstanceUID` and `seriesInstanceUID`.
+    MAPPING_UID = "[0-9.]+"
+);
 
 /// Compiles every model pattern now, so that a pattern the regex engine
 /// cannot build fails when the emulator starts, never during a request.
@@ -127,6 +135,8 @@ pub fn compile_all() {
         &ACCOUNT_ID,
         &JOB_ID,
         &VERSION_ID,
+        &METADATA_FILE_PATH,
+        &MAPPING_UID,
     ] {
         LazyLock::force(&pattern.compiled);
     }

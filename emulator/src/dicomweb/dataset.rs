@@ -140,6 +140,77 @@ fn primitive(vr: VR, value: &Json) -> PrimitiveValue {
     }
 }
 
+/// The data set of a DICOM JSON object (PS3.18 F.2): tag keys, `vr`,
+/// `Value` (person names as component groups), `InlineBinary`. Bulk data
+/// URIs are refused: the values must be in the document.
+pub fn from_json(value: &Json) -> Result<InMemDicomObject, String> {
+    let map = match value {
+        Json::Object(map) => map,
+        Json::Array(items) if items.len() == 1 && items[0].is_object() => {
+            items[0].as_object().expect("checked")
+        }
+        _ => return Err("DICOM JSON is one object of attributes (or an array of one)".into()),
+    };
+    let mut object = InMemDicomObject::new_empty();
+    for (key, attribute) in map {
+        let tag = (key.len() == 8)
+            .then(|| tag_of(key))
+            .flatten()
+            .ok_or_else(|| format!("'{key}' is not a tag of 8 hexadecimal digits"))?;
+        let vr: VR = attribute["vr"]
+            .as_str()
+            .and_then(|vr| vr.parse().ok())
+            .ok_or_else(|| format!("{key} has no valid vr"))?;
+        if attribute.get("BulkDataURI").is_some() {
+            return Err(format!("{key} is a BulkDataURI; put its value in the file"));
+        }
+        let element = if vr == VR::SQ {
+            let items = attribute["Value"]
+                .as_array()
+                .map(|items| items.iter().map(from_json).collect::<Result<Vec<_>, _>>())
+                .transpose()?
+                .unwrap_or_default();
+            DataElement::new(
+                tag,
+                vr,
+                Value::Sequence(DataSetSequence::new(items, Length::UNDEFINED)),
+            )
+        } else if let Some(binary) = attribute.get("InlineBinary") {
+            DataElement::new(tag, vr, primitive(vr, binary))
+        } else {
+            let values: Vec<Json> = attribute["Value"]
+                .as_array()
+                .map(|values| {
+                    values
+                        .iter()
+                        .map(|value| match value {
+                            Json::Object(groups) if vr == VR::PN => {
+                                let group = |name: &str| {
+                                    groups.get(name).and_then(Json::as_str).unwrap_or("")
+                                };
+                                let joined = format!(
+                                    "{}={}={}",
+                                    group("Alphabetic"),
+                                    group("Ideographic"),
+                                    group("Phonetic")
+                                );
+                                json!(joined.trim_end_matches('='))
+                            }
+                            Json::Number(n) if matches!(vr, VR::IS | VR::DS) => {
+                                json!(n.to_string())
+                            }
+                            other => other.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            DataElement::new(tag, vr, primitive(vr, &Json::Array(values)))
+        };
+        object.put(element);
+    }
+    Ok(object)
+}
+
 /// Binary values larger than this are sent as a `BulkDataURI` (the
 /// service's documented threshold: 1 MB).
 pub const BULK_DATA_THRESHOLD: usize = 1_000_000;
@@ -368,6 +439,26 @@ mod tests {
         assert_eq!(out["00280009"], json!({"vr": "AT", "Value": ["00181063"]}));
         assert_eq!(out["00091001"], json!({"vr": "LO", "Value": ["private"]}));
         assert_eq!(out["00281201"], json!({"vr": "OW", "InlineBinary": "AAEC"}));
+    }
+
+    #[test]
+    fn dicom_json_reads_back_into_the_same_data_set() {
+        let document = json!({
+            "PatientName": "DOE^JANE",
+            "SeriesNumber": "3",
+            "ImageType": ["ORIGINAL", "PRIMARY"],
+            "Rows": 512,
+            "ReferencedSeriesSequence": [{ "SeriesInstanceUID": "1.2.3" }],
+            "RedPaletteColorLookupTableData": "AAEC",
+        });
+        let object = object(document.as_object().unwrap(), None);
+        let json = to_json(&object, "http://h", "");
+        let back = from_json(&json).unwrap();
+        assert_eq!(to_json(&back, "http://h", ""), json);
+        assert!(from_json(&json!({"PatientName": {"vr": "PN"}})).is_err());
+        assert!(from_json(&json!({"00100010": {"vr": "ZZ"}})).is_err());
+        assert!(from_json(&json!({"00100010": {"vr": "PN", "BulkDataURI": "x"}})).is_err());
+        assert!(from_json(&json!([1, 2])).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! stored frames. Errors are the API's (`x-amzn-ErrorType` and a JSON
 //! message): 400, 404, 406, never an HTML page.
 
-mod dataset;
+pub(crate) mod dataset;
 mod documents;
 pub mod media;
 mod part10;

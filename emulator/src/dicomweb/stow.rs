@@ -185,7 +185,13 @@ pub fn store(
             item.insert("00081197".into(), json!({"vr": "US", "Value": [reason]}));
             Json::Object(item)
         };
-        let stored = match import::store_instance(service, &key, bytes, format) {
+        let stored = match import::store_instance(
+            service,
+            &key,
+            bytes,
+            format,
+            &import::Overrides::default(),
+        ) {
             Err(error) => return Err(crate::store::StoreError::from(error).into()),
             Ok(Err(problem)) => {
                 let reason = if problem.server_error {

@@ -6,6 +6,8 @@
 
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
+
+use super::overrides::Overrides;
 use dicom_object::{FileDicomObject, InMemDicomObject, OpenFileOptions};
 use serde_json::Value as Json;
 
@@ -103,12 +105,13 @@ fn not_dicom(error: impl std::fmt::Display) -> Failure {
 
 /// Reads the header of a file (everything before its pixel data) from
 /// `reader`, for grouping.
-pub fn read_header(reader: impl std::io::Read) -> Result<Header, Failure> {
-    let file = OpenFileOptions::new()
+pub fn read_header(reader: impl std::io::Read, overrides: &Overrides) -> Result<Header, Failure> {
+    let mut file = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Auto)
         .read_until(tags::PIXEL_DATA)
         .from_reader(std::io::BufReader::new(reader))
         .map_err(not_dicom)?;
+    overrides.apply(&mut file);
     let uids = uids(&file)?;
     let record = crate::metadata::InstanceRecord {
         meta: file.meta(),
@@ -128,11 +131,13 @@ pub fn read(
     key: &str,
     bytes: &[u8],
     format: LosslessStorageFormat,
+    overrides: &Overrides,
 ) -> Result<ReadInstance, Failure> {
-    let file = OpenFileOptions::new()
+    let mut file = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Auto)
         .from_reader(bytes)
         .map_err(not_dicom)?;
+    overrides.apply(&mut file);
     let uids = uids(&file)?;
     let source_syntax = file
         .meta()
@@ -221,7 +226,13 @@ mod tests {
             "written big endian"
         );
 
-        let read = read("be.dcm", &bytes, LosslessStorageFormat::Htj2k).unwrap();
+        let read = read(
+            "be.dcm",
+            &bytes,
+            LosslessStorageFormat::Htj2k,
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(read.stored_transfer_syntax, frames::HTJ2K_RPCL);
         let frame = &read.frames[0];
         let little: Vec<u8> = pixels.iter().flat_map(|p| p.to_le_bytes()).collect();

@@ -24,6 +24,7 @@ pub mod frames;
 mod grouping;
 mod instance;
 mod outputs;
+mod overrides;
 mod parallel;
 mod pipeline;
 
@@ -45,6 +46,7 @@ use crate::metadata::combine::{GroupingKey, grouping_key};
 use grouping::{Group, Target};
 use instance::{Failure, ReadInstance};
 use outputs::{Imported, Line};
+pub(crate) use overrides::Overrides;
 
 /// Totals over the imports an emulator ran: what `/_emulator/health`
 /// reports and the import benchmark reads.
@@ -214,10 +216,18 @@ fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, Stop> {
             job.output_s3_uri
         ))
     })?;
-    let listed = service
+    let overrides = match &job.import_configuration {
+        Some(configuration) => {
+            Overrides::load(&service.s3, &input, configuration).map_err(Stop::Failed)?
+        }
+        None => Overrides::default(),
+    };
+    let mut listed = service
         .s3
         .list(&input)
         .map_err(|e| Stop::Failed(format!("Could not list {}: {e}", job.input_s3_uri)))?;
+    // The metadata files are applied, not imported.
+    listed.retain(|object| !overrides.files.contains(&object.key));
     if listed.is_empty() {
         return Err(Stop::Failed(format!(
             "No objects were found under {}",
@@ -225,11 +235,11 @@ fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, Stop> {
         )));
     }
     let mut stats = Stats::default();
-    let (groups, early) = scan(service, &input.bucket, &listed);
+    let (groups, early) = scan(service, &input.bucket, &listed, &overrides);
     pipeline::run(
         &groups,
         done,
-        |key| process_file(service, &input.bucket, key, format),
+        |key| process_file(service, &input.bucket, key, format, &overrides),
         |n, results| commit_group(service, &job, (n, &groups[n]), results, &mut stats),
     )?;
     stats.failed += early.len();
@@ -246,7 +256,12 @@ fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, Stop> {
 
 /// Reads every file's header and groups the files; the files that cannot
 /// be read are failures, in input order.
-fn scan(service: &Service, bucket: &str, listed: &[Listed]) -> (Vec<Group>, Vec<Line>) {
+fn scan(
+    service: &Service,
+    bucket: &str,
+    listed: &[Listed],
+    overrides: &Overrides,
+) -> (Vec<Group>, Vec<Line>) {
     let headers = parallel::map(listed, |object| {
         if let Some(why) = &object.unreadable {
             return Err(Failure::customer("InvalidDicomFileException", why.clone()));
@@ -256,7 +271,7 @@ fn scan(service: &Service, bucket: &str, listed: &[Listed]) -> (Vec<Group>, Vec<
             key: object.key.clone(),
         };
         let (file, _) = service.s3.open(&uri).map_err(object_failure)?;
-        instance::read_header(file)
+        instance::read_header(file, overrides)
     });
     let mut failures = Vec::new();
     let mut readable = Vec::new();
@@ -308,13 +323,14 @@ fn process_file(
     bucket: &str,
     key: &str,
     format: LosslessStorageFormat,
+    overrides: &Overrides,
 ) -> std::io::Result<Result<Stored, Failure>> {
     let uri = S3Uri {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
     };
     match service.s3.read(&uri) {
-        Ok(bytes) => store_instance(service, key, &bytes, format),
+        Ok(bytes) => store_instance(service, key, &bytes, format, overrides),
         Err(error) => Ok(Err(object_failure(error))),
     }
 }
@@ -327,8 +343,9 @@ pub(crate) fn store_instance(
     key: &str,
     bytes: &[u8],
     format: LosslessStorageFormat,
+    overrides: &Overrides,
 ) -> std::io::Result<Result<Stored, Failure>> {
-    let mut instance = match instance::read(key, bytes, format) {
+    let mut instance = match instance::read(key, bytes, format, overrides) {
         Ok(instance) => instance,
         Err(failure) => return Ok(Err(failure)),
     };

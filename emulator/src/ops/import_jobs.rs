@@ -150,20 +150,53 @@ fn validate_configuration(configuration: &Value) -> ApiResult<()> {
             format!("Member must have between 1 and {MAX_MAPPINGS} items"),
         ));
     }
+    let prefix = "importConfiguration.dicomJsonMetadataImportConfiguration.dicomMetadataMappings";
     for mapping in mappings {
-        for member in ["studyInstanceUID", "metadataFilePath"] {
-            if !mapping[member].is_string() {
-                return Err(ApiError::validation(
-                    &format!("dicomMetadataMappings.{member}"),
-                    "Member must not be null",
-                ));
+        let text = |member: &str| -> ApiResult<Option<&str>> {
+            match &mapping[member] {
+                Value::Null => Ok(None),
+                Value::String(text) => Ok(Some(text)),
+                _ => Err(ApiError::validation(
+                    &format!("{prefix}.member.{member}"),
+                    "Member must be a string",
+                )),
+            }
+        };
+        let path = text("metadataFilePath")?.ok_or_else(|| {
+            ApiError::validation(
+                &format!("{prefix}.member.metadataFilePath"),
+                "Member must not be null",
+            )
+        })?;
+        validate::string(
+            &format!("{prefix}.member.metadataFilePath"),
+            path,
+            1,
+            1024,
+            &validate::METADATA_FILE_PATH,
+        )?;
+        let study = text("studyInstanceUID")?.ok_or_else(|| {
+            ApiError::validation(
+                &format!("{prefix}.member.studyInstanceUID"),
+                "Member must not be null",
+            )
+        })?;
+        for (member, uid) in [
+            ("studyInstanceUID", Some(study)),
+            ("seriesInstanceUID", text("seriesInstanceUID")?),
+        ] {
+            if let Some(uid) = uid {
+                validate::string(
+                    &format!("{prefix}.member.{member}"),
+                    uid,
+                    0,
+                    512,
+                    &validate::MAPPING_UID,
+                )?;
             }
         }
     }
-    Err(ApiError::validation(
-        field,
-        "The emulator does not import DICOM JSON metadata files; start the job without importConfiguration",
-    ))
+    Ok(())
 }
 
 pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
