@@ -251,7 +251,7 @@ fn handle_guarded(service: &Service, operation: Operation, request: &Request) ->
             tracing::error!(operation = operation.name(), "operation handler panicked");
             ApiError::new(
                 ErrorCode::InternalServer,
-                format!("The emulator failed while handling {}", operation.name()),
+                format!("The service failed while handling {}", operation.name()),
             )
             .into_response()
         }
@@ -400,7 +400,7 @@ async fn run(
         .unwrap_or_else(|_| {
             ApiError::new(
                 ErrorCode::InternalServer,
-                format!("The emulator failed while handling {}", operation.name()),
+                format!("The service failed while handling {}", operation.name()),
             )
             .into_response()
         })

@@ -160,7 +160,7 @@ pub fn store(
     let pixels = Pixels::read(object)?;
     if !matches!(pixels.bits_allocated, 8 | 16) || !matches!(pixels.samples_per_pixel, 1 | 3) {
         return Err(FrameError::Unsupported(format!(
-            "The emulator stores 8- and 16-bit images of 1 or 3 samples per pixel; this one has {} bits allocated and {} samples",
+            "Only 8- and 16-bit images of 1 or 3 samples per pixel are stored; this one has {} bits allocated and {} samples",
             pixels.bits_allocated, pixels.samples_per_pixel
         )));
     }
@@ -247,7 +247,7 @@ pub fn store(
         transfer_syntax = target;
     } else {
         return Err(FrameError::Unsupported(format!(
-            "The emulator does not import pixel data in transfer syntax {source_syntax}"
+            "Pixel data in transfer syntax {source_syntax} is not imported"
         )));
     }
     Ok(StoredFrames {

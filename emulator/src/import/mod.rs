@@ -139,7 +139,7 @@ pub fn run(service: &Arc<Service>, job_id: &str) -> Stats {
                 if wait(&error) {
                     continue;
                 }
-                format!("The import could not write to the emulator's store: {error}")
+                format!("The import could not write to the store: {error}")
             }
             Ok(Err(Stop::Failed(message))) => message,
             Err(_) => {

@@ -70,7 +70,7 @@ pub(super) fn document_of(service: &Service, version: &ImageSetVersion) -> ApiRe
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InternalServer,
-                "The emulator could not read the image set's metadata",
+                "The image set's metadata could not be read",
             )
         })
 }

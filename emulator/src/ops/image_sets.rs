@@ -187,7 +187,7 @@ fn read_blob(
     tracing::error!(image_set = %set.id, "a blob the store refers to is missing");
     Err(ApiError::new(
         ErrorCode::InternalServer,
-        "The emulator could not read the image set's data",
+        "The image set's data could not be read",
     ))
 }
 

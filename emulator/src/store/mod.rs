@@ -101,9 +101,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         tracing::error!(%error, "store operation failed");
         let message = if error.is_full() {
-            "The emulator's data directory is full; nothing was written"
+            "The service is out of storage; nothing was written"
         } else {
-            "The emulator's store failed; nothing was written"
+            "The service could not store the request; nothing was written"
         };
         ApiError::new(ErrorCode::InternalServer, message)
     }
