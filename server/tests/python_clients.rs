@@ -245,3 +245,40 @@ async fn signatures_are_verified_when_asked_for() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("AWS_SECRET_ACCESS_KEY"));
 }
+
+#[tokio::test]
+async fn orthanc_searches_retrieves_and_stores_through_dicomweb() {
+    // Debian's orthanc and orthanc-dicomweb, installed by .ci/run.
+    let orthanc = std::path::Path::new("/usr/sbin/Orthanc");
+    let plugin = std::path::Path::new("/usr/share/orthanc/plugins/libOrthancDicomWeb.so");
+    if !orthanc.exists() || !plugin.exists() {
+        eprintln!(
+            "skipped: Orthanc or its DICOMweb plugin is not installed (apt-get install orthanc orthanc-dicomweb)"
+        );
+        return;
+    }
+    let bin = python::bin();
+    let home = tempfile::tempdir().unwrap();
+    let s3 = home.path().join("s3");
+    let spec = healthimaging_fixtures::Spec {
+        set: healthimaging_fixtures::FixtureSet::Ci,
+        seed: 8,
+        patients: None,
+    };
+    healthimaging_fixtures::write(&spec, &s3.join("fixtures").join("ci")).unwrap();
+    let mut emulator = standalone_emulator(
+        home.path(),
+        &[
+            "--transition-delay-ms",
+            "0",
+            "--s3-root",
+            s3.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/orthanc.py");
+    let output = run(bin.join("python").to_str().unwrap(), &[script], &emulator.url);
+    assert_ok(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("orthanc: all checks passed"));
+    emulator.child.start_kill().unwrap();
+}
