@@ -277,7 +277,11 @@ async fn orthanc_searches_retrieves_and_stores_through_dicomweb() {
     )
     .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/orthanc.py");
-    let output = run(bin.join("python").to_str().unwrap(), &[script], &emulator.url);
+    let output = run(
+        bin.join("python").to_str().unwrap(),
+        &[script],
+        &emulator.url,
+    );
     assert_ok(&output);
     assert!(String::from_utf8_lossy(&output.stdout).contains("orthanc: all checks passed"));
     emulator.child.start_kill().unwrap();

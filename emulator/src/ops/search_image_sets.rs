@@ -631,6 +631,13 @@ mod tests {
                 "YYYYMMDD",
             ),
             (
+                // The model's documentation says yyMMdd; the service's examples are YYYYMMDD.
+                json!({"filters": [{"operator": "BETWEEN", "values": [
+                {"DICOMStudyDateAndTime": {"DICOMStudyDate": "240101"}},
+                {"DICOMStudyDateAndTime": {"DICOMStudyDate": "20240102"}}]}]}),
+                "YYYYMMDD",
+            ),
+            (
                 json!({"sort": {"sortField": "name", "sortOrder": "ASC"}}),
                 "sortField",
             ),
@@ -654,6 +661,31 @@ mod tests {
             status,
             StatusCode::BAD_REQUEST,
             "a token not from this search"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_next_token_is_refused_with_other_criteria() {
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        for n in 0..3 {
+            crate::testing::plant_image_set(&service, &ds, &format!("{n:032x}"));
+        }
+        let uri = format!("/datastore/{ds}/searchImageSets?maxResults=1");
+        let (status, _, first) = send(&service, Method::POST, &uri, "{}").await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let token = first["nextToken"].as_str().expect("more pages").to_owned();
+        let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
+        let next = format!("{uri}&nextToken={encoded}");
+        let (status, _, _) = send(&service, Method::POST, &next, "{}").await;
+        assert_eq!(status, StatusCode::OK, "the same criteria go on");
+        let other = json!({"sort": {"sortField": "createdAt", "sortOrder": "ASC"}});
+        let (status, code, answer) = send(&service, Method::POST, &next, &other.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(code.as_deref(), Some("ValidationException"));
+        assert!(
+            answer["message"].as_str().unwrap().contains("nextToken"),
+            "{answer}"
         );
     }
 }
