@@ -117,6 +117,53 @@ model_pattern!(
     MAPPING_UID = "[0-9.]+"
 );
 
+/// Every violation of a request's members, reported together as the
+/// service reports them: `2 validation errors detected: Value at 'a' failed
+/// to satisfy constraint: …; Value at 'b' failed …`.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<String>);
+
+const ONE_VIOLATION: &str = "1 validation error detected: ";
+
+impl Violations {
+    /// The value of `result`, or `None` with its violation recorded; an
+    /// error that is not a violation is answered at once.
+    pub fn check<T>(&mut self, result: ApiResult<T>) -> ApiResult<Option<T>> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if error.code == crate::error::ErrorCode::Validation => {
+                let text = match error.message.strip_prefix(ONE_VIOLATION) {
+                    Some(violation) => violation.to_owned(),
+                    None => error.message,
+                };
+                self.0.push(text);
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `Ok` when nothing was violated, else one `ValidationException`
+    /// listing every violation.
+    pub fn finish(self) -> ApiResult<()> {
+        match self.0.as_slice() {
+            [] => Ok(()),
+            [one] => Err(ApiError::new(
+                crate::error::ErrorCode::Validation,
+                format!("{ONE_VIOLATION}{one}"),
+            )),
+            many => Err(ApiError::new(
+                crate::error::ErrorCode::Validation,
+                format!(
+                    "{} validation errors detected: {}",
+                    many.len(),
+                    many.join("; ")
+                ),
+            )),
+        }
+    }
+}
+
 /// Compiles every model pattern now, so that a pattern the regex engine
 /// cannot build fails when the emulator starts, never during a request.
 pub fn compile_all() {

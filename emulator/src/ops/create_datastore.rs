@@ -19,26 +19,60 @@ use super::tags::validate_tags;
 
 pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
     let body = JsonBody::parse(&request.body)?;
-    let name = body.string("datastoreName")?;
+    // Every member is checked before the first violation is answered.
+    let mut v = validate::Violations::default();
+    let name = v.check(body.string("datastoreName"))?.flatten();
     if let Some(name) = &name {
-        validate::string("datastoreName", name, 1, 256, &validate::DATASTORE_NAME)?;
+        v.check(validate::string(
+            "datastoreName",
+            name,
+            1,
+            256,
+            &validate::DATASTORE_NAME,
+        ))?;
     }
-    let client_token = body.required_string("clientToken")?;
-    validate::string("clientToken", &client_token, 1, 64, &validate::CLIENT_TOKEN)?;
-    let tags = body.string_map("tags")?.unwrap_or_default();
-    validate_tags("tags", &tags)?;
-    let kms_key_arn = body.string("kmsKeyArn")?;
+    let client_token = v
+        .check(body.required_string("clientToken"))?
+        .unwrap_or_default();
+    v.check(validate::string(
+        "clientToken",
+        &client_token,
+        1,
+        64,
+        &validate::CLIENT_TOKEN,
+    ))?;
+    let tags = v
+        .check(body.string_map("tags"))?
+        .flatten()
+        .unwrap_or_default();
+    v.check(validate_tags("tags", &tags))?;
+    let kms_key_arn = v.check(body.string("kmsKeyArn"))?.flatten();
     if let Some(arn) = &kms_key_arn {
-        validate::string("kmsKeyArn", arn, 1, 512, &validate::KMS_KEY_ARN)?;
+        v.check(validate::string(
+            "kmsKeyArn",
+            arn,
+            1,
+            512,
+            &validate::KMS_KEY_ARN,
+        ))?;
     }
-    let lambda_authorizer_arn = body.string("lambdaAuthorizerArn")?;
+    let lambda_authorizer_arn = v.check(body.string("lambdaAuthorizerArn"))?.flatten();
     if let Some(arn) = &lambda_authorizer_arn {
-        validate::pattern("lambdaAuthorizerArn", arn, &validate::LAMBDA_ARN)?;
+        v.check(validate::pattern(
+            "lambdaAuthorizerArn",
+            arn,
+            &validate::LAMBDA_ARN,
+        ))?;
     }
-    let format = body
-        .string("losslessStorageFormat")?
-        .map(|f| validate::enumeration("losslessStorageFormat", &f, &LosslessStorageFormat::ALL))
-        .transpose()?;
+    let format = v
+        .check(body.string("losslessStorageFormat").and_then(|f| {
+            f.map(|f| {
+                validate::enumeration("losslessStorageFormat", &f, &LosslessStorageFormat::ALL)
+            })
+            .transpose()
+        }))?
+        .flatten();
+    v.finish()?;
     let fingerprint =
         format!("{name:?}|{kms_key_arn:?}|{lambda_authorizer_arn:?}|{format:?}|{tags:?}");
 
@@ -100,4 +134,51 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
             "datastoreStatus": status.as_str(),
         })))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, StatusCode};
+
+    use crate::testing::{send, service};
+
+    #[tokio::test]
+    async fn every_violation_is_reported_at_once() {
+        let (service, _) = service();
+        let body = r#"{"clientToken":"has space","datastoreName":"","kmsKeyArn":"arn:nope","losslessStorageFormat":"GIF"}"#;
+        let (status, code, answer) = send(&service, Method::POST, "/datastore", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(code.as_deref(), Some("ValidationException"));
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("4 validation errors detected: "),
+            "{message}"
+        );
+        for member in [
+            "datastoreName",
+            "clientToken",
+            "kmsKeyArn",
+            "losslessStorageFormat",
+        ] {
+            assert!(
+                message.contains(&format!("'{member}'")),
+                "{member}: {message}"
+            );
+        }
+        assert_eq!(message.matches("; ").count(), 3, "{message}");
+        let (_, _, one) = send(
+            &service,
+            Method::POST,
+            "/datastore",
+            r#"{"clientToken":"has space"}"#,
+        )
+        .await;
+        assert!(
+            one["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("1 validation error detected: Value at 'clientToken'"),
+            "{one}"
+        );
+    }
 }

@@ -28,33 +28,69 @@ const MAX_MAPPINGS: usize = 1000;
 
 pub(super) fn start(service: &Service, request: &Request) -> ApiResult<Response> {
     let datastore_id = request.label(0);
-    validate::resource_id("datastoreId", datastore_id)?;
     let body = JsonBody::parse(&request.body)?;
-    let name = body.string("jobName")?;
+    // Every member is checked before the first violation is answered.
+    let mut v = validate::Violations::default();
+    v.check(validate::resource_id("datastoreId", datastore_id))?;
+    let name = v.check(body.string("jobName"))?.flatten();
     if let Some(name) = &name {
-        validate::string("jobName", name, 1, 64, &validate::JOB_NAME)?;
+        v.check(validate::string(
+            "jobName",
+            name,
+            1,
+            64,
+            &validate::JOB_NAME,
+        ))?;
     }
-    let role = body.required_string("dataAccessRoleArn")?;
-    validate::string("dataAccessRoleArn", &role, 20, 2048, &validate::ROLE_ARN)?;
-    let client_token = body.required_string("clientToken")?;
-    validate::string("clientToken", &client_token, 1, 64, &validate::CLIENT_TOKEN)?;
-    let input = body.required_string("inputS3Uri")?;
-    validate::string("inputS3Uri", &input, 1, 1024, &validate::S3_URI)?;
-    let output = body.required_string("outputS3Uri")?;
-    validate::string("outputS3Uri", &output, 1, 1024, &validate::S3_URI)?;
+    let role = v
+        .check(body.required_string("dataAccessRoleArn"))?
+        .unwrap_or_default();
+    v.check(validate::string(
+        "dataAccessRoleArn",
+        &role,
+        20,
+        2048,
+        &validate::ROLE_ARN,
+    ))?;
+    let client_token = v
+        .check(body.required_string("clientToken"))?
+        .unwrap_or_default();
+    v.check(validate::string(
+        "clientToken",
+        &client_token,
+        1,
+        64,
+        &validate::CLIENT_TOKEN,
+    ))?;
+    let input = v
+        .check(body.required_string("inputS3Uri"))?
+        .unwrap_or_default();
+    let output = v
+        .check(body.required_string("outputS3Uri"))?
+        .unwrap_or_default();
     for (member, uri) in [("inputS3Uri", &input), ("outputS3Uri", &output)] {
-        S3Uri::parse(uri).map_err(|problem| {
-            ApiError::validation(member, format!("Member must be an S3 location: {problem}"))
-        })?;
+        let checked = validate::string(member, uri, 1, 1024, &validate::S3_URI).and_then(|()| {
+            S3Uri::parse(uri).map(|_| ()).map_err(|problem| {
+                ApiError::validation(member, format!("Member must be an S3 location: {problem}"))
+            })
+        });
+        v.check(checked)?;
     }
-    let owner = body.string("inputOwnerAccountId")?;
+    let owner = v.check(body.string("inputOwnerAccountId"))?.flatten();
     if let Some(owner) = &owner {
-        validate::string("inputOwnerAccountId", owner, 12, 12, &validate::ACCOUNT_ID)?;
+        v.check(validate::string(
+            "inputOwnerAccountId",
+            owner,
+            12,
+            12,
+            &validate::ACCOUNT_ID,
+        ))?;
     }
     let configuration = body.value("importConfiguration").cloned();
     if let Some(configuration) = &configuration {
-        validate_configuration(configuration)?;
+        v.check(validate_configuration(configuration))?;
     }
+    v.finish()?;
     let fingerprint =
         format!("{datastore_id}|{name:?}|{role}|{input}|{output}|{owner:?}|{configuration:?}");
 

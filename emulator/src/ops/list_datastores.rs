@@ -21,13 +21,21 @@ use super::{Request, paging};
 const OPERATION: &str = "ListDatastores";
 
 pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
-    let status = request
-        .query
-        .get("datastoreStatus")
-        .map(|s| validate::enumeration("datastoreStatus", s, &DatastoreStatus::ALL))
-        .transpose()?;
-    let page_size = paging::page_size(&request.query)?;
-    let after = paging::after_seq(&request.query, OPERATION)?;
+    let mut v = validate::Violations::default();
+    let status = v
+        .check(
+            request
+                .query
+                .get("datastoreStatus")
+                .map(|s| validate::enumeration("datastoreStatus", s, &DatastoreStatus::ALL))
+                .transpose(),
+        )?
+        .flatten();
+    let page_size = v.check(paging::page_size(&request.query))?.unwrap_or(1);
+    let after = v
+        .check(paging::after_seq(&request.query, OPERATION))?
+        .flatten();
+    v.finish()?;
 
     let now = service.now();
     let delay = service.config.transition_delay;
