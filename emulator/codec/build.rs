@@ -1,4 +1,5 @@
-//! Builds the C++ shim over OpenJPH, the HTJ2K encoder (Debian: libopenjph-dev).
+//! Builds the C++ shim over OpenJPH, the HTJ2K encoder (Debian: libopenjph-dev),
+//! and finds CharLS, the JPEG-LS decoder (Debian: libcharls-dev).
 //!
 //! OpenJPH is found through pkg-config (`openjph.pc`). Debian's file names
 //! the package but leaves its include and library directories empty, so
@@ -14,6 +15,15 @@ use std::path::{Path, PathBuf};
 const HEADER: &str = "openjph/ojph_codestream.h";
 
 fn main() {
+    // CharLS, the JPEG-LS decoder (Debian: libcharls-dev), through its C API.
+    if let Err(error) = pkg_config::Config::new()
+        .cargo_metadata(true)
+        .probe("charls")
+    {
+        println!(
+            "cargo:warning=pkg-config did not find charls ({error}); linking -lcharls from the system paths (apt-get install libcharls-dev)"
+        );
+    }
     println!("cargo:rerun-if-changed=shim/htj2k.cpp");
     println!("cargo:rerun-if-env-changed=OPENJPH_INCLUDE_DIR");
     println!("cargo:rerun-if-env-changed=OPENJPH_LIB_DIR");

@@ -10,8 +10,9 @@
 //! - [`jpeg2000::encode`] and [`jpeg2000::decode`]: OpenJPEG, built from the
 //!   sources bundled in `openjpeg-sys`; its decoder reads HTJ2K as well.
 //!
-//! Two lossless input formats of DICOM, which the service transcodes, are
-//! here as well: [`rle`] (encode and decode, PS3.5 Annex G) and
+//! [`jpeg_ls::decode`] reads JPEG-LS input through CharLS (Debian package
+//! `libcharls-dev`). Two lossless input formats of DICOM, which the service
+//! transcodes, are here as well: [`rle`] (encode and decode, PS3.5 Annex G) and
 //! [`jpeg_lossless::encode`] (process 14, first-order prediction, for
 //! fixtures; the `jpeg-decoder` crate reads it back).
 //!
@@ -29,6 +30,7 @@
 pub mod htj2k;
 pub mod jpeg2000;
 pub mod jpeg_lossless;
+pub mod jpeg_ls;
 pub mod rle;
 #[cfg(test)]
 mod testing;
@@ -58,6 +60,9 @@ pub enum CodecError {
     /// A lossless JPEG image could not be made.
     #[error("Lossless JPEG encoding does not take {0}")]
     JpegLossless(&'static str),
+    /// CharLS failed a step of JPEG-LS decoding (with its error code).
+    #[error("CharLS failed to {0} (code {1})")]
+    CharLs(&'static str, i32),
     /// OpenJPH refused or failed (its code: 1 an error while encoding,
     /// 2 out of memory, 3 a layout it does not take).
     #[error("OpenJPH failed to encode (code {0})")]

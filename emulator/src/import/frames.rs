@@ -1,7 +1,8 @@
 //! Frames: from an instance's pixel data to what HealthImaging stores.
 //!
 //! Lossless input (native pixel data in any byte order, JPEG 2000 lossless,
-//! HTJ2K lossless, RLE lossless, JPEG lossless) is stored in the datastore's lossless format: HTJ2K lossless RPCL
+//! HTJ2K lossless, RLE lossless, JPEG lossless, JPEG-LS; and JPEG-LS
+//! near-lossless, its decoded pixels kept exactly) is stored in the datastore's lossless format: HTJ2K lossless RPCL
 //! (`1.2.840.10008.1.2.4.202`) or JPEG 2000 lossless (`.4.90`). Every stored
 //! codestream is decoded again and compared with the source samples before
 //! it is accepted, so a frame is never stored lossy by accident. Lossy
@@ -46,6 +47,9 @@ const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 /// JPEG Lossless (process 14, and its first-order prediction subset):
 /// decoded and stored in the lossless storage format.
 const JPEG_LOSSLESS: [&str; 2] = ["1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"];
+/// JPEG-LS lossless and near-lossless: decoded (CharLS) and stored in the
+/// lossless storage format, the near-lossless pixels exactly as decoded.
+const JPEG_LS: [&str; 2] = ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"];
 
 /// A frame ready to store.
 #[derive(Debug, Clone)]
@@ -223,6 +227,22 @@ pub fn store(
             frames.push(describe(codestream, &samples, &pixels));
         }
         transfer_syntax = JPEG_BASELINE;
+    } else if JPEG_LS.contains(&source_syntax) {
+        for codestream in codestreams(element.value(), pixels.frames)? {
+            let decoded = healthimaging_codec::jpeg_ls::decode_signed(&codestream, pixels.signed)
+                .map_err(|e| {
+                FrameError::Invalid(format!("Could not decode a JPEG-LS frame: {e}"))
+            })?;
+            if decoded.samples.len() != pixels.frame_samples() {
+                return Err(FrameError::Invalid(format!(
+                    "A frame decodes to {} samples; the image describes {}",
+                    decoded.samples.len(),
+                    pixels.frame_samples()
+                )));
+            }
+            frames.push(encode_verified(&decoded.samples, &pixels, target)?);
+        }
+        transfer_syntax = target;
     } else if source_syntax == RLE_LOSSLESS || JPEG_LOSSLESS.contains(&source_syntax) {
         let encoded = if source_syntax == RLE_LOSSLESS {
             rle_frames(element.value(), pixels.frames)?

@@ -101,7 +101,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         tracing::error!(%error, "store operation failed");
         let message = if error.is_full() {
-            "The service is out of storage; nothing was written"
+            "The service's storage is full; nothing was written"
         } else {
             "The service could not store the request; nothing was written"
         };
