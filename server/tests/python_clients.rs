@@ -286,3 +286,110 @@ async fn orthanc_searches_retrieves_and_stores_through_dicomweb() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("orthanc: all checks passed"));
     emulator.child.start_kill().unwrap();
 }
+
+#[tokio::test]
+async fn the_developer_guides_curl_stow_is_signed_and_stored() {
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args([
+                "--silent",
+                "--show-error",
+                "--aws-sigv4",
+                "aws:amz:us-east-1:medical-imaging",
+            ])
+            .args(["--user", "AKIDCURL:curl-secret"])
+            .args(args)
+            .output()
+    };
+    if curl(&["--version"]).is_err() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let fixtures = home.path().join("fixtures");
+    let manifest = healthimaging_fixtures::write(
+        &healthimaging_fixtures::Spec {
+            set: healthimaging_fixtures::FixtureSet::Ci,
+            seed: 9,
+            patients: None,
+        },
+        &fixtures,
+    )
+    .unwrap();
+    let mut child = support::command(
+        &[
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--transition-delay-ms",
+            "0",
+            "--verify-sigv4",
+        ],
+        home.path(),
+    )
+    .env("AWS_ACCESS_KEY_ID", "AKIDCURL")
+    .env("AWS_SECRET_ACCESS_KEY", "curl-secret")
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("ready within 30 s")
+        .unwrap()
+        .unwrap();
+    let url = ready.strip_prefix("listening on ").unwrap().to_owned();
+    let created = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        r#"{"clientToken":"curl","datastoreName":"curl"}"#,
+        &format!("{url}/datastore"),
+    ])
+    .unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let ds = created["datastoreId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let instance = manifest
+        .patients
+        .iter()
+        .flat_map(|p| &p.studies)
+        .flat_map(|s| &s.series)
+        .flat_map(|s| &s.instances)
+        .find(|i| i.pixels.is_some())
+        .unwrap();
+    // The developer guide's form: one Part 10 file, application/dicom, SigV4 by curl.
+    let stored = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/dicom",
+        "-H",
+        "Accept: application/dicom+json",
+        "--data-binary",
+        &format!("@{}", fixtures.join(&instance.path).display()),
+        &format!("{url}/datastore/{ds}/studies"),
+    ])
+    .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&stored.stdout).unwrap();
+    assert_eq!(
+        stored["00081199"]["Value"][0]["00081155"]["Value"][0],
+        serde_json::json!(instance.sop_instance_uid),
+        "{stored}"
+    );
+    let found = curl(&[&format!("{url}/datastore/{ds}/instances")]).unwrap();
+    let found: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    // The same request unsigned is refused.
+    let unsigned = Command::new("curl")
+        .args(["--silent", &format!("{url}/datastore/{ds}/instances")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&unsigned.stdout).contains("Missing Authentication Token"));
+    child.start_kill().unwrap();
+}

@@ -207,8 +207,10 @@ pub fn frame_content_type(transfer_syntax: &str) -> &'static str {
 
 pub(super) fn list_versions(service: &Service, request: &Request) -> ApiResult<Response> {
     const OPERATION: &str = "ListImageSetVersions";
-    let page_size = paging::page_size(&request.query)?;
-    let after = paging::after_seq(&request.query, OPERATION)?;
+    let mut v = validate::Violations::default();
+    let page_size = v.check(paging::page_size(&request.query))?.unwrap_or(1);
+    let after = v.check(paging::after_seq(&request.query, OPERATION))?.flatten();
+    v.finish()?;
     let before = after.map(|a| u32::try_from(a).unwrap_or(u32::MAX));
     let (set, mut page) = service.store().read(|r| -> ApiResult<_> {
         let set = find(service, r, request)?;

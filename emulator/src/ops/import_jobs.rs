@@ -259,13 +259,21 @@ pub(super) fn get(service: &Service, request: &Request) -> ApiResult<Response> {
 
 pub(super) fn list(service: &Service, request: &Request) -> ApiResult<Response> {
     let datastore_id = request.label(0);
-    let status = request
-        .query
-        .get("jobStatus")
-        .map(|s| validate::enumeration("jobStatus", s, &JobStatus::ALL))
-        .transpose()?;
-    let page_size = paging::page_size(&request.query)?;
-    let after = paging::after_seq(&request.query, "ListDICOMImportJobs")?;
+    let mut v = validate::Violations::default();
+    let status = v
+        .check(
+            request
+                .query
+                .get("jobStatus")
+                .map(|s| validate::enumeration("jobStatus", s, &JobStatus::ALL))
+                .transpose(),
+        )?
+        .flatten();
+    let page_size = v.check(paging::page_size(&request.query))?.unwrap_or(1);
+    let after = v
+        .check(paging::after_seq(&request.query, "ListDICOMImportJobs"))?
+        .flatten();
+    v.finish()?;
     let page = service.store().read(|r| -> ApiResult<_> {
         find_live_datastore(service, r, datastore_id)?;
         Ok(r.jobs(datastore_id, after, status, page_size + 1)?)

@@ -25,12 +25,19 @@ const MAX_UNTAG_KEYS: usize = 200;
 
 pub(super) fn tag_resource(service: &Service, request: &Request) -> ApiResult<Response> {
     let arn = request.label(0);
-    let resource = ResourceArn::parse(arn)?;
     let body = JsonBody::parse(&request.body)?;
-    let tags = body
-        .string_map("tags")?
-        .ok_or_else(|| ApiError::validation("tags", "Member must not be null"))?;
-    validate_tags("tags", &tags)?;
+    let mut v = validate::Violations::default();
+    let resource = v.check(ResourceArn::parse(arn))?;
+    let tags = v
+        .check(body.string_map("tags").and_then(|tags| {
+            tags.ok_or_else(|| ApiError::validation("tags", "Member must not be null"))
+        }))?
+        .unwrap_or_default();
+    v.check(validate_tags("tags", &tags))?;
+    v.finish()?;
+    let Some(resource) = resource else {
+        return Err(ApiError::validation("resourceArn", "Member must not be null"));
+    };
     service.store().write(|w| -> ApiResult<_> {
         let mut current = resource_tags(service, w, &resource, arn)?;
         let total = current
@@ -63,20 +70,29 @@ pub(super) fn list_tags_for_resource(service: &Service, request: &Request) -> Ap
 
 pub(super) fn untag_resource(service: &Service, request: &Request) -> ApiResult<Response> {
     let arn = request.label(0);
-    let resource = ResourceArn::parse(arn)?;
-    let keys = request
-        .query
-        .all("tagKeys")
-        .ok_or_else(|| ApiError::validation("tagKeys", "Member must not be null"))?;
+    let mut v = validate::Violations::default();
+    let resource = v.check(ResourceArn::parse(arn))?;
+    let keys = v
+        .check(
+            request
+                .query
+                .all("tagKeys")
+                .ok_or_else(|| ApiError::validation("tagKeys", "Member must not be null")),
+        )?
+        .unwrap_or_default();
     if keys.len() > MAX_UNTAG_KEYS {
-        return Err(ApiError::validation(
+        v.check(Err::<(), _>(ApiError::validation(
             "tagKeys",
             format!("Member must have length less than or equal to {MAX_UNTAG_KEYS}"),
-        ));
+        )))?;
     }
-    for key in &keys {
-        validate::tag_key("tagKeys", key)?;
+    if let Some(key) = keys.iter().find(|key| validate::tag_key("tagKeys", key).is_err()) {
+        v.check(validate::tag_key("tagKeys", key))?;
     }
+    v.finish()?;
+    let Some(resource) = resource else {
+        return Err(ApiError::validation("resourceArn", "Member must not be null"));
+    };
     service.store().write(|w| -> ApiResult<_> {
         let mut tags = resource_tags(service, w, &resource, arn)?;
         for key in keys {
