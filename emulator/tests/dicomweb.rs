@@ -35,21 +35,34 @@ async fn send(
     accept: Option<&str>,
     body: Value,
 ) -> Answer {
+    let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    request(service, method, uri, &headers, body).await
+}
+
+/// One request through the router, with `headers` and a raw `body`.
+async fn request(
+    service: &Arc<Service>,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
     let mut request = Request::builder()
         .method(method)
         .uri(uri)
         .header("host", "localhost:4566");
-    if let Some(accept) = accept {
-        request = request.header("accept", accept);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
-    let request = request
-        .body(if body.is_null() {
-            Body::empty()
-        } else {
-            Body::from(body.to_string())
-        })
+    let response = router(service.clone())
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
         .unwrap();
-    let response = router(service.clone()).oneshot(request).await.unwrap();
     let header = |name: &str| {
         response
             .headers()
@@ -741,43 +754,7 @@ async fn post_dicom(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Answer {
-    let mut request = Request::builder()
-        .method("POST")
-        .uri(uri)
-        .header("host", "localhost:4566");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = router(service.clone())
-        .oneshot(request.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (status, content_type, error_type) = (
-        response.status(),
-        header("content-type"),
-        header("x-amzn-errortype"),
-    );
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Answer {
-        status,
-        content_type,
-        error_type,
-        body,
-    }
+    request(service, "POST", uri, headers, body).await
 }
 
 fn multipart_body(files: &[Vec<u8>], boundary: &str) -> Vec<u8> {

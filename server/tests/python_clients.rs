@@ -193,29 +193,15 @@ async fn dicomweb_client_and_pydicom_search_and_retrieve() {
 async fn signatures_are_verified_when_asked_for() {
     let bin = python::bin();
     let home = tempfile::tempdir().unwrap();
-    let mut child = support::command(
-        &[
-            "emulator",
-            "--listen",
-            "127.0.0.1:0",
-            "--transition-delay-ms",
-            "0",
-            "--verify-sigv4",
-        ],
+    let support::StandaloneEmulator { mut child, url } = support::standalone_emulator_with(
         home.path(),
+        &["--transition-delay-ms", "0", "--verify-sigv4"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "not-a-real-secret"),
+        ],
     )
-    .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    .env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
-    .spawn()
-    .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("ready within 30 s")
-        .unwrap()
-        .unwrap();
-    let url = ready.strip_prefix("listening on ").unwrap().to_owned();
+    .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/sigv4.py");
     let output = run(bin.join("python").to_str().unwrap(), &[script], &url);
     assert_ok(&output);
@@ -316,29 +302,15 @@ async fn the_developer_guides_curl_stow_is_signed_and_stored() {
         &fixtures,
     )
     .unwrap();
-    let mut child = support::command(
-        &[
-            "emulator",
-            "--listen",
-            "127.0.0.1:0",
-            "--transition-delay-ms",
-            "0",
-            "--verify-sigv4",
-        ],
+    let support::StandaloneEmulator { mut child, url } = support::standalone_emulator_with(
         home.path(),
+        &["--transition-delay-ms", "0", "--verify-sigv4"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDCURL"),
+            ("AWS_SECRET_ACCESS_KEY", "curl-secret"),
+        ],
     )
-    .env("AWS_ACCESS_KEY_ID", "AKIDCURL")
-    .env("AWS_SECRET_ACCESS_KEY", "curl-secret")
-    .spawn()
-    .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("ready within 30 s")
-        .unwrap()
-        .unwrap();
-    let url = ready.strip_prefix("listening on ").unwrap().to_owned();
+    .await;
     let created = curl(&[
         "-X",
         "POST",

@@ -262,28 +262,18 @@ async fn a_sigterm_right_after_the_ready_line_always_stops_the_emulator_cleanly(
 #[tokio::test]
 async fn the_server_signs_what_a_verifying_emulator_accepts() {
     let home = tempfile::tempdir().unwrap();
-    let mut emulator = command(
-        &[
-            "emulator",
-            "--listen",
-            "127.0.0.1:0",
-            "--fixtures",
-            "ci",
-            "--verify-sigv4",
-        ],
+    let support::StandaloneEmulator {
+        child: mut emulator,
+        url,
+    } = support::standalone_emulator_with(
         home.path(),
+        &["--fixtures", "ci", "--verify-sigv4"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDSIGNED"),
+            ("AWS_SECRET_ACCESS_KEY", "the-shared-secret"),
+        ],
     )
-    .env("AWS_ACCESS_KEY_ID", "AKIDSIGNED")
-    .env("AWS_SECRET_ACCESS_KEY", "the-shared-secret")
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(emulator.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("ready within 60 s")
-        .unwrap()
-        .unwrap();
-    let url = ready.strip_prefix("listening on ").unwrap().to_owned();
+    .await;
     for (secret, accepted) in [("the-shared-secret", true), ("another-secret", false)] {
         let mut child = command(&["serve", "--endpoint-url", &url], home.path())
             .env("AWS_ACCESS_KEY_ID", "AKIDSIGNED")

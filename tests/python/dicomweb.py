@@ -10,34 +10,19 @@ Exits non-zero on the first failure.
 import json
 import os
 import sys
-import time
 import zlib
 
 import boto3
 import pydicom
 from dicomweb_client.api import DICOMwebClient
+from imaging import active_datastore, import_and_wait
 
 manifest = json.load(open(sys.argv[1]))
 endpoint = os.environ["AWS_ENDPOINT_URL_MEDICAL_IMAGING"]
 sdk = boto3.client("medical-imaging")
 
-datastore_id = sdk.create_datastore(datastoreName="dicomweb")["datastoreId"]
-for _ in range(200):
-    if sdk.get_datastore(datastoreId=datastore_id)["datastoreProperties"]["datastoreStatus"] == "ACTIVE":
-        break
-    time.sleep(0.02)
-job = sdk.start_dicom_import_job(
-    datastoreId=datastore_id,
-    dataAccessRoleArn="arn:aws:iam::123456789012:role/ImportRole",
-    inputS3Uri="s3://fixtures/ci/dicom/",
-    outputS3Uri="s3://fixtures/dicomweb-out/",
-)
-for _ in range(1200):
-    status = sdk.get_dicom_import_job(datastoreId=datastore_id, jobId=job["jobId"])["jobProperties"]["jobStatus"]
-    if status in ("COMPLETED", "FAILED"):
-        break
-    time.sleep(0.05)
-assert status == "COMPLETED", status
+datastore_id = active_datastore(sdk, "dicomweb")
+import_and_wait(sdk, datastore_id, "s3://fixtures/ci/dicom/", "s3://fixtures/dicomweb-out/")
 
 client = DICOMwebClient(url=f"{endpoint}/datastore/{datastore_id}")
 
@@ -108,11 +93,7 @@ assert checked >= 5, checked
 
 # STOW-RS: the files of one series stored into a second datastore by
 # dicomweb-client, then found and read back.
-second = sdk.create_datastore(datastoreName="dicomweb-stow")["datastoreId"]
-for _ in range(200):
-    if sdk.get_datastore(datastoreId=second)["datastoreProperties"]["datastoreStatus"] == "ACTIVE":
-        break
-    time.sleep(0.02)
+second = active_datastore(sdk, "dicomweb-stow")
 root = os.path.dirname(sys.argv[1])
 target = primaries[0]
 paths = [os.path.join(root, instances_by_uid[sop]["path"]) for sop in target["sop_instance_uids"]]

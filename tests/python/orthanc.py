@@ -19,6 +19,7 @@ import time
 import urllib.request
 
 import boto3
+from imaging import active_datastore, import_and_wait
 
 ORTHANC = "/usr/sbin/Orthanc"
 PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -27,29 +28,9 @@ endpoint = os.environ["AWS_ENDPOINT_URL_MEDICAL_IMAGING"]
 sdk = boto3.client("medical-imaging")
 
 
-def datastore(name):
-    datastore_id = sdk.create_datastore(datastoreName=name)["datastoreId"]
-    for _ in range(200):
-        if sdk.get_datastore(datastoreId=datastore_id)["datastoreProperties"]["datastoreStatus"] == "ACTIVE":
-            return datastore_id
-        time.sleep(0.02)
-    raise AssertionError("the datastore did not become ACTIVE")
-
-
-source = datastore("orthanc-source")
-target = datastore("orthanc-target")
-job = sdk.start_dicom_import_job(
-    datastoreId=source,
-    dataAccessRoleArn="arn:aws:iam::123456789012:role/ImportRole",
-    inputS3Uri="s3://fixtures/ci/dicom/",
-    outputS3Uri="s3://fixtures/orthanc-out/",
-)
-for _ in range(1200):
-    status = sdk.get_dicom_import_job(datastoreId=source, jobId=job["jobId"])["jobProperties"]["jobStatus"]
-    if status in ("COMPLETED", "FAILED"):
-        break
-    time.sleep(0.05)
-assert status == "COMPLETED", status
+source = active_datastore(sdk, "orthanc-source")
+target = active_datastore(sdk, "orthanc-target")
+import_and_wait(sdk, source, "s3://fixtures/ci/dicom/", "s3://fixtures/orthanc-out/")
 
 
 def free_port():

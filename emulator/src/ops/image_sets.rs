@@ -209,7 +209,9 @@ pub(super) fn list_versions(service: &Service, request: &Request) -> ApiResult<R
     const OPERATION: &str = "ListImageSetVersions";
     let mut v = validate::Violations::default();
     let page_size = v.check(paging::page_size(&request.query))?.unwrap_or(1);
-    let after = v.check(paging::after_seq(&request.query, OPERATION))?.flatten();
+    let after = v
+        .check(paging::after_seq(&request.query, OPERATION))?
+        .flatten();
     v.finish()?;
     let before = after.map(|a| u32::try_from(a).unwrap_or(u32::MAX));
     let (set, mut page) = service.store().read(|r| -> ApiResult<_> {

@@ -36,7 +36,10 @@ pub(super) fn tag_resource(service: &Service, request: &Request) -> ApiResult<Re
     v.check(validate_tags("tags", &tags))?;
     v.finish()?;
     let Some(resource) = resource else {
-        return Err(ApiError::validation("resourceArn", "Member must not be null"));
+        return Err(ApiError::validation(
+            "resourceArn",
+            "Member must not be null",
+        ));
     };
     service.store().write(|w| -> ApiResult<_> {
         let mut current = resource_tags(service, w, &resource, arn)?;
@@ -86,12 +89,18 @@ pub(super) fn untag_resource(service: &Service, request: &Request) -> ApiResult<
             format!("Member must have length less than or equal to {MAX_UNTAG_KEYS}"),
         )))?;
     }
-    if let Some(key) = keys.iter().find(|key| validate::tag_key("tagKeys", key).is_err()) {
+    if let Some(key) = keys
+        .iter()
+        .find(|key| validate::tag_key("tagKeys", key).is_err())
+    {
         v.check(validate::tag_key("tagKeys", key))?;
     }
     v.finish()?;
     let Some(resource) = resource else {
-        return Err(ApiError::validation("resourceArn", "Member must not be null"));
+        return Err(ApiError::validation(
+            "resourceArn",
+            "Member must not be null",
+        ));
     };
     service.store().write(|w| -> ApiResult<_> {
         let mut tags = resource_tags(service, w, &resource, arn)?;

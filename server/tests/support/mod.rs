@@ -53,9 +53,23 @@ pub struct StandaloneEmulator {
 /// Starts `healthimaging-mcp emulator` on a free port and waits for its
 /// `listening on` line.
 pub async fn standalone_emulator(home: &Path, extra: &[&str]) -> StandaloneEmulator {
+    standalone_emulator_with(home, extra, &[]).await
+}
+
+/// [`standalone_emulator`] with `env` set in the emulator's environment
+/// (for instance the credentials `--verify-sigv4` checks against).
+pub async fn standalone_emulator_with(
+    home: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> StandaloneEmulator {
     let mut args = vec!["emulator", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let mut child = command(&args, home).spawn().expect("the binary starts");
+    let mut command = command(&args, home);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the binary starts");
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
