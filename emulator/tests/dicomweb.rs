@@ -1436,3 +1436,124 @@ async fn oidc_bearer_tokens_open_datastores_with_an_authorizer() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("--oidc-jwks"), "{body}");
 }
+
+#[tokio::test]
+async fn large_binaries_come_back_as_bulk_data_and_oversized_stores_are_refused() {
+    use dicom_core::value::PrimitiveValue;
+    use dicom_core::{DataElement, Tag, VR};
+    use dicom_dictionary_std::tags;
+    use dicom_object::InMemDicomObject;
+    use dicom_object::meta::FileMetaTableBuilder;
+
+    let service = Service::start(
+        EmulatorConfig::default()
+            .with_seed(5)
+            .with_transition_delay(Duration::ZERO),
+    )
+    .unwrap();
+    let ds = send(
+        &service,
+        "POST",
+        "/datastore",
+        None,
+        json!({"clientToken": "bulk"}),
+    )
+    .await
+    .json()["datastoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (study, series, sop) = ("2.25.901", "2.25.901.1", "2.25.901.1.1");
+    let mut object = InMemDicomObject::new_empty();
+    for (tag, vr, value) in [
+        (tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.7"),
+        (tags::SOP_INSTANCE_UID, VR::UI, sop),
+        (tags::STUDY_INSTANCE_UID, VR::UI, study),
+        (tags::SERIES_INSTANCE_UID, VR::UI, series),
+        (tags::PATIENT_ID, VR::LO, "SYN0009999"),
+        (tags::MODALITY, VR::CS, "OT"),
+        (Tag(0x0009, 0x0010), VR::LO, "HIMCP TEST"),
+    ] {
+        object.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+    }
+    let blob: Vec<u8> = (0..1_200_000u32).map(|n| (n % 251) as u8).collect();
+    object.put(DataElement::new(
+        Tag(0x0009, 0x1010),
+        VR::OB,
+        PrimitiveValue::U8(blob.clone().into()),
+    ));
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+        .media_storage_sop_instance_uid(sop)
+        .transfer_syntax("1.2.840.10008.1.2.1")
+        .build()
+        .unwrap();
+    let mut file = Vec::new();
+    object.with_exact_meta(meta).write_all(&mut file).unwrap();
+    let stored = post_dicom(
+        &service,
+        &format!("/datastore/{ds}/studies"),
+        &[("content-type", "application/dicom")],
+        file,
+    )
+    .await;
+    assert_eq!(
+        stored.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&stored.body)
+    );
+
+    let path = format!("/datastore/{ds}/studies/{study}/series/{series}/instances/{sop}");
+    let metadata = get(&service, &format!("{path}/metadata")).await.json();
+    let attribute = &metadata[0]["00091010"];
+    assert_eq!(attribute["vr"], "UN");
+    let uri = attribute["BulkDataURI"].as_str().unwrap();
+    assert!(
+        uri.starts_with(&format!("http://localhost:4566{path}/bulkdata/")),
+        "{uri}"
+    );
+    assert_eq!(
+        metadata[0]["00090010"]["Value"][0], "HIMCP TEST",
+        "small values stay inline"
+    );
+    let bulk_path = uri.trim_start_matches("http://localhost:4566");
+    let multipart = send(
+        &service,
+        "GET",
+        bulk_path,
+        Some("multipart/related; type=\"application/octet-stream\""),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(multipart.status, StatusCode::OK);
+    let parts = multipart_parts(&multipart);
+    assert_eq!(parts.len(), 1);
+    assert!(parts[0].1 == blob, "the attribute's bytes");
+    let single = send(
+        &service,
+        "GET",
+        bulk_path,
+        Some("application/octet-stream"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(single.content_type, "application/octet-stream");
+    assert!(single.body == blob);
+    let unknown = get(&service, &format!("{path}/bulkdata/0123")).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    // A body declared larger than the documented 1 GB is refused before it is read.
+    let oversized = post_dicom(
+        &service,
+        &format!("/datastore/{ds}/studies"),
+        &[
+            ("content-type", "application/dicom"),
+            ("content-length", "2000000000"),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(oversized.error_type, "RequestEntityTooLargeException");
+}

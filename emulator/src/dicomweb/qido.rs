@@ -537,4 +537,48 @@ mod tests {
         assert!(!value_matches(VR::UI, "1.*", "1.2"));
         assert!(value_matches(VR::TM, "080000-120000", "093000.123"));
     }
+
+    #[tokio::test]
+    async fn at_most_ten_thousand_records_are_reachable() {
+        use axum::http::Method;
+
+        use crate::testing::{active_datastore, plant_document, send, series_document, service};
+
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        let sops: Vec<String> = (0..MAX_RECORDS + 25)
+            .map(|n| format!("1.2.3.{n}"))
+            .collect();
+        let refs: Vec<&str> = sops.iter().map(String::as_str).collect();
+        plant_document(
+            &service,
+            &ds,
+            &"a".repeat(32),
+            true,
+            series_document("SYN1", "1.2", "1.2.3", &refs),
+        );
+        let count = |query: &'static str| {
+            let service = service.clone();
+            let ds = ds.clone();
+            async move {
+                let (status, _, answer) = send(
+                    &service,
+                    Method::GET,
+                    &format!("/datastore/{ds}/instances{query}"),
+                    "",
+                )
+                .await;
+                assert_eq!(status.as_u16(), 200, "{answer}");
+                answer.as_array().unwrap().len()
+            }
+        };
+        assert_eq!(count("").await, MAX_RECORDS);
+        assert_eq!(count("?limit=20000").await, MAX_RECORDS);
+        assert_eq!(
+            count("?offset=9990").await,
+            10,
+            "the cap holds past an offset"
+        );
+        assert_eq!(count("?offset=10000").await, 0);
+    }
 }

@@ -72,9 +72,14 @@ pub struct InstanceRecord<'a> {
     pub frames: &'a [FrameRecord],
 }
 
-/// The keyword of `tag`, or its 8 hexadecimal digits for tags the standard
-/// dictionary does not know (private attributes).
+/// The keyword of `tag`, or its 8 hexadecimal digits for private attributes
+/// and tags the standard dictionary does not know.
 pub fn keyword(tag: Tag) -> String {
+    // Private attributes (odd groups) keep their tag: the dictionary's
+    // `PrivateCreator` names every creator slot alike, and keys must be unique.
+    if tag.group() % 2 == 1 {
+        return format!("{:04X}{:04X}", tag.group(), tag.element());
+    }
     StandardDataDictionary
         .by_tag(tag)
         .map(|entry| entry.alias().to_owned())
