@@ -130,9 +130,24 @@ fn parse(body: &JsonBody) -> ApiResult<CopyRequest> {
 }
 
 pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
-    let force = request.query.boolean("force")?.unwrap_or(false);
-    let promote = request.query.boolean("promoteToPrimary")?.unwrap_or(false);
-    let copy = parse(&JsonBody::parse(&request.body)?)?;
+    // Each member is checked before the first violation is answered.
+    let mut v = crate::validate::Violations::default();
+    let force = v
+        .check(request.query.boolean("force"))?
+        .flatten()
+        .unwrap_or(false);
+    let promote = v
+        .check(request.query.boolean("promoteToPrimary"))?
+        .flatten()
+        .unwrap_or(false);
+    let copy = v.check(JsonBody::parse(&request.body).and_then(|body| parse(&body)))?;
+    v.finish()?;
+    let Some(copy) = copy else {
+        return Err(ApiError::validation(
+            "copyImageSetInformation",
+            "Member must not be null",
+        ));
+    };
     if copy
         .destination
         .as_ref()

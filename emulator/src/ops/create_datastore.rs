@@ -181,4 +181,51 @@ mod tests {
             "{one}"
         );
     }
+
+    #[tokio::test]
+    async fn other_operations_list_their_violations_too() {
+        let (service, _) = service();
+        let ds = "0".repeat(32);
+        for (method, uri, body, members) in [
+            (
+                Method::POST,
+                format!(
+                    "/datastore/{ds}/imageSet/{ds}/updateImageSetMetadata?latestVersion=x&force=maybe"
+                ),
+                "{}",
+                vec!["latestVersionId", "force", "updateImageSetMetadataUpdates"],
+            ),
+            (
+                Method::POST,
+                format!(
+                    "/datastore/{ds}/imageSet/{ds}/copyImageSet?force=maybe&promoteToPrimary=perhaps"
+                ),
+                "{}",
+                vec!["force", "promoteToPrimary", "copyImageSetInformation"],
+            ),
+            (
+                Method::POST,
+                format!("/datastore/{ds}/searchImageSets?maxResults=0"),
+                r#"{"sort": {"sortField": "name", "sortOrder": "ASC"}}"#,
+                vec!["maxResults", "sortField"],
+            ),
+            (
+                Method::GET,
+                format!("/listDICOMImportJobs/datastore/{ds}?jobStatus=DONE&maxResults=99"),
+                "",
+                vec!["jobStatus", "maxResults"],
+            ),
+        ] {
+            let (status, _, answer) = send(&service, method, &uri, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
+            let message = answer["message"].as_str().unwrap();
+            assert!(
+                message.starts_with(&format!("{} validation errors detected: ", members.len())),
+                "{uri}: {message}"
+            );
+            for member in members {
+                assert!(message.contains(member), "{uri}: {member} in {message}");
+            }
+        }
+    }
 }

@@ -30,13 +30,19 @@ const OPERATION: &str = "SearchImageSets";
 pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
     let datastore_id = request.label(0);
     let body = JsonBody::parse(&request.body)?;
+    // Each member is checked before the first violation is answered (a
+    // filter list reports its own first violation).
+    let mut v = crate::validate::Violations::default();
     let conditions = match body.value("filters") {
         None => Vec::new(),
-        Some(filters) => parse_filters(filters)?,
+        Some(filters) => v.check(parse_filters(filters))?.unwrap_or_default(),
     };
-    let sort = body.value("sort").map(parse_sort).transpose()?;
+    let sort = v
+        .check(body.value("sort").map(parse_sort).transpose())?
+        .flatten();
     let (field, descending) = sort.unwrap_or((SortField::UpdatedAt, true));
-    let limit = paging::page_size(&request.query)?;
+    let limit = v.check(paging::page_size(&request.query))?.unwrap_or(1);
+    v.finish()?;
     // The token remembers the criteria it was issued for.
     let criteria = format!(
         "{}|{}",

@@ -45,17 +45,33 @@ const UPDATE: (WorkflowStatus, WorkflowStatus, WorkflowStatus) = (
 );
 
 pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response> {
-    let latest = request
-        .query
-        .get("latestVersion")
-        .ok_or_else(|| ApiError::validation("latestVersionId", "Member must not be null"))?;
-    let latest = version_id("latestVersionId", latest)?;
-    let force = request.query.boolean("force")?.unwrap_or(false);
-    let study_wide = request
-        .query
-        .boolean("includeStudyImageSets")?
+    // Each member is checked before the first violation is answered.
+    let mut v = crate::validate::Violations::default();
+    let latest = v
+        .check(
+            request
+                .query
+                .get("latestVersion")
+                .ok_or_else(|| ApiError::validation("latestVersionId", "Member must not be null"))
+                .and_then(|latest| version_id("latestVersionId", latest)),
+        )?
+        .unwrap_or_default();
+    let force = v
+        .check(request.query.boolean("force"))?
+        .flatten()
         .unwrap_or(false);
-    let updates = parse_updates(&JsonBody::parse(&request.body)?)?;
+    let study_wide = v
+        .check(request.query.boolean("includeStudyImageSets"))?
+        .flatten()
+        .unwrap_or(false);
+    let updates = v.check(JsonBody::parse(&request.body).and_then(|body| parse_updates(&body)))?;
+    v.finish()?;
+    let Some(updates) = updates else {
+        return Err(ApiError::validation(
+            "updateImageSetMetadataUpdates",
+            "Member must not be null",
+        ));
+    };
     if let Updates::Dicom {
         updatable,
         removable,
