@@ -1557,3 +1557,97 @@ async fn large_binaries_come_back_as_bulk_data_and_oversized_stores_are_refused(
     assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(oversized.error_type, "RequestEntityTooLargeException");
 }
+
+#[test]
+fn arbitrary_dicomweb_requests_never_fail_the_server() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let f = runtime.block_on(imported());
+    let set = f
+        .manifest
+        .expected_import
+        .image_sets
+        .iter()
+        .find(|s| s.primary)
+        .unwrap()
+        .clone();
+    let uid = prop_oneof![
+        Just(set.study_instance_uid.clone()),
+        Just(set.series_instance_uid.clone()),
+        Just(set.sop_instance_uids[0].clone()),
+        "[0-9.]{1,70}",
+        "[ -~]{0,12}",
+    ];
+    let tail = prop_oneof![
+        Just(String::new()),
+        Just("/metadata".to_owned()),
+        "/frames/[0-9,]{0,8}",
+        "/bulkdata/[0-9a-f]{0,40}",
+        "/[a-z]{1,8}",
+    ];
+    let query = prop_oneof![
+        Just(String::new()),
+        "\\?(limit|offset|includefield|PatientID|StudyDate|fuzzymatching|imageSetId|Modality)=[ -~]{0,16}",
+    ];
+    let accept = prop_oneof![
+        Just(None),
+        Just(Some("application/dicom; transfer-syntax=*".to_owned())),
+        Just(Some(
+            "multipart/related; type=\"application/octet-stream\"".to_owned()
+        )),
+        "[ -~]{0,40}".prop_map(Some),
+    ];
+    let method = prop_oneof![Just("GET"), Just("POST"), Just("DELETE"), Just("PUT")];
+    let body = prop::collection::vec(any::<u8>(), 0..64);
+    let strategy = (
+        method,
+        uid.clone(),
+        uid.clone(),
+        uid,
+        tail,
+        query,
+        accept,
+        body,
+        0..5usize,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(method, study, series, sop, tail, query, accept, body, shape)| {
+            let ds = &f.ds;
+            let path = match shape {
+                0 => format!("/datastore/{ds}/studies{query}"),
+                1 => format!("/datastore/{ds}/studies/{study}/series{query}"),
+                2 => format!("/datastore/{ds}/studies/{study}/series/{series}/instances{query}"),
+                3 => format!("/datastore/{ds}/studies/{study}/series/{series}/instances/{sop}{tail}{query}"),
+                _ => format!("/datastore/{ds}/studies/{study}{query}"),
+            };
+            let Ok(uri) = path.parse::<axum::http::Uri>() else {
+                return Ok(());
+            };
+            let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/dicom")];
+            if let Some(accept) = accept.as_deref() {
+                headers.push(("accept", accept));
+            }
+            if axum::http::HeaderValue::from_str(accept.as_deref().unwrap_or("")).is_err() {
+                return Ok(());
+            }
+            let answer = runtime.block_on(request(&f.service, method, &uri.to_string(), &headers, body));
+            prop_assert!(answer.status.as_u16() < 500, "{method} {uri}: {}", answer.status);
+            let store_response = answer.content_type == "application/dicom+json"
+                && serde_json::from_slice::<Value>(&answer.body)
+                    .is_ok_and(|json| json.get("00081198").is_some());
+            if !answer.status.is_success() && !store_response {
+                prop_assert!(!answer.error_type.is_empty(), "{method} {uri}: {}", answer.status);
+                let json: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+                prop_assert!(json["message"].is_string(), "{method} {uri}: an AWS-shaped error");
+            }
+            Ok(())
+        })
+        .unwrap();
+}

@@ -102,6 +102,7 @@ fn parts(headers: &HeaderMap, body: Bytes) -> ApiResult<Vec<Bytes>> {
     };
     let content_type = media::parse(&text(header::CONTENT_TYPE.as_str()));
     match content_type.essence.as_str() {
+        "application/dicom" if body.is_empty() => Ok(Vec::new()),
         "application/dicom" => Ok(vec![body]),
         "multipart/related" => {
             if content_type
