@@ -7,7 +7,7 @@
 //! | `POST /_emulator/snapshot` | `{"name"}`: a consistent copy of the whole store into the snapshot folder |
 //! | `POST /_emulator/restore` | `{"name"}`: the store replaced by that snapshot (with a data directory only when started with `allow_reset`; not while an import runs) |
 //! | `GET /_emulator/faults` | the active fault rules |
-//! | `POST /_emulator/faults` | adds a rule: `{"operation"?, "fault": "throttling" \| "internal_error" \| "latency", "latencyMs"?, "count"?, "probability"?}` |
+//! | `POST /_emulator/faults` | adds a rule (an SDK operation or a DICOMweb action by name): `{"operation"?, "fault": "throttling" \| "internal_error" \| "latency", "latencyMs"?, "count"?, "probability"?}` |
 //! | `DELETE /_emulator/faults` | removes every rule |
 //! | `GET /_emulator/clock` | `{"now", "advancedSeconds"}`: the emulator's time (epoch seconds) |
 //! | `POST /_emulator/clock` | `{"advanceSeconds"}`: moves the clock forward (never back), e.g. 30 days to see storage tiers change |
@@ -246,15 +246,19 @@ async fn add_fault(State(service): State<Arc<Service>>, request: Request) -> Res
     }
 }
 
-type FaultRequest = (Option<Operation>, Fault, Option<u64>, Option<f64>);
+type FaultRequest = (Option<&'static str>, Fault, Option<u64>, Option<f64>);
 
 fn parse_fault(body: &[u8]) -> ApiResult<FaultRequest> {
     let body = JsonBody::parse(body)?;
     let operation = body
         .string("operation")?
         .map(|name| {
-            Operation::from_name(&name).ok_or_else(|| {
-                let names: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+            let known = Operation::ALL
+                .iter()
+                .map(|op| op.name())
+                .chain(crate::dicomweb::Action::ALL.iter().map(|a| a.name()));
+            known.clone().find(|known| *known == name).ok_or_else(|| {
+                let names: Vec<&str> = known.collect();
                 ApiError::validation(
                     "operation",
                     format!("Member must be one of: {}", names.join(", ")),

@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::IdSource;
-use crate::router::Operation;
 
 /// What a rule does to a call.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -37,8 +36,9 @@ pub enum Fault {
 pub struct FaultRule {
     /// A number naming the rule in listings.
     pub id: u64,
-    /// The operation it applies to; `None` for every operation.
-    pub operation: Option<Operation>,
+    /// The operation or DICOMweb action it applies to, by name; `None`
+    /// for every one.
+    pub operation: Option<&'static str>,
     /// The fault.
     #[serde(flatten)]
     pub fault: Fault,
@@ -78,7 +78,7 @@ impl Faults {
     /// Adds a rule and returns it with its ID.
     pub fn add(
         &self,
-        operation: Option<Operation>,
+        operation: Option<&'static str>,
         fault: Fault,
         count: Option<u64>,
         probability: Option<f64>,
@@ -106,8 +106,9 @@ impl Faults {
         self.lock().clear();
     }
 
-    /// Applies the rules to one call of `operation`, using up counts.
-    pub fn inject(&self, operation: Operation) -> Injection {
+    /// Applies the rules to one call of the operation or DICOMweb action
+    /// named `operation`, using up counts.
+    pub fn inject(&self, operation: &str) -> Injection {
         let mut injection = Injection::default();
         let mut rules = self.lock();
         for rule in rules.iter_mut() {
@@ -155,6 +156,7 @@ impl Faults {
 mod tests {
     use super::*;
     use crate::ids::Stream;
+    use crate::router::Operation;
 
     fn faults() -> Faults {
         Faults::new(IdSource::new(42, Stream::Fault))
@@ -164,17 +166,30 @@ mod tests {
     fn counted_rules_fire_exactly_count_times_then_vanish() {
         let faults = faults();
         faults.add(
-            Some(Operation::ListDatastores),
+            Some(Operation::ListDatastores.name()),
             Fault::Throttling,
             Some(2),
             None,
         );
-        assert!(faults.inject(Operation::GetDatastore).error.is_none());
+        assert!(
+            faults
+                .inject(Operation::GetDatastore.name())
+                .error
+                .is_none()
+        );
         for _ in 0..2 {
-            let error = faults.inject(Operation::ListDatastores).error.unwrap();
+            let error = faults
+                .inject(Operation::ListDatastores.name())
+                .error
+                .unwrap();
             assert_eq!(error.code, ErrorCode::Throttling);
         }
-        assert!(faults.inject(Operation::ListDatastores).error.is_none());
+        assert!(
+            faults
+                .inject(Operation::ListDatastores.name())
+                .error
+                .is_none()
+        );
         assert!(faults.list().is_empty());
     }
 
@@ -184,10 +199,15 @@ mod tests {
         faults.add(None, Fault::Latency { latency_ms: 30 }, None, None);
         faults.add(None, Fault::Latency { latency_ms: 20 }, None, None);
         faults.add(None, Fault::InternalError, Some(1), None);
-        let injection = faults.inject(Operation::CreateDatastore);
+        let injection = faults.inject(Operation::CreateDatastore.name());
         assert_eq!(injection.delay, Duration::from_millis(50));
         assert_eq!(injection.error.unwrap().code, ErrorCode::InternalServer);
-        assert!(faults.inject(Operation::CreateDatastore).error.is_none());
+        assert!(
+            faults
+                .inject(Operation::CreateDatastore.name())
+                .error
+                .is_none()
+        );
     }
 
     #[test]
@@ -195,7 +215,12 @@ mod tests {
         let faults = faults();
         faults.add(None, Fault::Throttling, None, Some(0.25));
         let fired = (0..4000)
-            .filter(|_| faults.inject(Operation::GetDatastore).error.is_some())
+            .filter(|_| {
+                faults
+                    .inject(Operation::GetDatastore.name())
+                    .error
+                    .is_some()
+            })
             .count();
         assert!((800..1200).contains(&fired), "fired {fired} of 4000");
     }

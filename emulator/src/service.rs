@@ -379,7 +379,7 @@ async fn run(
     query: Option<&str>,
     body: Bytes,
 ) -> Response {
-    let injection = service.faults.inject(route.operation);
+    let injection = service.faults.inject(route.operation.name());
     if !injection.delay.is_zero() {
         tokio::time::sleep(injection.delay).await;
     }

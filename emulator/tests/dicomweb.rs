@@ -1651,3 +1651,41 @@ fn arbitrary_dicomweb_requests_never_fail_the_server() {
         })
         .unwrap();
 }
+
+#[tokio::test]
+async fn faults_can_be_injected_into_dicomweb_actions() {
+    let f = imported().await;
+    let studies = format!("/datastore/{}/studies", f.ds);
+    let rule = send(
+        &f.service,
+        "POST",
+        "/_emulator/faults",
+        None,
+        json!({"operation": "SearchDICOMStudies", "fault": "throttling", "count": 1}),
+    )
+    .await;
+    assert_eq!(
+        rule.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&rule.body)
+    );
+    let throttled = get(&f.service, &studies).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.error_type, "ThrottlingException");
+    assert_eq!(
+        get(&f.service, &studies).await.status,
+        StatusCode::OK,
+        "once"
+    );
+    let unknown = send(
+        &f.service,
+        "POST",
+        "/_emulator/faults",
+        None,
+        json!({"operation": "GetDICOMStudy", "fault": "throttling"}),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&unknown.body).contains("StoreDICOMStudy"));
+}

@@ -64,6 +64,20 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action.
+    pub const ALL: [Action; 10] = [
+        Action::SearchDICOMStudies,
+        Action::SearchDICOMSeries,
+        Action::SearchDICOMInstances,
+        Action::GetDICOMSeriesMetadata,
+        Action::GetDICOMInstance,
+        Action::GetDICOMInstanceMetadata,
+        Action::GetDICOMInstanceFrames,
+        Action::GetDICOMBulkdata,
+        Action::StoreDICOM,
+        Action::StoreDICOMStudy,
+    ];
+
     /// The action's name.
     pub fn name(self) -> &'static str {
         match self {
@@ -183,6 +197,13 @@ pub async fn dispatch(
     route: Route,
     request: axum::extract::Request,
 ) -> Response {
+    let injection = service.faults.inject(route.action.name());
+    if !injection.delay.is_zero() {
+        tokio::time::sleep(injection.delay).await;
+    }
+    if let Some(error) = injection.error {
+        return error.into_response();
+    }
     let (parts, body) = if route.action.stores() {
         match crate::service::read_body(request, stow::MAX_BODY).await {
             Ok(read) => read,
