@@ -95,6 +95,29 @@ async fn get(service: &Arc<Service>, uri: &str) -> Answer {
     send(service, "GET", uri, None, Value::Null).await
 }
 
+/// An emulator in memory with one ACTIVE datastore and nothing in it.
+async fn empty_emulator(seed: u64, token: &str) -> (Arc<Service>, String) {
+    let service = Service::start(
+        EmulatorConfig::default()
+            .with_seed(seed)
+            .with_transition_delay(Duration::ZERO),
+    )
+    .unwrap();
+    let ds = send(
+        &service,
+        "POST",
+        "/datastore",
+        None,
+        json!({"clientToken": token}),
+    )
+    .await
+    .json()["datastoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (service, ds)
+}
+
 struct Fixture {
     service: Arc<Service>,
     ds: String,
@@ -794,24 +817,7 @@ async fn stow_stores_instances_as_an_import_would_and_reports_each() {
         dir.path(),
     )
     .unwrap();
-    let service = Service::start(
-        EmulatorConfig::default()
-            .with_seed(7)
-            .with_transition_delay(Duration::ZERO),
-    )
-    .unwrap();
-    let ds = send(
-        &service,
-        "POST",
-        "/datastore",
-        None,
-        json!({"clientToken": "stow"}),
-    )
-    .await
-    .json()["datastoreId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (service, ds) = empty_emulator(7, "stow").await;
     let base = format!("/datastore/{ds}");
     // A series that the manifest expects whole in one primary image set.
     let set = manifest
@@ -1445,24 +1451,7 @@ async fn large_binaries_come_back_as_bulk_data_and_oversized_stores_are_refused(
     use dicom_object::InMemDicomObject;
     use dicom_object::meta::FileMetaTableBuilder;
 
-    let service = Service::start(
-        EmulatorConfig::default()
-            .with_seed(5)
-            .with_transition_delay(Duration::ZERO),
-    )
-    .unwrap();
-    let ds = send(
-        &service,
-        "POST",
-        "/datastore",
-        None,
-        json!({"clientToken": "bulk"}),
-    )
-    .await
-    .json()["datastoreId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (service, ds) = empty_emulator(5, "bulk").await;
     let (study, series, sop) = ("2.25.901", "2.25.901.1", "2.25.901.1.1");
     let mut object = InMemDicomObject::new_empty();
     for (tag, vr, value) in [
