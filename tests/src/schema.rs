@@ -62,8 +62,12 @@ fn check_at(
                 }
             }
             "properties" => {
-                let (Some(properties), Some(object)) = (rule.as_object(), instance.as_object())
-                else {
+                // Published output schemas leave out `type` where `properties`
+                // or `items` say it: here they still demand it.
+                let Some(object) = instance.as_object() else {
+                    return Err(format!("{path}: {instance} is not an object"));
+                };
+                let Some(properties) = rule.as_object() else {
                     continue;
                 };
                 for (name, value) in object {
@@ -95,6 +99,9 @@ fn check_at(
                 }
             }
             "items" => {
+                if !instance.is_array() {
+                    return Err(format!("{path}: {instance} is not an array"));
+                }
                 for (i, item) in instance.as_array().into_iter().flatten().enumerate() {
                     check_at(rule, item, definitions, &format!("{path}[{i}]"))?;
                 }

@@ -9,9 +9,13 @@
 //! optional fields take their plain type, enums become `enum`, only
 //! standard formats stay, a definition used once or holding a single value
 //! is written where it is used, and output schemas keep their shapes but not
-//! their prose (the text and `summary` of every answer explain it).
-//! Arguments are still checked by their Rust types, so nothing here widens
-//! what a call may pass.
+//! their prose (the text and `summary` of every answer explain it), nor the
+//! `required` lists below their top level, nor `type` where `properties` or
+//! `items` say it. Argument `pattern`s are left out
+//! too: every ID, UID and token is checked by its Rust type when called, with
+//! an error that names the expected form, and 44 tools' patterns would cost
+//! clients 3 KB of context on every session. Nothing here widens what a
+//! call may pass.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -86,6 +90,13 @@ pub(crate) fn compact(schema: &JsonObject, side: Side) -> JsonObject {
     root.remove("$schema");
     let mut root = rewrite(root, side);
     inline_definitions(&mut root, side);
+    if side == Side::Output {
+        for_each_subschema(&mut root, &mut |sub| {
+            sub.remove("required");
+        });
+        // MCP asks for an object schema at the top, its type said.
+        root.insert("type".into(), Value::from("object"));
+    }
     root
 }
 
@@ -125,8 +136,13 @@ fn rewrite(mut schema: JsonObject, side: Side) -> JsonObject {
         // server's names are accepted too (see `aliases`).
         schema.remove("additionalProperties");
     }
-    if schema.get("default") == Some(&Value::Null) {
+    if schema.get("default").is_some_and(|d| {
+        d.is_null() || d == &Value::Array(Vec::new()) || d == &Value::Object(JsonObject::new())
+    }) {
         schema.remove("default");
+    }
+    if side == Side::Input {
+        schema.remove("pattern");
     }
     if let Some(Value::String(description)) = schema.get_mut("description") {
         *description = unwrap_lines(description);
@@ -160,7 +176,39 @@ fn rewrite(mut schema: JsonObject, side: Side) -> JsonObject {
         // Any item is the default.
         schema.remove("items");
     }
+    if side == Side::Output
+        && ((schema.contains_key("properties")
+            && schema.get("type") == Some(&Value::from("object")))
+            || (schema.contains_key("items") && schema.get("type") == Some(&Value::from("array"))))
+    {
+        // `properties` and `items` say the type of an object or array.
+        schema.remove("type");
+    }
     schema
+}
+
+/// Calls `f` on every schema below `schema` (not on `schema` itself).
+fn for_each_subschema(schema: &mut JsonObject, f: &mut impl FnMut(&mut JsonObject)) {
+    for (key, value) in schema.iter_mut() {
+        let key = key.as_str();
+        let mut visit = |value: &mut Value| {
+            if let Value::Object(sub) = value {
+                f(sub);
+                for_each_subschema(sub, f);
+            }
+        };
+        if SCHEMA_MAPS.contains(&key) {
+            if let Value::Object(map) = value {
+                map.values_mut().for_each(&mut visit);
+            }
+        } else if SCHEMA_VALUES.contains(&key) {
+            visit(value);
+        } else if SCHEMA_LISTS.contains(&key)
+            && let Value::Array(list) = value
+        {
+            list.iter_mut().for_each(&mut visit);
+        }
+    }
 }
 
 fn rewrite_value(value: &mut Value, side: Side) {
@@ -437,9 +485,9 @@ mod tests {
                 "properties": {
                     "source": {"$ref": "#/$defs/Result"},
                     "destination": {"$ref": "#/$defs/Result"},
-                    "note": {"type": "object", "properties": {"text": {"type": "string"}}}
+                    "note": {"properties": {"text": {"type": "string"}}}
                 },
-                "$defs": {"Result": {"type": "object", "properties": {"id": {"type": "string"}}}}
+                "$defs": {"Result": {"properties": {"id": {"type": "string"}}}}
             })
         );
     }
@@ -448,7 +496,10 @@ mod tests {
     fn output_enums_and_pairs_keep_only_what_a_reader_needs() {
         let schema = object(json!({
             "type": "object",
+            "required": ["phase"],
             "properties": {
+                "nested": {"type": "object", "required": ["x"],
+                           "properties": {"x": {"type": "string"}}},
                 "phase": {"oneOf": [{"const": "preview", "type": "string"},
                                     {"const": "executed", "type": "string"}]},
                 "size": {"type": "array", "items": {"type": "integer", "format": "uint32",
@@ -460,9 +511,11 @@ mod tests {
             Value::Object(compact(&schema, Side::Output)),
             json!({
                 "type": "object",
+                "required": ["phase"],
                 "properties": {
+                    "nested": {"properties": {"x": {"type": "string"}}},
                     "phase": {"enum": ["preview", "executed"]},
-                    "size": {"type": "array", "items": {"type": "integer"}},
+                    "size": {"items": {"type": "integer"}},
                     "values": {"type": "array"}
                 }
             })
@@ -485,8 +538,8 @@ mod tests {
             json!({
                 "type": "object",
                 "properties": {
-                    "a": {"type": "string", "pattern": "^[a-z]{3}$", "description": "The first."},
-                    "b": {"type": "string", "pattern": "^[a-z]{3}$"}
+                    "a": {"type": "string", "description": "The first."},
+                    "b": {"type": "string"}
                 }
             })
         );
