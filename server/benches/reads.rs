@@ -133,6 +133,7 @@ async fn run() {
             backend_description: "the benchmark".into(),
             synthetic: true,
             local_s3_root: None,
+            dicomweb: None,
             bulk_ceiling: 25,
         },
     );

@@ -17,11 +17,12 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_medicalimaging::Client;
 use healthimaging_emulator::{Emulator, EmulatorConfig, Service, Surface};
 
+use crate::dicomweb::DicomWeb;
 use crate::permissions::Grant;
 use crate::sdk::{self, StripRuntimePrefix, Tuning};
 
@@ -101,6 +102,10 @@ pub struct Connection {
     pub synthetic: bool,
     /// The embedded emulator, kept running as long as the connection lives.
     pub embedded: Option<Embedded>,
+    /// The DICOMweb client for the same backend.
+    pub dicomweb: DicomWeb,
+    /// The region and credentials requests are signed with.
+    signing: (String, SharedCredentialsProvider),
 }
 
 /// An emulator inside this process.
@@ -133,8 +138,23 @@ impl Connection {
     }
 }
 
-/// Connects to `target`.
-pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, StartupError> {
+/// Connects to `target`; DICOMweb requests go to `dicomweb_url` when given,
+/// to the same backend otherwise.
+pub async fn connect(
+    target: &Target,
+    dicomweb_url: Option<&str>,
+    tuning: Tuning,
+) -> Result<Connection, StartupError> {
+    let mut connection = connect_sdk(target, tuning).await?;
+    if let Some(url) = dicomweb_url {
+        let (region, credentials) = connection.signing.clone();
+        connection.dicomweb = DicomWeb::for_endpoint(Some(url), &region, credentials, tuning);
+        connection.description = format!("{}; DICOMweb at {url}", connection.description);
+    }
+    Ok(connection)
+}
+
+async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, StartupError> {
     match target {
         Target::EmbeddedEmulator {
             seed,
@@ -182,8 +202,14 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
                 Some(listener) => format!("in this process, also served at {}", listener.url()),
                 None => "in this process, with no network port".to_owned(),
             };
+            let dicomweb = embedded_dicomweb(&service, tuning);
             Ok(Connection {
                 client,
+                dicomweb,
+                signing: (
+                    "us-east-1".to_owned(),
+                    SharedCredentialsProvider::new(placeholder_credentials()),
+                ),
                 description: format!(
                     "the embedded HealthImaging emulator ({reach}; synthetic data only; no real patient data){holding}"
                 ),
@@ -212,7 +238,17 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
                 ),
                 None => (Client::new(&sdk_config), String::new()),
             };
+            let provider = sdk_config
+                .credentials_provider()
+                .ok_or_else(|| StartupError::NoCredentials("no credentials provider".to_owned()))?;
             Ok(Connection {
+                dicomweb: DicomWeb::for_endpoint(
+                    sdk_config.endpoint_url(),
+                    &region,
+                    provider.clone(),
+                    tuning,
+                ),
+                signing: (region.clone(), provider),
                 client,
                 description: format!("AWS HealthImaging in region {region}{account}{where_to}"),
                 synthetic: false,
@@ -230,6 +266,9 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
                 .region()
                 .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
             let mut note = String::new();
+            let mut provider = sdk_config
+                .credentials_provider()
+                .unwrap_or_else(|| SharedCredentialsProvider::new(placeholder_credentials()));
             if credentials(&sdk_config).await.is_err() {
                 // An emulator does not check signatures; a real service behind
                 // a custom endpoint will refuse, and the call will say so.
@@ -237,10 +276,14 @@ pub async fn connect(target: &Target, tuning: Tuning) -> Result<Connection, Star
                     "healthimaging-mcp: no AWS credentials in the environment or the profile files; signing with placeholder credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, if the endpoint checks them)"
                 );
                 builder = builder.credentials_provider(placeholder_credentials());
+                provider = SharedCredentialsProvider::new(placeholder_credentials());
                 note = ", placeholder credentials".to_owned();
             }
+            let client = Client::from_conf(builder.build());
             Ok(Connection {
-                client: Client::from_conf(builder.build()),
+                dicomweb: DicomWeb::for_endpoint(Some(url), &region, provider.clone(), tuning),
+                signing: (region.clone(), provider),
+                client,
                 description: format!(
                     "the HealthImaging-compatible endpoint {url} (region {region}{note})"
                 ),
@@ -266,6 +309,16 @@ pub fn embedded_client(service: &Arc<Service>, tuning: Tuning) -> Client {
         .timeout_config(tuning.timeout_config())
         .build();
     Client::from_conf(config)
+}
+
+/// A DICOMweb client whose requests the emulator `service` answers in this
+/// process.
+pub fn embedded_dicomweb(service: &Arc<Service>, tuning: Tuning) -> DicomWeb {
+    DicomWeb::with_connector(
+        crate::in_process::InProcess::connector(healthimaging_emulator::router(service.clone())),
+        crate::in_process::ENDPOINT,
+        tuning,
+    )
 }
 
 /// Serves the embedded emulator on `addr` behind a key made for this

@@ -149,6 +149,22 @@ pub struct ServeArgs {
     /// start as their access key ID. Without it, serve opens no port at all.
     #[arg(long, value_name = "ADDR")]
     pub expose_emulator: Option<SocketAddr>,
+    /// Send DICOMweb requests here instead of the backend's own DICOMweb endpoint
+    /// (AWS: dicom-medical-imaging.REGION.amazonaws.com; otherwise the endpoint URL).
+    #[arg(long, env = "HEALTHIMAGING_DICOMWEB_URL", value_name = "URL")]
+    pub dicomweb_url: Option<String>,
+    /// Where export jobs are kept across restarts (default:
+    /// $XDG_STATE_HOME/healthimaging-mcp, else ~/.local/state/healthimaging-mcp).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// A destination export jobs may write to (repeatable): file://DIR (and below),
+    /// s3://bucket/prefix (and below), a STOW-RS URL, or dicom://AET@host:port.
+    /// The state directory's exports folder, and the embedded emulator's S3, are always allowed.
+    #[arg(long = "export-destination", value_name = "URI")]
+    pub export_destinations: Vec<String>,
+    /// The AE title this server calls DICOM nodes with (default HEALTHIMAGING).
+    #[arg(long, value_name = "AET")]
+    pub ae_title: Option<String>,
 }
 
 /// Flags of `emulator`.

@@ -49,6 +49,15 @@ pub struct FileConfig {
     pub confirmation_ttl_secs: Option<u64>,
     /// The most image sets one call of a bulk tool may change.
     pub bulk_ceiling: Option<usize>,
+    /// Where DICOMweb requests go instead of the backend's DICOMweb endpoint.
+    pub dicomweb_url: Option<String>,
+    /// Where export jobs are kept.
+    pub state_dir: Option<PathBuf>,
+    /// Destinations export jobs may write to.
+    #[serde(default)]
+    pub export_destinations: Vec<String>,
+    /// The AE title this server calls DICOM nodes with.
+    pub ae_title: Option<String>,
 }
 
 /// The ceiling of a bulk tool's per-call cap when none is configured.
@@ -96,6 +105,46 @@ pub struct ServeSettings {
     pub confirmation_ttl: Duration,
     /// The most image sets one call of a bulk tool may change.
     pub bulk_ceiling: usize,
+    /// Where DICOMweb requests go instead of the backend's DICOMweb endpoint.
+    pub dicomweb_url: Option<String>,
+    /// Where export jobs are kept; in memory only when `None`.
+    pub state_dir: Option<PathBuf>,
+    /// The destinations export jobs may write to.
+    pub export: ExportPolicy,
+}
+
+/// What export jobs may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportPolicy {
+    /// Allowed destinations, parsed.
+    pub allowed: Vec<crate::export::Destination>,
+    /// The AE title this server calls DICOM nodes with.
+    pub ae_title: String,
+}
+
+impl Default for ExportPolicy {
+    fn default() -> Self {
+        Self {
+            allowed: Vec::new(),
+            ae_title: DEFAULT_AE_TITLE.to_owned(),
+        }
+    }
+}
+
+/// The calling AE title when none is configured.
+pub const DEFAULT_AE_TITLE: &str = "HEALTHIMAGING";
+
+/// The default state directory: `$XDG_STATE_HOME/healthimaging-mcp`, else
+/// `~/.local/state/healthimaging-mcp`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from("XDG_STATE_HOME")
+        .or_else(|| from("HOME").map(|home| home.join(".local").join("state")))
+        .map(|dir| dir.join("healthimaging-mcp"))
 }
 
 impl ServeSettings {
@@ -187,12 +236,46 @@ pub fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeSettings, Conf
             "bulk_ceiling must be between 1 and {MAX_BULK_CEILING}, not {bulk_ceiling}"
         )));
     }
+    let mut allowed = Vec::new();
+    for uri in args
+        .export_destinations
+        .iter()
+        .chain(&file.export_destinations)
+    {
+        let destination = crate::export::Destination::parse(uri).map_err(|e| {
+            ConfigError::Conflict(format!("The export destination '{uri}' is not usable: {e}"))
+        })?;
+        allowed.push(destination);
+    }
+    let ae_title = args
+        .ae_title
+        .clone()
+        .or(file.ae_title)
+        .unwrap_or_else(|| DEFAULT_AE_TITLE.to_owned());
+    crate::export::dimse::check_ae_title(&ae_title).map_err(|e| {
+        ConfigError::Conflict(format!("The AE title '{ae_title}' is not usable: {e}"))
+    })?;
+    let dicomweb_url = args.dicomweb_url.clone().or(file.dicomweb_url);
+    if let Some(url) = &dicomweb_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ConfigError::Conflict(format!(
+            "The DICOMweb URL must start with http:// or https://, not '{url}'"
+        )));
+    }
     Ok(ServeSettings {
         target,
         grant,
         audit_log: args.audit_log.clone().or(file.audit_log),
         confirmation_ttl: Duration::from_secs(ttl),
         bulk_ceiling,
+        dicomweb_url,
+        state_dir: args
+            .state_dir
+            .clone()
+            .or(file.state_dir)
+            .or_else(default_state_dir),
+        export: ExportPolicy { allowed, ae_title },
     })
 }
 

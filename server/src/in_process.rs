@@ -31,6 +31,12 @@ impl InProcess {
     pub fn client(router: Router) -> SharedHttpClient {
         SharedHttpClient::new(Self { router })
     }
+
+    /// A connector for `router`, for requests built outside the SDK
+    /// (DICOMweb, [`crate::dicomweb`]).
+    pub fn connector(router: Router) -> SharedHttpConnector {
+        SharedHttpConnector::new(Self { router })
+    }
 }
 
 impl HttpClient for InProcess {

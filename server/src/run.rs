@@ -64,7 +64,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
         })?,
         None => AuditLog::stderr(),
     };
-    let connection = backend::connect(&settings.target, settings.tuning()).await?;
+    let connection = backend::connect(
+        &settings.target,
+        settings.dicomweb_url.as_deref(),
+        settings.tuning(),
+    )
+    .await?;
     // stdout carries the protocol; everything for people goes to stderr.
     eprintln!(
         "healthimaging-mcp: MCP on stdio; backend: {}; permissions: {}",
@@ -81,6 +86,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             backend_description: connection.description.clone(),
             synthetic: connection.synthetic,
             local_s3_root: connection.local_s3_root(),
+            dicomweb: Some(connection.dicomweb.clone()),
         },
     );
     let io = crate::transport::stdio(tokio::io::stdin(), tokio::io::stdout());

@@ -16,6 +16,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::audit::AuditLog;
 use crate::confirm::Confirmations;
+use crate::dicomweb::DicomWeb;
 use crate::metadata_cache::MetadataCache;
 use crate::permissions::Grant;
 use crate::{resources, tools};
@@ -38,6 +39,9 @@ pub struct ServerOptions {
     /// The local folder standing for S3, when the backend is an emulator in
     /// this process: import job outputs are read from it.
     pub local_s3_root: Option<std::path::PathBuf>,
+    /// The DICOMweb client for the same backend (`serve` always has one; a
+    /// server embedded without one answers DICOMweb tools with an error).
+    pub dicomweb: Option<DicomWeb>,
 }
 
 /// The HealthImaging MCP server. Cheap to clone: every clone shares the
@@ -50,6 +54,8 @@ pub struct HealthImagingServer {
     pub(crate) bulk_ceiling: usize,
     /// Parsed metadata documents by image set version.
     pub(crate) metadata: Arc<MetadataCache>,
+    /// DICOMweb requests to the same backend.
+    pub(crate) dicomweb: Option<Arc<DicomWeb>>,
     audit: Arc<AuditLog>,
     instructions: Arc<str>,
     tool_router: ToolRouter<HealthImagingServer>,
@@ -59,6 +65,7 @@ impl HealthImagingServer {
     /// A server calling HealthImaging through `client`.
     pub fn new(client: Client, options: ServerOptions) -> Self {
         Self {
+            dicomweb: options.dicomweb.clone().map(Arc::new),
             client,
             confirmations: Arc::new(Confirmations::new(options.confirmation_ttl)),
             instructions: instructions(&options).into(),

@@ -118,7 +118,7 @@ async fn the_published_contract_fits_what_clients_can_afford() {
 
     let result = &answers[1]["result"];
     let tools = result["tools"].as_array().expect("a list of tools");
-    assert_eq!(tools.len(), 36, "every tool is listed");
+    assert_eq!(tools.len(), 39, "every tool is listed");
     let whole = compact_len(result);
     let mut inputs = 0;
     let mut problems = Vec::new();

@@ -11,6 +11,7 @@ mod import_attacks;
 mod mcp_aliases;
 mod mcp_corrections_vr;
 mod mcp_delete;
+mod mcp_dicomweb;
 mod mcp_endpoint;
 mod mcp_erasure;
 mod mcp_montage;

@@ -56,6 +56,7 @@ async fn bulk_corrections_report_progress_image_set_by_image_set() {
             backend_description: "the test emulator".into(),
             synthetic: true,
             local_s3_root: None,
+            dicomweb: None,
             bulk_ceiling: 100,
         },
     );

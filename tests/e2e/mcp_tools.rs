@@ -46,8 +46,10 @@ async fn grants_decide_which_tools_exist() {
         "get_image_frame",
         "get_image_set",
         "get_image_set_metadata",
+        "get_patient_dicomweb_studies",
         "get_patient_series",
         "get_patient_studies",
+        "get_report_text",
         "get_series_montage",
         "get_series_primary_image_set",
         "get_study_primary_image_sets",
@@ -58,6 +60,7 @@ async fn grants_decide_which_tools_exist() {
         "search_by_patient_id",
         "search_by_series_uid",
         "search_by_study_uid",
+        "search_dicomweb",
         "search_image_sets",
     ];
     let write = [

@@ -213,6 +213,19 @@ pub async fn metadata(
     serde_json::from_slice(&json).expect("JSON")
 }
 
+/// A DICOMweb client for an emulator at `url`, signing with placeholder
+/// credentials as `serve --endpoint-url` does without any.
+pub fn dicomweb_for(url: &str) -> healthimaging_mcp::dicomweb::DicomWeb {
+    healthimaging_mcp::dicomweb::DicomWeb::for_endpoint(
+        Some(url),
+        "us-east-1",
+        aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new("emulator", "emulator", None, None, "tests"),
+        ),
+        fast_tuning(),
+    )
+}
+
 /// SDK settings for tests: three attempts, 10 ms back-off.
 pub fn fast_tuning() -> Tuning {
     Tuning {
@@ -294,6 +307,39 @@ impl Mcp {
         confirmation_ttl: Duration,
         local_s3_root: Option<std::path::PathBuf>,
     ) -> Self {
+        Self::connect_full(sdk, grant, confirmation_ttl, local_s3_root, None, None).await
+    }
+
+    /// A server over the standalone `emulator` as `serve --endpoint-url`
+    /// configures one: its S3 folder known, DICOMweb to the same endpoint,
+    /// export jobs kept in `state_dir`.
+    pub async fn connect_to(
+        emulator: &Emulator,
+        sdk: Client,
+        grant: Grant,
+        state_dir: Option<std::path::PathBuf>,
+    ) -> Self {
+        Self::connect_full(
+            sdk,
+            grant,
+            Duration::from_secs(300),
+            Some(emulator.s3_root().to_owned()),
+            Some(dicomweb_for(emulator.url())),
+            state_dir,
+        )
+        .await
+    }
+
+    /// A server with every option given.
+    pub async fn connect_full(
+        sdk: Client,
+        grant: Grant,
+        confirmation_ttl: Duration,
+        local_s3_root: Option<std::path::PathBuf>,
+        dicomweb: Option<healthimaging_mcp::dicomweb::DicomWeb>,
+        state_dir: Option<std::path::PathBuf>,
+    ) -> Self {
+        let _ = &state_dir;
         let audit = SharedBuffer::default();
         let server = HealthImagingServer::new(
             sdk,
@@ -304,6 +350,7 @@ impl Mcp {
                 backend_description: "the test emulator".to_owned(),
                 synthetic: true,
                 local_s3_root,
+                dicomweb,
                 bulk_ceiling: healthimaging_mcp::config::DEFAULT_BULK_CEILING,
             },
         );

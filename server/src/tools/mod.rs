@@ -6,6 +6,7 @@ mod contract;
 mod corrections;
 mod datastores;
 mod delete_datastore;
+mod dicomweb;
 mod edits;
 mod erasure;
 mod font;
@@ -47,7 +48,8 @@ pub fn router(grant: Grant) -> ToolRouter<HealthImagingServer> {
         + HealthImagingServer::hierarchy_tools()
         + HealthImagingServer::removal_tools()
         + HealthImagingServer::image_set_write_tools()
-        + HealthImagingServer::correction_tools();
+        + HealthImagingServer::correction_tools()
+        + HealthImagingServer::dicomweb_tools();
     for tool in router.list_all() {
         if !grant.allows(Level::of(&tool)) {
             router.remove_route(&tool.name);
