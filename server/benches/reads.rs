@@ -134,6 +134,8 @@ async fn run() {
             synthetic: true,
             local_s3_root: None,
             dicomweb: None,
+            state_dir: None,
+            export: Default::default(),
             bulk_ceiling: 25,
         },
     );

@@ -87,6 +87,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             synthetic: connection.synthetic,
             local_s3_root: connection.local_s3_root(),
             dicomweb: Some(connection.dicomweb.clone()),
+            state_dir: settings.state_dir.clone(),
+            export: settings.export.clone(),
         },
     );
     let io = crate::transport::stdio(tokio::io::stdin(), tokio::io::stdout());

@@ -42,6 +42,11 @@ pub struct ServerOptions {
     /// The DICOMweb client for the same backend (`serve` always has one; a
     /// server embedded without one answers DICOMweb tools with an error).
     pub dicomweb: Option<DicomWeb>,
+    /// Where export jobs are kept; in memory only when `None`. Its
+    /// `exports` folder is always an allowed export destination.
+    pub state_dir: Option<std::path::PathBuf>,
+    /// The destinations exports may write to, and the AE title.
+    pub export: crate::config::ExportPolicy,
 }
 
 /// The HealthImaging MCP server. Cheap to clone: every clone shares the
@@ -56,6 +61,11 @@ pub struct HealthImagingServer {
     pub(crate) metadata: Arc<MetadataCache>,
     /// DICOMweb requests to the same backend.
     pub(crate) dicomweb: Option<Arc<DicomWeb>>,
+    /// Export jobs (`None` without DICOMweb).
+    pub(crate) exports: Option<Arc<crate::export::Runner>>,
+    pub(crate) export_policy: Arc<crate::config::ExportPolicy>,
+    /// The state directory's `exports` folder, always an allowed destination.
+    pub(crate) exports_folder: Option<Arc<std::path::Path>>,
     audit: Arc<AuditLog>,
     instructions: Arc<str>,
     tool_router: ToolRouter<HealthImagingServer>,
@@ -64,8 +74,34 @@ pub struct HealthImagingServer {
 impl HealthImagingServer {
     /// A server calling HealthImaging through `client`.
     pub fn new(client: Client, options: ServerOptions) -> Self {
+        let dicomweb = options.dicomweb.clone().map(Arc::new);
+        let exports = dicomweb.as_ref().map(|dicomweb| {
+            Arc::new(crate::export::Runner {
+                dicomweb: dicomweb.clone(),
+                jobs: Arc::new(crate::export::ExportJobs::open(
+                    options.state_dir.as_deref(),
+                )),
+                local_s3_root: options.local_s3_root.clone(),
+                calling_ae: options.export.ae_title.clone(),
+            })
+        });
+        // Jobs a previous server left running go on (they need a runtime).
+        if let Some(runner) = &exports
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let resumed = runner.resume_all();
+            if resumed > 0 {
+                tracing::info!(resumed, "export jobs resumed");
+            }
+        }
         Self {
-            dicomweb: options.dicomweb.clone().map(Arc::new),
+            exports,
+            export_policy: Arc::new(options.export.clone()),
+            exports_folder: options
+                .state_dir
+                .as_ref()
+                .map(|dir| Arc::from(dir.join("exports").as_path())),
+            dicomweb,
             client,
             confirmations: Arc::new(Confirmations::new(options.confirmation_ttl)),
             instructions: instructions(&options).into(),

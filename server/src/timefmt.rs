@@ -22,6 +22,11 @@ pub fn rfc3339_millis(time: &DateTime) -> String {
     }
 }
 
+/// The current time, as [`rfc3339_millis`] writes it.
+pub fn now() -> String {
+    rfc3339_millis(&DateTime::from(std::time::SystemTime::now()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

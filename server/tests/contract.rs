@@ -13,10 +13,13 @@ use serde_json::{Value, json};
 use support::command;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// The whole `tools/list` result.
-const WHOLE_LIMIT: usize = 60_000;
-/// Every input schema plus every tool description.
-const INPUTS_LIMIT: usize = 25_000;
+/// The whole `tools/list` result. 60,000 bytes held 36 tools (1.64 KB
+/// each); the 44 tools of the reference's 39 names, DICOMweb, reports,
+/// exports and de-identification get 66,000 (1.50 KB each), paid for by
+/// leaner published schemas (see `tools::contract`).
+const WHOLE_LIMIT: usize = 66_000;
+/// Every input schema plus every tool description (25,000 for 36 tools).
+const INPUTS_LIMIT: usize = 26_000;
 const TOOL_DESCRIPTION_LIMIT: usize = 1_000;
 const FIELD_DESCRIPTION_LIMIT: usize = 300;
 /// Clients cut server instructions here.
@@ -118,7 +121,7 @@ async fn the_published_contract_fits_what_clients_can_afford() {
 
     let result = &answers[1]["result"];
     let tools = result["tools"].as_array().expect("a list of tools");
-    assert_eq!(tools.len(), 39, "every tool is listed");
+    assert_eq!(tools.len(), 44, "every tool is listed");
     let whole = compact_len(result);
     let mut inputs = 0;
     let mut problems = Vec::new();

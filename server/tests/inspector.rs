@@ -51,7 +51,7 @@ fn the_inspector_lists_every_tool_and_passes_an_optional_integer() {
     let data = dir.path().join("data");
     let (listed, stderr) = inspect(inspector, &data, &["--method", "tools/list"]);
     let tools = listed["tools"].as_array().expect("tools");
-    assert_eq!(tools.len(), 39, "{listed}");
+    assert_eq!(tools.len(), 44, "{listed}");
     assert!(
         !stderr.contains("unknown format"),
         "no schema warnings: {stderr}"

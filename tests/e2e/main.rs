@@ -14,6 +14,7 @@ mod mcp_delete;
 mod mcp_dicomweb;
 mod mcp_endpoint;
 mod mcp_erasure;
+mod mcp_export;
 mod mcp_montage;
 mod mcp_progress;
 mod mcp_read_tools;

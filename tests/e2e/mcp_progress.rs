@@ -57,6 +57,8 @@ async fn bulk_corrections_report_progress_image_set_by_image_set() {
             synthetic: true,
             local_s3_root: None,
             dicomweb: None,
+            state_dir: None,
+            export: Default::default(),
             bulk_ceiling: 100,
         },
     );

@@ -42,6 +42,7 @@ async fn the_tools_list_contract() {
 async fn grants_decide_which_tools_exist() {
     let read = [
         "get_datastore",
+        "get_dicom_export_job",
         "get_dicom_import_job",
         "get_image_frame",
         "get_image_set",
@@ -54,6 +55,7 @@ async fn grants_decide_which_tools_exist() {
         "get_series_primary_image_set",
         "get_study_primary_image_sets",
         "list_datastores",
+        "list_dicom_export_jobs",
         "list_dicom_import_jobs",
         "list_image_set_versions",
         "list_tags_for_resource",
@@ -65,8 +67,11 @@ async fn grants_decide_which_tools_exist() {
     ];
     let write = [
         "bulk_update_patient_metadata",
+        "cancel_dicom_export_job",
         "copy_image_set",
         "create_datastore",
+        "de_identify_study",
+        "start_dicom_export_job",
         "start_dicom_import_job",
         "tag_resource",
         "untag_resource",

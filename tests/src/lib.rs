@@ -307,7 +307,16 @@ impl Mcp {
         confirmation_ttl: Duration,
         local_s3_root: Option<std::path::PathBuf>,
     ) -> Self {
-        Self::connect_full(sdk, grant, confirmation_ttl, local_s3_root, None, None).await
+        Self::connect_full(
+            sdk,
+            grant,
+            confirmation_ttl,
+            local_s3_root,
+            None,
+            None,
+            Default::default(),
+        )
+        .await
     }
 
     /// A server over the standalone `emulator` as `serve --endpoint-url`
@@ -326,6 +335,26 @@ impl Mcp {
             Some(emulator.s3_root().to_owned()),
             Some(dicomweb_for(emulator.url())),
             state_dir,
+            Default::default(),
+        )
+        .await
+    }
+
+    /// As [`Mcp::connect_to`], with export destinations allowed.
+    pub async fn connect_exporting(
+        emulator: &Emulator,
+        sdk: Client,
+        state_dir: &std::path::Path,
+        export: healthimaging_mcp::config::ExportPolicy,
+    ) -> Self {
+        Self::connect_full(
+            sdk,
+            Grant::ALL,
+            Duration::from_secs(300),
+            Some(emulator.s3_root().to_owned()),
+            Some(dicomweb_for(emulator.url())),
+            Some(state_dir.to_owned()),
+            export,
         )
         .await
     }
@@ -338,8 +367,8 @@ impl Mcp {
         local_s3_root: Option<std::path::PathBuf>,
         dicomweb: Option<healthimaging_mcp::dicomweb::DicomWeb>,
         state_dir: Option<std::path::PathBuf>,
+        export: healthimaging_mcp::config::ExportPolicy,
     ) -> Self {
-        let _ = &state_dir;
         let audit = SharedBuffer::default();
         let server = HealthImagingServer::new(
             sdk,
@@ -351,6 +380,8 @@ impl Mcp {
                 synthetic: true,
                 local_s3_root,
                 dicomweb,
+                state_dir,
+                export,
                 bulk_ceiling: healthimaging_mcp::config::DEFAULT_BULK_CEILING,
             },
         );

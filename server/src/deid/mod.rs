@@ -51,19 +51,19 @@ const ENCAPSULATED_PDF: &str = "1.2.840.10008.5.1.4.1.1.104.1";
 )]
 #[serde(deny_unknown_fields)]
 pub struct ProfileOptions {
-    /// Retain Longitudinal Temporal Information with Modified Dates: dates shifted per patient.
+    /// Dates shifted per patient (Retain Longitudinal … Modified Dates).
     #[serde(default)]
     pub retain_modified_dates: bool,
-    /// Retain Patient Characteristics (sex, age, size, weight, …).
+    /// Keep sex, age, size, weight.
     #[serde(default)]
     pub retain_patient_characteristics: bool,
-    /// Retain Device Identity (station, serial numbers, …).
+    /// Keep device identity.
     #[serde(default)]
     pub retain_device_identity: bool,
-    /// Clean Descriptors: keep descriptions holding no identifying value.
+    /// Keep descriptions holding no identifying value.
     #[serde(default)]
     pub clean_descriptors: bool,
-    /// Retain UIDs (the originals stay; links to the source remain).
+    /// Keep the original UIDs.
     #[serde(default)]
     pub retain_uids: bool,
 }

@@ -3,5 +3,9 @@
 
 pub mod destination;
 pub mod dimse;
+pub mod jobs;
+pub mod run;
 
 pub use destination::Destination;
+pub use jobs::{ExportJob, ExportJobs, JobStatus};
+pub use run::Runner;

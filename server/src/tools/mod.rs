@@ -9,6 +9,7 @@ mod delete_datastore;
 mod dicomweb;
 mod edits;
 mod erasure;
+mod export;
 mod font;
 mod frames;
 mod hierarchy;
@@ -49,7 +50,8 @@ pub fn router(grant: Grant) -> ToolRouter<HealthImagingServer> {
         + HealthImagingServer::removal_tools()
         + HealthImagingServer::image_set_write_tools()
         + HealthImagingServer::correction_tools()
-        + HealthImagingServer::dicomweb_tools();
+        + HealthImagingServer::dicomweb_tools()
+        + HealthImagingServer::export_tools();
     for tool in router.list_all() {
         if !grant.allows(Level::of(&tool)) {
             router.remove_route(&tool.name);

@@ -1,0 +1,528 @@
+//! Running an export job: each planned instance read with GetDICOMInstance,
+//! de-identified when asked, written to the destination, checksummed into
+//! the manifest. A failed instance is counted and listed with its reason;
+//! the job goes on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use dicom_object::meta::FileMetaTable;
+
+use super::destination::Destination;
+use super::dimse::{Node, StoreSession};
+use super::jobs::{
+    ExportJobs, Failure, JobStatus, MAX_LISTED_FAILURES, ManifestEntry, Planned, Record,
+    write_atomic,
+};
+use crate::deid::Deidentifier;
+use crate::dicomweb::{DicomWeb, InstanceUids};
+
+/// What running jobs needs from the server.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    /// DICOMweb, to read instances (and to send STOW-RS).
+    pub dicomweb: Arc<DicomWeb>,
+    /// The jobs.
+    pub jobs: Arc<ExportJobs>,
+    /// The emulator's S3 folder, where `s3://` destinations go offline.
+    pub local_s3_root: Option<PathBuf>,
+    /// This server's AE title.
+    pub calling_ae: String,
+}
+
+impl Runner {
+    /// Starts `job_id` in the background unless it runs elsewhere already.
+    pub fn spawn(self: &Arc<Self>, job_id: &str) -> bool {
+        if !self.jobs.claim(job_id) {
+            return false;
+        }
+        let runner = self.clone();
+        let job_id = job_id.to_owned();
+        tokio::spawn(async move {
+            runner.run(&job_id).await;
+            runner.jobs.release(&job_id);
+        });
+        true
+    }
+
+    /// Resumes every job that had not ended.
+    pub fn resume_all(self: &Arc<Self>) -> usize {
+        self.jobs
+            .unfinished()
+            .iter()
+            .filter(|id| self.spawn(id))
+            .count()
+    }
+
+    async fn run(&self, job_id: &str) {
+        let (Some(record), Some(plan)) = (self.jobs.get(job_id), self.jobs.plan(job_id)) else {
+            self.fail(job_id, "the job's record or plan could not be read");
+            return;
+        };
+        let mut sink = match Sink::open(&record, self).await {
+            Ok(sink) => sink,
+            Err(reason) => {
+                self.fail(job_id, &reason);
+                return;
+            }
+        };
+        self.jobs
+            .update(job_id, |r| r.job.status = JobStatus::InProgress);
+        let deidentifier = record
+            .job
+            .de_identified
+            .then(|| Deidentifier::new(&hex_decode(&record.key), record.options));
+        let cancel = self.jobs.cancel_flag(job_id).unwrap_or_default();
+        for (index, item) in plan.iter().enumerate().skip(record.next) {
+            if cancel.load(Ordering::SeqCst) {
+                sink.close().await;
+                self.jobs.update(job_id, |r| {
+                    r.job.status = JobStatus::Cancelled;
+                    r.job.message = Some(format!(
+                        "Cancelled after {} of {} instances.",
+                        index, r.job.total_instances
+                    ));
+                });
+                return;
+            }
+            match self
+                .one(&record, item, deidentifier.as_ref(), &mut sink)
+                .await
+            {
+                Ok(entry) => {
+                    let appended = self.jobs.append_manifest(job_id, &entry);
+                    self.jobs.update(job_id, |r| {
+                        r.next = index + 1;
+                        r.job.exported_instances += 1;
+                        r.job.bytes += entry.bytes;
+                        if let Err(error) = &appended {
+                            r.job.message =
+                                Some(format!("The manifest could not be appended to: {error}"));
+                        }
+                    });
+                }
+                Err(reason) => {
+                    self.jobs.update(job_id, |r| {
+                        r.next = index + 1;
+                        r.job.failed_instances += 1;
+                        if r.job.failures.len() < MAX_LISTED_FAILURES {
+                            r.job.failures.push(Failure {
+                                sop_instance_uid: item.sop.clone(),
+                                reason,
+                            });
+                        }
+                    });
+                }
+            }
+        }
+        sink.close().await;
+        let manifest = self.jobs.manifest(job_id);
+        let written = sink.finish(&record, &manifest, &self.jobs);
+        self.jobs.update(job_id, |r| {
+            match written {
+                Ok(Some(place)) => r.job.manifest = Some(place),
+                Ok(None) => {}
+                Err(error) => {
+                    r.job.message = Some(format!("The manifest could not be written: {error}"));
+                }
+            }
+            r.job.status = if r.job.failed_instances == 0 {
+                JobStatus::Completed
+            } else if r.job.exported_instances == 0 {
+                JobStatus::Failed
+            } else {
+                JobStatus::CompletedWithFailures
+            };
+            if r.job.status == JobStatus::Failed && r.job.message.is_none() {
+                r.job.message = Some("Every instance failed; see failures.".to_owned());
+            }
+        });
+        tracing::info!(job_id, "export job ended");
+    }
+
+    fn fail(&self, job_id: &str, reason: &str) {
+        self.jobs.update(job_id, |r| {
+            r.job.status = JobStatus::Failed;
+            r.job.message = Some(reason.to_owned());
+        });
+    }
+
+    async fn one(
+        &self,
+        record: &Record,
+        item: &Planned,
+        deidentifier: Option<&Deidentifier>,
+        sink: &mut Sink,
+    ) -> Result<ManifestEntry, String> {
+        let uids = InstanceUids {
+            study: item.study.clone(),
+            series: item.series.clone(),
+            sop: item.sop.clone(),
+        };
+        let bytes = self
+            .dicomweb
+            .instance(
+                &record.job.datastore_id,
+                &uids,
+                Some(&item.image_set_id),
+                record.job.transfer_syntax.as_deref(),
+            )
+            .await
+            .map_err(|e| format!("reading it failed: {e}"))?;
+        let bytes = match deidentifier {
+            Some(deidentifier) => {
+                let deidentifier = deidentifier.clone();
+                tokio::task::spawn_blocking(move || deidentifier.part10(&bytes))
+                    .await
+                    .map_err(|e| format!("de-identification stopped: {e}"))?
+                    .map_err(|e| e.to_string())?
+                    .bytes
+                    .into()
+            }
+            None => bytes,
+        };
+        let facts = Facts::read(&bytes)?;
+        let path = sink.write(&facts, bytes.clone()).await?;
+        Ok(ManifestEntry {
+            path,
+            study_instance_uid: facts.study,
+            series_instance_uid: facts.series,
+            sop_instance_uid: facts.sop_instance,
+            sop_class_uid: facts.sop_class,
+            transfer_syntax: facts.transfer_syntax,
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        })
+    }
+}
+
+/// What a Part 10 file says about itself.
+struct Facts {
+    study: String,
+    series: String,
+    sop_instance: String,
+    sop_class: String,
+    transfer_syntax: String,
+    /// Where the data set starts (after the preamble and file meta).
+    dataset_at: usize,
+}
+
+impl Facts {
+    fn read(bytes: &[u8]) -> Result<Self, String> {
+        let meta = bytes
+            .get(128..)
+            .and_then(|rest| FileMetaTable::from_reader(rest).ok())
+            .ok_or("the instance read is not a DICOM Part 10 file")?;
+        let dataset_at = 128 + 4 + 12 + meta.information_group_length as usize;
+        let object = dicom_object::OpenFileOptions::new()
+            .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+            .from_reader(bytes)
+            .map_err(|e| format!("the instance read is not readable DICOM: {e}"))?;
+        let text = |tag| {
+            object
+                .get(tag)
+                .and_then(|e| e.to_str().ok())
+                .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
+                .unwrap_or_default()
+        };
+        use dicom_dictionary_std::tags;
+        Ok(Self {
+            study: text(tags::STUDY_INSTANCE_UID),
+            series: text(tags::SERIES_INSTANCE_UID),
+            sop_instance: meta.media_storage_sop_instance_uid().to_owned(),
+            sop_class: meta.media_storage_sop_class_uid().to_owned(),
+            transfer_syntax: meta.transfer_syntax().to_owned(),
+            dataset_at,
+        })
+    }
+}
+
+/// Where a job's instances go.
+enum Sink {
+    /// A folder: the job's own, inside the destination folder or the
+    /// emulator's S3 folder; `shown` is how the folder is named to people.
+    Files { root: PathBuf, shown: String },
+    /// A STOW-RS endpoint.
+    Stow {
+        url: String,
+        dicomweb: Arc<DicomWeb>,
+    },
+    /// A DICOM node.
+    Dimse(Option<Box<StoreSession>>),
+}
+
+impl Sink {
+    async fn open(record: &Record, runner: &Runner) -> Result<Self, String> {
+        let job_id = &record.job.job_id;
+        let destination = Destination::parse(&record.job.destination)?;
+        let fresh = record.next == 0;
+        match destination {
+            Destination::Folder(dir) => {
+                let root = job_folder(&dir, job_id, fresh)?;
+                Ok(Sink::Files {
+                    shown: format!("file://{}", root.display()),
+                    root,
+                })
+            }
+            Destination::S3 { bucket, prefix } => {
+                let Some(s3) = &runner.local_s3_root else {
+                    return Err(
+                        "s3:// destinations are written to the emulator's S3 folder; this server has none (upload to AWS S3 is not built yet: export to a folder and copy it with the AWS CLI)".to_owned(),
+                    );
+                };
+                let mut dir = s3.join(&bucket);
+                if !prefix.is_empty() {
+                    dir = dir.join(&prefix);
+                }
+                let root = job_folder(&dir, job_id, fresh)?;
+                let confined = std::fs::canonicalize(&root)
+                    .ok()
+                    .zip(std::fs::canonicalize(s3).ok())
+                    .is_some_and(|(root, s3)| root.starts_with(s3));
+                if !confined {
+                    return Err("the S3 destination leads outside the S3 folder".to_owned());
+                }
+                let key = if prefix.is_empty() {
+                    job_id.clone()
+                } else {
+                    format!("{prefix}/{job_id}")
+                };
+                Ok(Sink::Files {
+                    root,
+                    shown: format!("s3://{bucket}/{key}"),
+                })
+            }
+            Destination::Stow(url) => Ok(Sink::Stow {
+                url,
+                dicomweb: runner.dicomweb.clone(),
+            }),
+            Destination::Dimse {
+                called_ae,
+                host,
+                port,
+            } => Ok(Sink::Dimse(Some(Box::new(StoreSession::new(Node {
+                calling_ae: runner.calling_ae.clone(),
+                called_ae,
+                address: format!("{host}:{port}"),
+            }))))),
+        }
+    }
+
+    /// Writes one instance; returns its place for the manifest.
+    async fn write(&mut self, facts: &Facts, bytes: Bytes) -> Result<String, String> {
+        match self {
+            Sink::Files { root, .. } => {
+                let relative = format!(
+                    "{}/{}/{}.dcm",
+                    safe(&facts.study),
+                    safe(&facts.series),
+                    safe(&facts.sop_instance)
+                );
+                let path = root.join(&relative);
+                let parent = path.parent().unwrap_or(root).to_owned();
+                tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&parent)?;
+                    write_atomic(&path, &bytes)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("writing the file failed: {e}"))?;
+                Ok(relative)
+            }
+            Sink::Stow { url, dicomweb } => {
+                let boundary = format!("{:032x}", rand_u128());
+                let mut body = Vec::with_capacity(bytes.len() + 200);
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+                );
+                body.extend_from_slice(&bytes);
+                body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+                let content_type =
+                    format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
+                // HealthImaging's own STOW-RS (another datastore) is signed;
+                // another archive gets no AWS credentials.
+                let signed = url.starts_with(dicomweb.base());
+                let response = dicomweb
+                    .send(
+                        "POST",
+                        url,
+                        &[
+                            ("content-type", content_type.as_str()),
+                            ("accept", "application/dicom+json"),
+                        ],
+                        Bytes::from(body),
+                        signed,
+                    )
+                    .await
+                    .map_err(|e| format!("STOW-RS failed: {e}"))?;
+                if failed_in_stow_response(&response.body, &facts.sop_instance) {
+                    return Err(format!(
+                        "STOW-RS answered {} and lists the instance as failed",
+                        response.status
+                    ));
+                }
+                Ok(format!(
+                    "{url} {}/{}/{}",
+                    facts.study, facts.series, facts.sop_instance
+                ))
+            }
+            Sink::Dimse(session) => {
+                let mut taken = session.take().ok_or("the DICOM association was lost")?;
+                let (class, sop, syntax) = (
+                    facts.sop_class.clone(),
+                    facts.sop_instance.clone(),
+                    facts.transfer_syntax.clone(),
+                );
+                let at = facts.dataset_at;
+                let (taken, outcome) = tokio::task::spawn_blocking(move || {
+                    let dataset = bytes.get(at..).unwrap_or_default();
+                    let outcome = taken.store(&class, &sop, &syntax, dataset);
+                    (taken, outcome)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                *session = Some(taken);
+                outcome?;
+                Ok(format!(
+                    "C-STORE {}/{}/{}",
+                    facts.study, facts.series, facts.sop_instance
+                ))
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Sink::Dimse(session) = self
+            && let Some(mut taken) = session.take()
+        {
+            let _ = tokio::task::spawn_blocking(move || taken.close()).await;
+        }
+    }
+
+    /// Writes the whole manifest: into the job's folder, or beside the
+    /// job's record. Returns where.
+    fn finish(
+        &self,
+        record: &Record,
+        manifest: &[ManifestEntry],
+        jobs: &ExportJobs,
+    ) -> std::io::Result<Option<String>> {
+        let document = serde_json::json!({
+            "job_id": record.job.job_id,
+            "destination": record.job.destination,
+            "de_identified": record.job.de_identified,
+            "de_identification": record.job.de_identified.then(|| serde_json::json!({
+                "profile": "DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile",
+                "table_edition": crate::deid::table::EDITION,
+                "options": record.options,
+            })),
+            "files": manifest,
+        });
+        let bytes = serde_json::to_vec_pretty(&document).unwrap_or_default();
+        match self {
+            Sink::Files { root, shown } => {
+                write_atomic(&root.join("manifest.json"), &bytes)?;
+                Ok(Some(format!("{shown}/manifest.json")))
+            }
+            _ => match jobs.manifest_path(&record.job.job_id) {
+                Some(path) => {
+                    write_atomic(&path, &bytes)?;
+                    Ok(Some(format!("file://{}", path.display())))
+                }
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+/// The job's folder inside `dir`: created fresh for a new job (refused if it
+/// exists), reused when resuming.
+fn job_folder(dir: &Path, job_id: &str, fresh: bool) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("the destination folder could not be created: {e}"))?;
+    let root = dir.join(job_id);
+    if fresh {
+        std::fs::create_dir(&root).map_err(|e| {
+            format!(
+                "the job's folder {} could not be created: {e}",
+                root.display()
+            )
+        })?;
+    } else {
+        std::fs::create_dir_all(&root)
+            .map_err(|e| format!("the job's folder could not be opened: {e}"))?;
+    }
+    Ok(root)
+}
+
+/// A UID as a path component, or a digest of it when it is not a UID.
+fn safe(uid: &str) -> String {
+    let ok = (1..=64).contains(&uid.len())
+        && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && uid != "."
+        && uid != "..";
+    if ok {
+        uid.to_owned()
+    } else {
+        format!("x{}", &sha256_hex(uid.as_bytes())[..32])
+    }
+}
+
+/// Whether a STOW-RS response lists `sop` under FailedSOPSequence.
+fn failed_in_stow_response(body: &[u8], sop: &str) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let failed = &value["00081198"]["Value"];
+    failed.as_array().is_some_and(|items| {
+        items
+            .iter()
+            .any(|item| item["00081155"]["Value"][0].as_str() == Some(sop))
+    })
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn hex_decode(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+fn rand_u128() -> u128 {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    u128::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_components_are_uids_or_digests() {
+        assert_eq!(safe("1.2.840.1"), "1.2.840.1");
+        for bad in ["..", ".", "../../etc", "1.2/3", ""] {
+            let got = safe(bad);
+            assert!(got.starts_with('x') && got.len() == 33, "{bad} → {got}");
+        }
+    }
+
+    #[test]
+    fn stow_failures_are_found_by_instance() {
+        let body =
+            br#"{"00081198":{"vr":"SQ","Value":[{"00081155":{"vr":"UI","Value":["1.2.3"]}}]}}"#;
+        assert!(failed_in_stow_response(body, "1.2.3"));
+        assert!(!failed_in_stow_response(body, "1.2.4"));
+        assert!(!failed_in_stow_response(b"not json", "1.2.3"));
+    }
+}
