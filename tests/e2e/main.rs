@@ -4,6 +4,7 @@ mod control_plane;
 mod data_plane;
 mod durability;
 mod erasure_bytes;
+mod export_orthanc;
 mod faults;
 mod full_disk;
 mod import;
