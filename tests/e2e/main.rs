@@ -2,6 +2,7 @@
 
 mod control_plane;
 mod data_plane;
+mod deid_sentinels;
 mod durability;
 mod erasure_bytes;
 mod export_orthanc;

@@ -500,7 +500,8 @@ impl Deidentifier {
         if let Some(length) = object
             .get(tags::ENCAPSULATED_DOCUMENT)
             .and_then(|e| e.to_bytes().ok())
-            .map(|b| b.len() as u32)
+            // Without the padding to an even length (PS3.3 C.24.2.1).
+            .map(|b| b.iter().rposition(|&c| c != 0).map_or(0, |last| last + 1) as u32)
         {
             if object.get(tags::ENCAPSULATED_DOCUMENT_LENGTH).is_some() {
                 object.put(DataElement::new(
@@ -574,18 +575,16 @@ fn empty(tag: Tag, vr: VR) -> dicom_object::mem::InMemElement {
 }
 
 /// Free text is kept only if it holds none of the instance's identifying
-/// values and no run of four or more digits (a date, an ID, a phone number).
+/// values and no word longer than three characters with a digit in it (a
+/// date, an ID, an accession or phone number; `T2` and `3D` are fine).
 fn is_clean(text: &str, identifying: &[String]) -> bool {
-    let mut digits = 0;
-    for c in text.chars() {
-        digits = if c.is_ascii_digit() { digits + 1 } else { 0 };
-        if digits >= 4 {
-            return false;
-        }
-    }
-    !identifying
-        .iter()
-        .any(|value| text.contains(value.as_str()))
+    let coded = text
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|word| word.chars().count() > 3 && word.chars().any(|c| c.is_ascii_digit()));
+    !coded
+        && !identifying
+            .iter()
+            .any(|value| text.contains(value.as_str()))
 }
 
 /// `YYYYMMDD…` with its date moved back `days`; the rest of a DT kept.
@@ -669,6 +668,8 @@ mod tests {
     fn free_text_with_identifying_values_or_digit_runs_is_not_clean() {
         let identifying = vec!["doe".to_owned(), "acc123".to_owned()];
         assert!(is_clean("ct chest with contrast", &identifying));
+        assert!(is_clean("mr brain t2 flair 3d", &identifying));
+        assert!(!is_clean("phi-300a00c3", &identifying));
         assert!(!is_clean("ct chest for jane doe", &identifying));
         assert!(!is_clean("follow-up of 2024-03-01", &identifying));
         assert!(!is_clean("call 5551234", &identifying));
