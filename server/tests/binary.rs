@@ -13,30 +13,38 @@ use support::{command, standalone_emulator};
 use tokio::io::AsyncReadExt;
 use tokio::process::Child;
 
-const READ_TOOLS: [&str; 18] = [
+const READ_TOOLS: [&str; 23] = [
     "get_datastore",
+    "get_dicom_export_job",
     "get_dicom_import_job",
     "get_image_frame",
     "get_image_set",
     "get_image_set_metadata",
+    "get_patient_dicomweb_studies",
     "get_patient_series",
     "get_patient_studies",
+    "get_report_text",
     "get_series_montage",
     "get_series_primary_image_set",
     "get_study_primary_image_sets",
     "list_datastores",
+    "list_dicom_export_jobs",
     "list_dicom_import_jobs",
     "list_image_set_versions",
     "list_tags_for_resource",
     "search_by_patient_id",
     "search_by_series_uid",
     "search_by_study_uid",
+    "search_dicomweb",
     "search_image_sets",
 ];
-const WRITE_TOOLS: [&str; 8] = [
+const WRITE_TOOLS: [&str; 11] = [
     "bulk_update_patient_metadata",
+    "cancel_dicom_export_job",
     "copy_image_set",
     "create_datastore",
+    "de_identify_study",
+    "start_dicom_export_job",
     "start_dicom_import_job",
     "tag_resource",
     "untag_resource",
@@ -168,10 +176,61 @@ async fn serve_runs_on_the_embedded_emulator_by_default() {
         .call_tool(CallToolRequestParams::new("list_datastores").with_arguments(Default::default()))
         .await
         .unwrap();
-    assert_eq!(
-        listed.structured_content.unwrap()["count"],
-        2,
-        "demo and the new one"
+    let listed = listed.structured_content.unwrap();
+    assert_eq!(listed["count"], 2, "demo and the new one");
+    let demo = listed["datastores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["datastore_name"] == "demo")
+        .unwrap()["datastore_id"]
+        .clone();
+
+    // DICOMweb goes into the embedded emulator in this process, and an
+    // export to its S3 runs to the end.
+    let studies = session
+        .client
+        .call_tool(
+            CallToolRequestParams::new("search_dicomweb").with_arguments(
+                json!({"datastore_id": demo, "level": "study", "limit": 1})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_ne!(studies.is_error, Some(true), "{studies:?}");
+    let study = studies.structured_content.unwrap()["records"][0]["0020000D"]["Value"][0].clone();
+    let exported = session
+        .client
+        .call_tool(
+            CallToolRequestParams::new("start_dicom_export_job").with_arguments(
+                json!({"datastore_id": demo, "study_instance_uid": study,
+                       "destination": "s3://exports/stdio", "wait": true})
+                .as_object()
+                .unwrap()
+                .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    let job = &exported.structured_content.unwrap()["job"];
+    assert_eq!(job["de_identified"], true);
+    assert!(job["exported_instances"].as_u64().unwrap() > 0, "{job}");
+    // Ultrasound may show burned-in text: refused, instance by instance.
+    for failure in job["failures"].as_array().into_iter().flatten() {
+        assert!(
+            failure["reason"].as_str().unwrap().contains("burned-in"),
+            "{job}"
+        );
+    }
+    assert!(
+        matches!(
+            job["status"].as_str(),
+            Some("COMPLETED" | "COMPLETED_WITH_FAILURES")
+        ),
+        "{job}"
     );
 
     let stderr = session.finish().await;
@@ -186,7 +245,7 @@ async fn serve_runs_on_the_embedded_emulator_by_default() {
     );
     assert_eq!(
         stderr.matches("\"audit\":\"tool_call\"").count(),
-        2,
+        4,
         "{stderr}"
     );
     assert!(

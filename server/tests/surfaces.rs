@@ -308,6 +308,20 @@ async fn the_server_signs_what_a_verifying_emulator_accepts() {
                 .await
                 .unwrap();
             assert_ne!(searched.is_error, Some(true), "{searched:?}");
+            // DICOMweb, signed by the server with the same credentials.
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("datastore_id".into(), serde_json::json!(id));
+            arguments.insert("level".into(), serde_json::json!("study"));
+            let studies = client
+                .call_tool(CallToolRequestParams::new("search_dicomweb").with_arguments(arguments))
+                .await
+                .unwrap();
+            assert_ne!(studies.is_error, Some(true), "{studies:?}");
+            let records = studies.structured_content.as_ref().unwrap()["records"]
+                .as_array()
+                .unwrap()
+                .len();
+            assert!(records > 0, "the ci set's studies are found");
         } else {
             assert_eq!(listed.is_error, Some(true), "{listed:?}");
             let text = format!("{listed:?}");
@@ -315,6 +329,16 @@ async fn the_server_signs_what_a_verifying_emulator_accepts() {
                 text.contains("InvalidSignatureException") || text.contains("signature"),
                 "{text}"
             );
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("datastore_id".into(), serde_json::json!("0".repeat(32)));
+            arguments.insert("level".into(), serde_json::json!("study"));
+            let studies = client
+                .call_tool(CallToolRequestParams::new("search_dicomweb").with_arguments(arguments))
+                .await
+                .unwrap();
+            assert_eq!(studies.is_error, Some(true), "{studies:?}");
+            let text = format!("{studies:?}");
+            assert!(text.contains("HTTP 403"), "DICOMweb is refused too: {text}");
         }
         client.cancel().await.unwrap();
         let _ = child.wait().await;
