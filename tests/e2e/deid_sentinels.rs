@@ -119,7 +119,7 @@ fn planted(base: &[u8]) -> (Vec<u8>, Vec<Planted>) {
     (bytes, planted)
 }
 
-fn get<'a>(object: &'a InMemDicomObject, tag: Tag) -> Option<&'a InMemElement> {
+fn get(object: &InMemDicomObject, tag: Tag) -> Option<&InMemElement> {
     object.get(tag)
 }
 
