@@ -136,6 +136,7 @@ async fn run() {
             dicomweb: None,
             state_dir: None,
             export: Default::default(),
+            s3: None,
             bulk_ceiling: 25,
         },
     );

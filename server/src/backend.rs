@@ -106,6 +106,8 @@ pub struct Connection {
     pub dicomweb: DicomWeb,
     /// The region and credentials requests are signed with.
     signing: (String, SharedCredentialsProvider),
+    /// S3 for export destinations, where there is an S3 to use.
+    pub s3: Option<aws_sdk_s3::Client>,
 }
 
 /// An emulator inside this process.
@@ -210,6 +212,8 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
                     "us-east-1".to_owned(),
                     SharedCredentialsProvider::new(placeholder_credentials()),
                 ),
+                // The emulator's S3 folder takes s3:// destinations.
+                s3: None,
                 description: format!(
                     "the embedded HealthImaging emulator ({reach}; synthetic data only; no real patient data){holding}"
                 ),
@@ -249,6 +253,7 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
                     tuning,
                 ),
                 signing: (region.clone(), provider),
+                s3: Some(aws_sdk_s3::Client::new(&sdk_config)),
                 client,
                 description: format!("AWS HealthImaging in region {region}{account}{where_to}"),
                 synthetic: false,
@@ -282,6 +287,7 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
             let client = Client::from_conf(builder.build());
             Ok(Connection {
                 dicomweb: DicomWeb::for_endpoint(Some(url), &region, provider.clone(), tuning),
+                s3: s3_for_endpoint(&region, provider.clone()),
                 signing: (region.clone(), provider),
                 client,
                 description: format!(
@@ -309,6 +315,38 @@ pub fn embedded_client(service: &Arc<Service>, tuning: Tuning) -> Client {
         .timeout_config(tuning.timeout_config())
         .build();
     Client::from_conf(config)
+}
+
+/// S3 beside a custom HealthImaging endpoint: only where the environment
+/// names an S3-compatible endpoint (`AWS_ENDPOINT_URL_S3`).
+fn s3_for_endpoint(
+    region: &str,
+    credentials: SharedCredentialsProvider,
+) -> Option<aws_sdk_s3::Client> {
+    let url = std::env::var("AWS_ENDPOINT_URL_S3")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    Some(s3_at_endpoint(&url, region, credentials))
+}
+
+/// An S3 client for an S3-compatible service at `url`: path-style
+/// addressing, and checksums only where the API requires them (which every
+/// S3-compatible service takes).
+pub fn s3_at_endpoint(
+    url: &str,
+    region: &str,
+    credentials: SharedCredentialsProvider,
+) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(credentials)
+        .endpoint_url(url)
+        .force_path_style(true)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .http_client(sdk::http_client())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// A DICOMweb client whose requests the emulator `service` answers in this

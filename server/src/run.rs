@@ -89,6 +89,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             dicomweb: Some(connection.dicomweb.clone()),
             state_dir: settings.state_dir.clone(),
             export: settings.export.clone(),
+            s3: connection.s3.clone(),
         },
     );
     let io = crate::transport::stdio(tokio::io::stdin(), tokio::io::stdout());

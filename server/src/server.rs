@@ -47,6 +47,9 @@ pub struct ServerOptions {
     pub state_dir: Option<std::path::PathBuf>,
     /// The destinations exports may write to, and the AE title.
     pub export: crate::config::ExportPolicy,
+    /// The S3 client `s3://` export destinations use when there is no
+    /// local S3 folder.
+    pub s3: Option<aws_sdk_s3::Client>,
 }
 
 /// The HealthImaging MCP server. Cheap to clone: every clone shares the
@@ -82,6 +85,7 @@ impl HealthImagingServer {
                     options.state_dir.as_deref(),
                 )),
                 local_s3_root: options.local_s3_root.clone(),
+                s3: options.s3.clone(),
                 calling_ae: options.export.ae_title.clone(),
             })
         });

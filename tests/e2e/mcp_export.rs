@@ -595,3 +595,113 @@ fn jobs_record(
     jobs.get(id)
         .expect("the job is recorded in the state folder")
 }
+
+#[tokio::test]
+async fn without_a_local_s3_folder_exports_go_through_the_s3_client() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
+    // An S3-compatible endpoint on loopback that takes every PutObject.
+    let s3_server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).insert_header("ETag", "\"0\""))
+        .mount(&s3_server)
+        .await;
+    let s3 = healthimaging_mcp::backend::s3_at_endpoint(
+        &s3_server.uri(),
+        "us-east-1",
+        aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new("AKID", "secret", None, None, "test"),
+        ),
+    );
+    let mcp = Mcp::connect_full(
+        sdk,
+        healthimaging_e2e::Setup {
+            local_s3_root: None,
+            state_dir: Some(state),
+            s3: Some(s3),
+            export: ExportPolicy {
+                allowed: vec![Destination::parse("s3://research-bucket/deid").unwrap()],
+                ..ExportPolicy::default()
+            },
+            ..healthimaging_e2e::Setup::for_emulator(&emulator)
+        },
+    )
+    .await;
+    let manifest = manifest(&emulator);
+    let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expected = primary_instances(&manifest, &study);
+    // Without a local folder, S3 needs the operator's allowlist.
+    let refused = mcp
+        .call(
+            "start_dicom_export_job",
+            json!({"datastore_id": ds, "study_instance_uid": study, "destination": "s3://other-bucket/x"}),
+        )
+        .await;
+    assert!(
+        text(&refused).starts_with("DestinationNotAllowed"),
+        "{}",
+        text(&refused)
+    );
+    let out = structured(
+        &mcp.call(
+            "start_dicom_export_job",
+            json!({"datastore_id": ds, "study_instance_uid": study,
+                   "destination": "s3://research-bucket/deid/run-7", "wait": true}),
+        )
+        .await,
+    );
+    let job = &out["job"];
+    assert_eq!(job["status"], "COMPLETED", "{}", out["summary"]);
+    let job_id = job["job_id"].as_str().unwrap();
+    assert_eq!(
+        job["manifest"],
+        format!("s3://research-bucket/deid/run-7/{job_id}/manifest.json")
+    );
+    let requests = s3_server.received_requests().await.unwrap();
+    let prefix = format!("/research-bucket/deid/run-7/{job_id}/");
+    let objects: BTreeMap<String, Vec<u8>> = requests
+        .iter()
+        .map(|r| (r.url.path().to_owned(), r.body.clone()))
+        .collect();
+    assert!(
+        objects.keys().all(|k| k.starts_with(&prefix)),
+        "{:?}",
+        objects.keys()
+    );
+    let written: Value =
+        serde_json::from_slice(&objects[&format!("{prefix}manifest.json")]).unwrap();
+    let files = written["files"].as_array().unwrap();
+    assert_eq!(files.len(), expected.len());
+    assert_eq!(
+        objects.len(),
+        expected.len() + 1,
+        "every instance and the manifest"
+    );
+    for file in files {
+        let body = &objects[&format!("{prefix}{}", file["path"].as_str().unwrap())];
+        assert_eq!(file["sha256"].as_str().unwrap(), sha256(body));
+        assert!(contains_bytes(body, b"DICM"));
+    }
+    // Signed as S3 wants it.
+    let auth = requests[0]
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/"),
+        "{auth}"
+    );
+    assert!(auth.contains("/s3/aws4_request"), "{auth}");
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

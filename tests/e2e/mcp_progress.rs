@@ -59,6 +59,7 @@ async fn bulk_corrections_report_progress_image_set_by_image_set() {
             dicomweb: None,
             state_dir: None,
             export: Default::default(),
+            s3: None,
             bulk_ceiling: 100,
         },
     );

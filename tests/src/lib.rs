@@ -213,6 +213,49 @@ pub async fn metadata(
     serde_json::from_slice(&json).expect("JSON")
 }
 
+/// How a test server is set up.
+pub struct Setup {
+    /// The tools offered.
+    pub grant: Grant,
+    /// Confirmation token lifetime.
+    pub confirmation_ttl: Duration,
+    /// The emulator's S3 folder.
+    pub local_s3_root: Option<std::path::PathBuf>,
+    /// DICOMweb.
+    pub dicomweb: Option<healthimaging_mcp::dicomweb::DicomWeb>,
+    /// Where export jobs are kept.
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Allowed export destinations.
+    pub export: healthimaging_mcp::config::ExportPolicy,
+    /// An S3 client for s3:// destinations without a local folder.
+    pub s3: Option<aws_sdk_s3::Client>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            grant: Grant::ALL,
+            confirmation_ttl: Duration::from_secs(300),
+            local_s3_root: None,
+            dicomweb: None,
+            state_dir: None,
+            export: Default::default(),
+            s3: None,
+        }
+    }
+}
+
+impl Setup {
+    /// Everything of a standalone emulator: its S3 folder and DICOMweb.
+    pub fn for_emulator(emulator: &Emulator) -> Self {
+        Self {
+            local_s3_root: Some(emulator.s3_root().to_owned()),
+            dicomweb: Some(dicomweb_for(emulator.url())),
+            ..Self::default()
+        }
+    }
+}
+
 /// A DICOMweb client for an emulator at `url`, signing with placeholder
 /// credentials as `serve --endpoint-url` does without any.
 pub fn dicomweb_for(url: &str) -> healthimaging_mcp::dicomweb::DicomWeb {
@@ -309,12 +352,12 @@ impl Mcp {
     ) -> Self {
         Self::connect_full(
             sdk,
-            grant,
-            confirmation_ttl,
-            local_s3_root,
-            None,
-            None,
-            Default::default(),
+            Setup {
+                grant,
+                confirmation_ttl,
+                local_s3_root,
+                ..Setup::default()
+            },
         )
         .await
     }
@@ -330,12 +373,11 @@ impl Mcp {
     ) -> Self {
         Self::connect_full(
             sdk,
-            grant,
-            Duration::from_secs(300),
-            Some(emulator.s3_root().to_owned()),
-            Some(dicomweb_for(emulator.url())),
-            state_dir,
-            Default::default(),
+            Setup {
+                grant,
+                state_dir,
+                ..Setup::for_emulator(emulator)
+            },
         )
         .await
     }
@@ -349,39 +391,31 @@ impl Mcp {
     ) -> Self {
         Self::connect_full(
             sdk,
-            Grant::ALL,
-            Duration::from_secs(300),
-            Some(emulator.s3_root().to_owned()),
-            Some(dicomweb_for(emulator.url())),
-            Some(state_dir.to_owned()),
-            export,
+            Setup {
+                state_dir: Some(state_dir.to_owned()),
+                export,
+                ..Setup::for_emulator(emulator)
+            },
         )
         .await
     }
 
-    /// A server with every option given.
-    pub async fn connect_full(
-        sdk: Client,
-        grant: Grant,
-        confirmation_ttl: Duration,
-        local_s3_root: Option<std::path::PathBuf>,
-        dicomweb: Option<healthimaging_mcp::dicomweb::DicomWeb>,
-        state_dir: Option<std::path::PathBuf>,
-        export: healthimaging_mcp::config::ExportPolicy,
-    ) -> Self {
+    /// A server set up as `setup` says.
+    pub async fn connect_full(sdk: Client, setup: Setup) -> Self {
         let audit = SharedBuffer::default();
         let server = HealthImagingServer::new(
             sdk,
             ServerOptions {
-                grant,
-                confirmation_ttl,
+                grant: setup.grant,
+                confirmation_ttl: setup.confirmation_ttl,
                 audit: AuditLog::to_writer(audit.clone()),
                 backend_description: "the test emulator".to_owned(),
                 synthetic: true,
-                local_s3_root,
-                dicomweb,
-                state_dir,
-                export,
+                local_s3_root: setup.local_s3_root,
+                dicomweb: setup.dicomweb,
+                state_dir: setup.state_dir,
+                export: setup.export,
+                s3: setup.s3,
                 bulk_ceiling: healthimaging_mcp::config::DEFAULT_BULK_CEILING,
             },
         );

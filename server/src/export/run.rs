@@ -28,6 +28,8 @@ pub struct Runner {
     pub jobs: Arc<ExportJobs>,
     /// The emulator's S3 folder, where `s3://` destinations go offline.
     pub local_s3_root: Option<PathBuf>,
+    /// An S3 client, where `s3://` destinations go otherwise.
+    pub s3: Option<aws_sdk_s3::Client>,
     /// This server's AE title.
     pub calling_ae: String,
 }
@@ -119,7 +121,7 @@ impl Runner {
         }
         sink.close().await;
         let manifest = self.jobs.manifest(job_id);
-        let written = sink.finish(&record, &manifest, &self.jobs);
+        let written = sink.finish(&record, &manifest, &self.jobs).await;
         self.jobs.update(job_id, |r| {
             match written {
                 Ok(Some(place)) => r.job.manifest = Some(place),
@@ -244,6 +246,12 @@ enum Sink {
     /// A folder: the job's own, inside the destination folder or the
     /// emulator's S3 folder; `shown` is how the folder is named to people.
     Files { root: PathBuf, shown: String },
+    /// An S3 bucket: objects under `prefix` (which ends with the job ID).
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        prefix: String,
+    },
     /// A STOW-RS endpoint.
     Stow {
         url: String,
@@ -268,9 +276,21 @@ impl Sink {
             }
             Destination::S3 { bucket, prefix } => {
                 let Some(s3) = &runner.local_s3_root else {
-                    return Err(
-                        "s3:// destinations are written to the emulator's S3 folder; this server has none (upload to AWS S3 is not built yet: export to a folder and copy it with the AWS CLI)".to_owned(),
-                    );
+                    let Some(client) = &runner.s3 else {
+                        return Err(
+                            "this server has no S3: on an endpoint other than AWS, set AWS_ENDPOINT_URL_S3 to an S3-compatible service".to_owned(),
+                        );
+                    };
+                    let prefix = if prefix.is_empty() {
+                        job_id.clone()
+                    } else {
+                        format!("{prefix}/{job_id}")
+                    };
+                    return Ok(Sink::S3 {
+                        client: client.clone(),
+                        bucket,
+                        prefix,
+                    });
                 };
                 let mut dir = s3.join(&bucket);
                 if !prefix.is_empty() {
@@ -329,6 +349,27 @@ impl Sink {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("writing the file failed: {e}"))?;
+                Ok(relative)
+            }
+            Sink::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let relative = format!(
+                    "{}/{}/{}.dcm",
+                    safe(&facts.study),
+                    safe(&facts.series),
+                    safe(&facts.sop_instance)
+                );
+                put_object(
+                    client,
+                    bucket,
+                    &format!("{prefix}/{relative}"),
+                    bytes,
+                    "application/dicom",
+                )
+                .await?;
                 Ok(relative)
             }
             Sink::Stow { url, dicomweb } => {
@@ -401,9 +442,9 @@ impl Sink {
         }
     }
 
-    /// Writes the whole manifest: into the job's folder, or beside the
-    /// job's record. Returns where.
-    fn finish(
+    /// Writes the whole manifest: into the job's folder or S3 prefix, or
+    /// beside the job's record. Returns where.
+    async fn finish(
         &self,
         record: &Record,
         manifest: &[ManifestEntry],
@@ -426,6 +467,17 @@ impl Sink {
                 write_atomic(&root.join("manifest.json"), &bytes)?;
                 Ok(Some(format!("{shown}/manifest.json")))
             }
+            Sink::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = format!("{prefix}/manifest.json");
+                put_object(client, bucket, &key, Bytes::from(bytes), "application/json")
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok(Some(format!("s3://{bucket}/{key}")))
+            }
             _ => match jobs.manifest_path(&record.job.job_id) {
                 Some(path) => {
                     write_atomic(&path, &bytes)?;
@@ -435,6 +487,31 @@ impl Sink {
             },
         }
     }
+}
+
+/// PutObject, its error told with the service's code and message.
+async fn put_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    bytes: Bytes,
+    content_type: &str,
+) -> Result<(), String> {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "S3 PutObject of s3://{bucket}/{key} failed: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        })
 }
 
 /// The job's folder inside `dir`: created fresh for a new job (refused if it
