@@ -227,9 +227,22 @@ impl DicomWeb {
         query: &[(String, String)],
         cap: usize,
     ) -> Result<(Vec<Value>, bool), DicomWebError> {
+        self.qido_paged(datastore_id, path, query, cap, QIDO_PAGE)
+            .await
+    }
+
+    /// As [`DicomWeb::qido`], `page` records per request.
+    pub async fn qido_paged(
+        &self,
+        datastore_id: &str,
+        path: &str,
+        query: &[(String, String)],
+        cap: usize,
+        page: usize,
+    ) -> Result<(Vec<Value>, bool), DicomWebError> {
         let mut records = Vec::new();
         loop {
-            let want = QIDO_PAGE.min(cap + 1 - records.len());
+            let want = page.max(1).min(cap + 1 - records.len());
             let mut pairs: Vec<(String, String)> = query.to_vec();
             pairs.push(("limit".to_owned(), want.to_string()));
             pairs.push(("offset".to_owned(), records.len().to_string()));

@@ -222,3 +222,49 @@ async fn report_text_equals_what_the_fixtures_wrote() {
     assert_eq!(answer.is_error, Some(true));
     assert!(text(&answer).starts_with("NotAReport"), "{}", text(&answer));
 }
+
+#[tokio::test]
+async fn qido_pages_add_up_and_throttling_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
+    let dicomweb = healthimaging_e2e::dicomweb_for(emulator.url());
+    // Page by page gives what one big page gives.
+    for (path, page) in [("/studies", 1), ("/instances", 37)] {
+        let (whole, cut) = dicomweb.qido(&ds, path, &[], 10_000).await.unwrap();
+        assert!(!cut);
+        let (paged, cut) = dicomweb
+            .qido_paged(&ds, path, &[], 10_000, page)
+            .await
+            .unwrap();
+        assert!(!cut);
+        assert_eq!(paged, whole, "{path}");
+        assert!(whole.len() > 3);
+        let (capped, cut) = dicomweb.qido_paged(&ds, path, &[], 3, 2).await.unwrap();
+        assert!(cut, "more than 3 match");
+        assert_eq!(capped, whole[..3]);
+    }
+    let mcp = Mcp::connect_to(&emulator, sdk, Grant::READ_ONLY, None).await;
+    let fault = |count: u64| {
+        json!({"operation": "SearchDICOMStudies", "fault": "throttling", "count": count})
+            .to_string()
+    };
+    // Two throttled attempts, then an answer: the tool never sees them.
+    healthimaging_e2e::raw_http(emulator.url(), "POST", "/_emulator/faults", &[], &fault(2)).await;
+    let answer = mcp
+        .call(
+            "search_dicomweb",
+            json!({"datastore_id": ds, "level": "study"}),
+        )
+        .await;
+    assert_ne!(answer.is_error, Some(true), "{}", text(&answer));
+    // Throttled beyond the retries: the tool says so.
+    healthimaging_e2e::raw_http(emulator.url(), "POST", "/_emulator/faults", &[], &fault(5)).await;
+    let answer = mcp
+        .call(
+            "search_dicomweb",
+            json!({"datastore_id": ds, "level": "study"}),
+        )
+        .await;
+    assert_eq!(answer.is_error, Some(true));
+    assert!(text(&answer).contains("HTTP 429"), "{}", text(&answer));
+}

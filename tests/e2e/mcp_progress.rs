@@ -162,3 +162,81 @@ async fn a_write_waits_for_a_locked_image_set_to_settle() {
     assert_eq!(result["result"]["version_id"], "3");
     assert_eq!(result["result"]["outcome"], "done");
 }
+
+#[tokio::test]
+async fn a_waited_export_reports_progress_up_to_every_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, sdk, ds) = healthimaging_e2e::demo_emulator(dir.path()).await;
+    let server = HealthImagingServer::new(
+        sdk,
+        ServerOptions {
+            grant: Grant::ALL,
+            confirmation_ttl: Duration::from_secs(60),
+            audit: AuditLog::to_writer(std::io::sink()),
+            backend_description: "the test emulator".into(),
+            synthetic: true,
+            local_s3_root: Some(emulator.s3_root().to_owned()),
+            dicomweb: Some(healthimaging_e2e::dicomweb_for(emulator.url())),
+            state_dir: None,
+            export: Default::default(),
+            s3: None,
+            bulk_ceiling: 100,
+        },
+    );
+    let (server_end, client_end) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_end).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let collector = Collector::default();
+    let client = collector.clone().serve(client_end).await.unwrap();
+    let sets = all_image_sets(
+        &healthimaging_mcp::backend::emulator_client(
+            emulator.url(),
+            healthimaging_e2e::fast_tuning(),
+        ),
+        &ds,
+    )
+    .await;
+    let patient = sets[0]
+        .dicom_tags()
+        .unwrap()
+        .dicom_patient_id()
+        .unwrap()
+        .to_owned();
+    let mut request = CallToolRequestParams::new("start_dicom_export_job").with_arguments(
+        json!({"datastore_id": ds, "patient_id": patient, "destination": "s3://b-1/progress", "wait": true})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    request.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::String("export-1".into()),
+    )));
+    let result = client.call_tool(request).await.unwrap();
+    let job = structured(&result)["job"].clone();
+    let total = job["total_instances"].as_u64().unwrap() as f64;
+    assert!(total > 1.0);
+    for _ in 0..100 {
+        if collector
+            .0
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|p| p.progress == total)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = collector.0.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "progress was reported");
+    let last = seen.last().unwrap();
+    assert_eq!(last.progress, total, "{seen:?}");
+    assert_eq!(last.total, Some(total));
+    assert!(
+        seen.windows(2).all(|w| w[0].progress <= w[1].progress),
+        "progress never goes back"
+    );
+}
