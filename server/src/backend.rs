@@ -174,9 +174,10 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
             let mut holding = String::new();
             if let Some(set) = fixtures {
                 let started = std::time::Instant::now();
-                let seeded = crate::seed::seed(&client, service.s3.path(), *set, 1)
-                    .await
-                    .map_err(StartupError::Seed)?;
+                let seeded =
+                    crate::seed::seed(&client, service.s3.path(), *set, crate::seed::FIXTURE_SEED)
+                        .await
+                        .map_err(StartupError::Seed)?;
                 eprintln!(
                     "healthimaging-mcp: datastore {} ({}) holds the {} set: {} image sets{}",
                     set.name(),

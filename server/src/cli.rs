@@ -24,6 +24,58 @@ pub enum Command {
     /// Synthetic DICOM fixtures.
     #[command(subcommand)]
     Fixtures(FixturesCommand),
+    /// Clinical workflow scenarios, run and checked through MCP.
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
+}
+
+/// `scenario` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// Run scenarios through the MCP protocol, printing a transcript; exits non-zero when an
+    /// expectation fails.
+    Run(ScenarioRunArgs),
+    /// List the scenarios with their stories.
+    List(ScenarioListArgs),
+}
+
+/// Flags of `scenario run`.
+#[derive(Debug, Args)]
+pub struct ScenarioRunArgs {
+    /// Scenarios by name (the file name without .toml) or path.
+    #[arg(
+        value_name = "NAME|PATH",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub scenarios: Vec<String>,
+    /// Run every scenario in the folder.
+    #[arg(long)]
+    pub all: bool,
+    /// The scenario folder.
+    #[arg(long, value_name = "DIR", default_value = "scenarios")]
+    pub dir: PathBuf,
+    /// Run against this server on a standalone emulator (or compatible endpoint) holding the
+    /// fixture set in a datastore named after it, instead of a fresh embedded emulator.
+    #[arg(long, value_name = "URL", conflicts_with = "server_command")]
+    pub endpoint_url: Option<String>,
+    /// Run against any MCP server on stdio started with this command line (split on spaces).
+    #[arg(long, value_name = "COMMAND")]
+    pub server_command: Option<String>,
+    /// Write a self-contained HTML transcript per scenario and an index page here.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Let scenarios that write or delete run on a backend not known to hold synthetic data only.
+    #[arg(long)]
+    pub allow_writes_on_real_data: bool,
+}
+
+/// Flags of `scenario list`.
+#[derive(Debug, Args)]
+pub struct ScenarioListArgs {
+    /// The scenario folder.
+    #[arg(long, value_name = "DIR", default_value = "scenarios")]
+    pub dir: PathBuf,
 }
 
 /// `fixtures` subcommands.

@@ -27,6 +27,7 @@ pub mod metadata_cache;
 pub mod permissions;
 mod resources;
 pub mod run;
+pub mod scenario;
 pub mod sdk;
 pub mod seed;
 pub mod server;

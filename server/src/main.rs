@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use healthimaging_mcp::cli::{Cli, Command, FixturesCommand};
+use healthimaging_mcp::cli::{Cli, Command, FixturesCommand, ScenarioCommand};
 use healthimaging_mcp::run;
 
 #[tokio::main]
@@ -24,6 +24,8 @@ async fn main() -> ExitCode {
         Command::Serve(args) => run::serve(args).await,
         Command::Emulator(args) => run::emulator(args).await,
         Command::Fixtures(FixturesCommand::Generate(args)) => run::generate_fixtures(args),
+        Command::Scenario(ScenarioCommand::Run(args)) => run::scenario_run(args).await,
+        Command::Scenario(ScenarioCommand::List(args)) => run::scenario_list(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,9 @@ use rmcp::ServiceExt;
 
 use crate::audit::AuditLog;
 use crate::backend::{self, StartupError};
-use crate::cli::{EmulatorArgs, GenerateArgs, ServeArgs, SetArg};
+use crate::cli::{
+    EmulatorArgs, GenerateArgs, ScenarioListArgs, ScenarioRunArgs, ServeArgs, SetArg,
+};
 use crate::config::{self, ConfigError, FileConfig};
 use crate::server::{HealthImagingServer, ServerOptions};
 use healthimaging_fixtures::{FixtureSet, Spec};
@@ -40,6 +42,20 @@ pub enum RunError {
     /// The fixtures could not be generated.
     #[error(transparent)]
     Fixtures(#[from] healthimaging_fixtures::Error),
+    /// Scenarios could not be read.
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::LoadError),
+    /// Scenarios ran and some failed.
+    #[error("{0} of {1} scenario(s) failed")]
+    ScenariosFailed(usize, usize),
+    /// The report could not be written.
+    #[error("Could not write the report into {path}: {source}")]
+    Report {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The emulator could not listen.
     #[error("Could not start the emulator on {addr}: {source}")]
     Listen {
@@ -105,6 +121,89 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
     let _ = tokio::time::timeout(Duration::from_secs(5), io.output).await;
     connection.shutdown().await;
     outcome
+}
+
+/// The scenario folder: `dir`, or the source tree's when `dir` is the
+/// default and the working directory has none.
+fn scenario_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    if dir.exists() || dir != std::path::Path::new("scenarios") {
+        return dir.to_owned();
+    }
+    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios")).to_owned()
+}
+
+/// `healthimaging-mcp scenario list`.
+pub fn scenario_list(args: ScenarioListArgs) -> Result<(), RunError> {
+    let scenarios = crate::scenario::load_dir(&scenario_dir(&args.dir))?;
+    for scenario in &scenarios {
+        println!(
+            "{}  ({}, {} set, {} steps)\n  {}\n  {}\n",
+            scenario.name(),
+            scenario.level.name(),
+            scenario.fixtures,
+            scenario.steps.len(),
+            scenario.title,
+            scenario
+                .story
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// `healthimaging-mcp scenario run`.
+pub async fn scenario_run(args: ScenarioRunArgs) -> Result<(), RunError> {
+    use crate::scenario::run::{Backend, Options};
+    let dir = scenario_dir(&args.dir);
+    let scenarios = if args.all {
+        crate::scenario::load_dir(&dir)?
+    } else {
+        args.scenarios
+            .iter()
+            .map(|name| {
+                let path = std::path::Path::new(name);
+                let path = if path.extension().is_some_and(|e| e == "toml") {
+                    path.to_owned()
+                } else {
+                    dir.join(format!("{name}.toml"))
+                };
+                crate::scenario::Scenario::load(&path)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let backend = match (&args.endpoint_url, &args.server_command) {
+        (Some(url), _) => Backend::Endpoint(url.clone()),
+        (None, Some(command)) => {
+            Backend::Command(command.split_whitespace().map(str::to_owned).collect())
+        }
+        (None, None) => Backend::Embedded,
+    };
+    let options = Options {
+        backend: backend.clone(),
+        allow_writes_on_real_data: args.allow_writes_on_real_data,
+        print: true,
+    };
+    let records = crate::scenario::run::run_all(&scenarios, &options).await;
+    if let Some(report) = &args.report {
+        crate::scenario::report::write(report, &records, &crate::scenario::run::describe(&backend))
+            .map_err(|source| RunError::Report {
+                path: report.clone(),
+                source,
+            })?;
+        println!("\nreport: {}", report.join("index.html").display());
+    }
+    let failed = records.iter().filter(|r| !r.passed()).count();
+    println!(
+        "\n{} of {} scenario(s) passed",
+        records.len() - failed,
+        records.len()
+    );
+    if failed > 0 {
+        return Err(RunError::ScenariosFailed(failed, records.len()));
+    }
+    Ok(())
 }
 
 /// `healthimaging-mcp fixtures generate`: a fixture set into a folder.
@@ -240,7 +339,7 @@ pub async fn emulator(args: EmulatorArgs) -> Result<(), RunError> {
     );
     if let Some(set) = args.fixtures.set() {
         let client = backend::embedded_client(emulator.service(), crate::sdk::Tuning::default());
-        let seeded = crate::seed::seed(&client, emulator.s3_root(), set, 1)
+        let seeded = crate::seed::seed(&client, emulator.s3_root(), set, crate::seed::FIXTURE_SEED)
             .await
             .map_err(|e| RunError::Startup(StartupError::Seed(e)))?;
         eprintln!(

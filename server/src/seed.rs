@@ -15,6 +15,8 @@ use healthimaging_fixtures::{FixtureSet, Spec};
 
 /// The bucket the fixture sets are written to.
 pub const BUCKET: &str = "healthimaging-fixtures";
+/// The fixture seed `serve` and `emulator --fixtures` load their sets with.
+pub const FIXTURE_SEED: u64 = 1;
 
 /// What seeding found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,6 +23,7 @@ mod mcp_read_tools;
 mod mcp_tools;
 mod mcp_writes;
 mod pagination;
+mod scenarios;
 mod snapshots;
 mod surfaces;
 mod tags;
