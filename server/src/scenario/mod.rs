@@ -83,6 +83,10 @@ pub struct Step {
     /// Checks on the answer.
     #[serde(default)]
     pub expect: Vec<Expectation>,
+    /// Call again (every 200 ms) until the expectations hold, for at most
+    /// this many seconds: for what settles asynchronously (a datastore
+    /// becoming ACTIVE).
+    pub retry_for_secs: Option<u64>,
 }
 
 /// One check on an answer.
@@ -176,6 +180,9 @@ impl Scenario {
             match (&step.tool, &step.fault) {
                 (Some(_), None) | (None, Some(_)) => {}
                 _ => return Err(format!("{at}: give either tool or fault")),
+            }
+            if step.retry_for_secs.is_some_and(|s| s == 0 || s > 600) {
+                return Err(format!("{at}: retry_for_secs is 1 to 600"));
             }
             if step.fault.is_some() && !step.expect.is_empty() {
                 return Err(format!("{at}: a fault step has no expectations"));

@@ -170,7 +170,16 @@ pub async fn run(scenario: &Scenario, options: &Options) -> ScenarioRecord {
         if options.print {
             println!(" {:>2}. {}", n + 1, step.narration.trim());
         }
-        let outcome = run_step(&session, step, &context).await;
+        let mut outcome = run_step(&session, step, &context).await;
+        if let Some(seconds) = step.retry_for_secs {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            while outcome.as_ref().is_ok_and(|r| !r.failures.is_empty())
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                outcome = run_step(&session, step, &context).await;
+            }
+        }
         let step_record = match outcome {
             Ok(step_record) => step_record,
             Err(error) => {
@@ -709,7 +718,13 @@ async fn datastore_named(
         .unwrap_or(Value::Null);
     let found = find_datastore(&text, name);
     found.ok_or_else(|| {
-        format!("no datastore named {name:?}: start the backend with the {name} fixture set (e.g. `healthimaging-mcp emulator --fixtures {name}`)")
+        let said = listed
+            .content
+            .first()
+            .and_then(|b| b.as_text())
+            .map(|t| clip(&t.text, 300))
+            .unwrap_or_default();
+        format!("no datastore named {name:?} in list_datastores' answer ({said}): start the backend with the {name} fixture set (e.g. `healthimaging-mcp emulator --fixtures {name}`)")
     })
 }
 
