@@ -217,6 +217,35 @@ pub struct ServeArgs {
     /// The AE title this server calls DICOM nodes with (default HEALTHIMAGING).
     #[arg(long, value_name = "AET")]
     pub ae_title: Option<String>,
+    /// How MCP is spoken: on stdin and stdout (default), or over streamable HTTP at /mcp.
+    #[arg(long, value_enum, default_value = "stdio")]
+    pub transport: TransportArg,
+    /// With --transport http: the address to listen on (default 127.0.0.1:8000).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// With --transport http: another Host requests may name (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub allowed_host: Vec<String>,
+    /// With --transport http: a browser origin allowed to call (repeatable; none by default).
+    #[arg(long, value_name = "ORIGIN")]
+    pub allowed_origin: Vec<String>,
+    /// With --transport http: a file holding the bearer token every request must carry
+    /// (otherwise HEALTHIMAGING_MCP_TOKEN); required off loopback.
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// With --transport http: listen off loopback without a token.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+}
+
+/// The MCP transports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    /// JSON-RPC lines on stdin and stdout.
+    #[default]
+    Stdio,
+    /// Streamable HTTP at /mcp.
+    Http,
 }
 
 /// Flags of `emulator`.

@@ -21,6 +21,7 @@ pub mod deid;
 pub mod dicomweb;
 pub mod errors;
 pub mod export;
+pub mod http;
 pub mod in_process;
 pub mod logging;
 pub mod metadata_cache;

@@ -66,8 +66,64 @@ pub enum RunError {
     },
 }
 
-/// `healthimaging-mcp serve`: the MCP server on stdio until the client leaves.
+/// The HTTP transport's settings from the flags, checked before anything
+/// starts.
+async fn http_settings(
+    args: &ServeArgs,
+) -> Result<Option<(std::net::SocketAddr, crate::http::Guard)>, RunError> {
+    let http_only = args.listen.is_some()
+        || !args.allowed_host.is_empty()
+        || !args.allowed_origin.is_empty()
+        || args.auth_token_file.is_some()
+        || args.insecure_no_auth;
+    if args.transport != crate::cli::TransportArg::Http {
+        if http_only {
+            return Err(RunError::Usage(
+                "--listen, --allowed-host, --allowed-origin, --auth-token-file and --insecure-no-auth apply to --transport http".to_owned(),
+            ));
+        }
+        return Ok(None);
+    }
+    let listen = resolve_address(args.listen.as_deref().unwrap_or("127.0.0.1:8000")).await?;
+    let token = match &args.auth_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    RunError::Usage(format!(
+                        "Could not read the token file '{}': {e}",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("HEALTHIMAGING_MCP_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty()),
+    };
+    if let Some(token) = &token {
+        crate::http::check_token(token).map_err(RunError::Usage)?;
+    }
+    if !listen.ip().is_loopback() && token.is_none() && !args.insecure_no_auth {
+        return Err(RunError::Usage(
+            crate::http::HttpError::NeedsToken(listen).to_string(),
+        ));
+    }
+    Ok(Some((
+        listen,
+        crate::http::Guard {
+            allowed_hosts: args.allowed_host.clone(),
+            allowed_origins: args.allowed_origin.clone(),
+            token,
+        },
+    )))
+}
+
+/// `healthimaging-mcp serve`: the MCP server on stdio until the client
+/// leaves, or over HTTP until interrupted.
 pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
+    let http = http_settings(&args).await?;
     let file = match &args.config {
         Some(path) => config::read_file(path)?,
         None => FileConfig::default(),
@@ -86,12 +142,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
         settings.tuning(),
     )
     .await?;
-    // stdout carries the protocol; everything for people goes to stderr.
-    eprintln!(
-        "healthimaging-mcp: MCP on stdio; backend: {}; permissions: {}",
-        connection.description,
-        settings.grant.describe()
-    );
     let server = HealthImagingServer::new(
         connection.client.clone(),
         ServerOptions {
@@ -107,6 +157,34 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             export: settings.export.clone(),
             s3: connection.s3.clone(),
         },
+    );
+    if let Some((listen, guard)) = http {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown_signal()?;
+        let bound = crate::http::bind(server, listen, guard, args.insecure_no_auth, cancel.clone())
+            .await
+            .map_err(|e| RunError::Usage(e.to_string()))?;
+        eprintln!(
+            "healthimaging-mcp: MCP on http://{}/mcp; backend: {}; permissions: {}",
+            bound.addr,
+            connection.description,
+            settings.grant.describe()
+        );
+        let serving = tokio::spawn(bound.serve(cancel.clone()));
+        stop.await;
+        cancel.cancel();
+        let outcome = match tokio::time::timeout(Duration::from_secs(10), serving).await {
+            Ok(Ok(result)) => result.map_err(|e| RunError::Mcp(e.to_string())),
+            _ => Ok(()),
+        };
+        connection.shutdown().await;
+        return outcome;
+    }
+    // stdout carries the protocol; everything for people goes to stderr.
+    eprintln!(
+        "healthimaging-mcp: MCP on stdio; backend: {}; permissions: {}",
+        connection.description,
+        settings.grant.describe()
     );
     let io = crate::transport::stdio(tokio::io::stdin(), tokio::io::stdout());
     let outcome = match server.serve((io.reader, io.writer)).await {

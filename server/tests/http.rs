@@ -1,0 +1,232 @@
+//! MCP over streamable HTTP: the binary's `serve --transport http`, driven
+//! by rmcp's client and the official Python SDK's; DNS-rebinding and
+//! browser requests refused; the bearer token missing, wrong and right; a
+//! non-loopback listener without a token refused at start; 32 concurrent
+//! clients with zero errors.
+
+#[path = "support/python.rs"]
+mod python;
+#[allow(dead_code)]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use support::command;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const TOKEN: &str = "a-test-token-of-32-characters-00";
+
+struct HttpServer {
+    child: tokio::process::Child,
+    url: String,
+    _home: tempfile::TempDir,
+}
+
+async fn start(extra: &[&str]) -> HttpServer {
+    let home = tempfile::tempdir().unwrap();
+    let token = home.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let mut args = vec![
+        "serve",
+        "--transport",
+        "http",
+        "--listen",
+        "127.0.0.1:0",
+        "--fixtures",
+        "ci",
+        "--auth-token-file",
+        token.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut child = command(&args, home.path()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(at) = line.find("MCP on http://") {
+                return line[at + 7..].split(';').next().unwrap().to_owned();
+            }
+        }
+        panic!("the server stopped before listening");
+    })
+    .await
+    .expect("the server listens within 120 s");
+    // Keep draining stderr so the server never blocks on it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    HttpServer {
+        child,
+        url,
+        _home: home,
+    }
+}
+
+/// One raw HTTP/1.1 POST of an `initialize`; returns the status.
+async fn post_initialize(url: &str, headers: &[(&str, &str)]) -> u16 {
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let mut request = format!(
+        "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: {address}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 12];
+    stream.read_exact(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response[9..12]).parse().unwrap()
+}
+
+async fn client(url: &str, token: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned()),
+    );
+    ().serve(transport).await.expect("an MCP session over HTTP")
+}
+
+#[tokio::test]
+async fn rmcp_and_the_python_sdk_work_over_http_and_the_guards_hold() {
+    let mut server = start(&["--allowed-origin", "https://allowed.example"]).await;
+    let url = server.url.clone();
+
+    // rmcp's own client over HTTP, with the token.
+    let session = client(&url, TOKEN).await;
+    let tools = session.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 44);
+    let listed = session
+        .call_tool(CallToolRequestParams::new("list_datastores").with_arguments(Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(listed.structured_content.unwrap()["count"], 1);
+    session.cancel().await.unwrap();
+
+    // The official Python SDK.
+    let output = std::process::Command::new(python::bin().join("python"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/python/mcp_http.py"
+        ))
+        .env("MCP_URL", &url)
+        .env("MCP_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = ("Authorization", bearer.as_str());
+    // The token: right, missing, wrong.
+    assert_eq!(post_initialize(&url, &[auth]).await, 200);
+    assert_eq!(post_initialize(&url, &[]).await, 401);
+    assert_eq!(
+        post_initialize(
+            &url,
+            &[("Authorization", "Bearer a-wrong-token-of-32-characters-0")]
+        )
+        .await,
+        401
+    );
+    // DNS rebinding: a foreign Host; a foreign Origin; a browser without one.
+    assert_eq!(
+        post_initialize(&url, &[auth, ("Host", "evil.example")]).await,
+        403
+    );
+    assert_eq!(
+        post_initialize(&url, &[auth, ("Origin", "https://evil.example")]).await,
+        403
+    );
+    assert_eq!(
+        post_initialize(&url, &[auth, ("Sec-Fetch-Site", "cross-site")]).await,
+        403
+    );
+    // The origin the operator allowed passes.
+    assert_eq!(
+        post_initialize(&url, &[auth, ("Origin", "https://allowed.example")]).await,
+        200
+    );
+    server.child.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn thirty_two_clients_at_once_see_no_error() {
+    let mut server = start(&[]).await;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let url = server.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let session = client(&url, TOKEN).await;
+            let mut calls = 0u32;
+            while Instant::now() < deadline {
+                let answer = session
+                    .call_tool(
+                        CallToolRequestParams::new("list_datastores")
+                            .with_arguments(Default::default()),
+                    )
+                    .await
+                    .expect("the call is answered");
+                assert_ne!(answer.is_error, Some(true), "{answer:?}");
+                calls += 1;
+            }
+            session.cancel().await.unwrap();
+            calls
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("no client failed");
+    }
+    assert!(total >= 32, "{total} calls");
+    eprintln!("32 clients made {total} calls in 4 s");
+    server.child.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn off_loopback_without_a_token_the_server_refuses_to_start() {
+    let home = tempfile::tempdir().unwrap();
+    let output = command(
+        &[
+            "serve",
+            "--transport",
+            "http",
+            "--listen",
+            "0.0.0.0:0",
+            "--fixtures",
+            "none",
+        ],
+        home.path(),
+    )
+    .env_remove("HEALTHIMAGING_MCP_TOKEN")
+    .output()
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs a bearer token"), "{stderr}");
+    // HTTP flags without the HTTP transport are a usage error.
+    let output = command(&["serve", "--listen", "127.0.0.1:0"], home.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("apply to --transport http"));
+}
