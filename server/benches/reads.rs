@@ -137,6 +137,7 @@ async fn run() {
             state_dir: None,
             export: Default::default(),
             s3: None,
+            confirmation_key: None,
             bulk_ceiling: 25,
         },
     );

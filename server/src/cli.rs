@@ -236,6 +236,11 @@ pub struct ServeArgs {
     /// With --transport http: listen off loopback without a token.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// A file holding the key confirmation tokens are sealed with (at least 32 characters;
+    /// otherwise HEALTHIMAGING_MCP_CONFIRMATION_KEY, else one made at start). Replicas behind a
+    /// load balancer share it.
+    #[arg(long, value_name = "FILE")]
+    pub confirmation_key_file: Option<PathBuf>,
 }
 
 /// The MCP transports.

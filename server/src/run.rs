@@ -66,6 +66,32 @@ pub enum RunError {
     },
 }
 
+/// The key confirmation tokens are sealed with: from `--confirmation-key-file`
+/// or `HEALTHIMAGING_MCP_CONFIRMATION_KEY` (replicas share it), else none
+/// (one is made at start).
+fn confirmation_key(args: &ServeArgs) -> Result<Option<Vec<u8>>, RunError> {
+    let key = match &args.confirmation_key_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            RunError::Usage(format!(
+                "Could not read the confirmation key file '{}': {e}",
+                path.display()
+            ))
+        })?,
+        None => match std::env::var("HEALTHIMAGING_MCP_CONFIRMATION_KEY") {
+            Ok(key) => key,
+            Err(_) => return Ok(None),
+        },
+    };
+    let key = key.trim();
+    if key.len() < 32 {
+        return Err(RunError::Usage(
+            "A confirmation key has at least 32 characters (e.g. `openssl rand -hex 32`)"
+                .to_owned(),
+        ));
+    }
+    Ok(Some(key.as_bytes().to_vec()))
+}
+
 /// The HTTP transport's settings from the flags, checked before anything
 /// starts.
 async fn http_settings(
@@ -156,6 +182,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             state_dir: settings.state_dir.clone(),
             export: settings.export.clone(),
             s3: connection.s3.clone(),
+            confirmation_key: confirmation_key(&args)?,
         },
     );
     if let Some((listen, guard)) = http {

@@ -50,6 +50,9 @@ pub struct ServerOptions {
     /// The S3 client `s3://` export destinations use when there is no
     /// local S3 folder.
     pub s3: Option<aws_sdk_s3::Client>,
+    /// The key confirmation tokens are sealed with (shared by replicas);
+    /// made at start when `None`.
+    pub confirmation_key: Option<Vec<u8>>,
 }
 
 /// The HealthImaging MCP server. Cheap to clone: every clone shares the
@@ -107,7 +110,10 @@ impl HealthImagingServer {
                 .map(|dir| Arc::from(dir.join("exports").as_path())),
             dicomweb,
             client,
-            confirmations: Arc::new(Confirmations::new(options.confirmation_ttl)),
+            confirmations: Arc::new(match &options.confirmation_key {
+                Some(key) => Confirmations::with_key(options.confirmation_ttl, key),
+                None => Confirmations::new(options.confirmation_ttl),
+            }),
             instructions: instructions(&options).into(),
             local_s3_root: options.local_s3_root.map(Into::into),
             bulk_ceiling: options.bulk_ceiling,

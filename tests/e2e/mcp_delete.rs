@@ -162,3 +162,50 @@ async fn datastores_not_active_are_not_previewed() {
         .await;
     assert!(text(&gone).starts_with("ResourceNotFoundException"));
 }
+
+#[tokio::test]
+async fn replicas_sharing_a_key_redeem_each_others_tokens_and_others_do_not() {
+    let f = Fixture::start(10).await;
+    let replica = |key: &[u8]| {
+        Mcp::connect_full(
+            f.sdk.clone(),
+            healthimaging_e2e::Setup {
+                confirmation_key: Some(key.to_vec()),
+                ..healthimaging_e2e::Setup::default()
+            },
+        )
+    };
+    let key = b"a confirmation key shared by replicas, 32+ bytes";
+    let (first, second) = (replica(key).await, replica(key).await);
+    let stranger = replica(b"another key altogether, also 32 bytes long").await;
+    let id = f.active_datastore("replicated").await;
+    let preview = structured(
+        &first
+            .call("delete_datastore", json!({"datastore_id": id}))
+            .await,
+    );
+    let token = preview["confirmation_token"].as_str().unwrap().to_owned();
+    // A server with another key does not know the token.
+    let refused = structured(
+        &stranger
+            .call(
+                "delete_datastore",
+                json!({"datastore_id": id, "confirmation_token": token}),
+            )
+            .await,
+    );
+    assert_eq!(refused["phase"], "refused");
+    assert!(refused["summary"].as_str().unwrap().contains("unknown"));
+    assert_eq!(status(&f, &id).await, DatastoreStatus::Active);
+    // The other replica redeems it.
+    let done = structured(
+        &second
+            .call(
+                "delete_datastore",
+                json!({"datastore_id": id, "confirmation_token": token}),
+            )
+            .await,
+    );
+    assert_eq!(done["phase"], "executed", "{}", done["summary"]);
+    assert_eq!(status(&f, &id).await, DatastoreStatus::Deleting);
+}

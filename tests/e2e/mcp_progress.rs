@@ -60,6 +60,7 @@ async fn bulk_corrections_report_progress_image_set_by_image_set() {
             state_dir: None,
             export: Default::default(),
             s3: None,
+            confirmation_key: None,
             bulk_ceiling: 100,
         },
     );
@@ -180,6 +181,7 @@ async fn a_waited_export_reports_progress_up_to_every_instance() {
             state_dir: None,
             export: Default::default(),
             s3: None,
+            confirmation_key: None,
             bulk_ceiling: 100,
         },
     );

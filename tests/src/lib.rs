@@ -229,6 +229,8 @@ pub struct Setup {
     pub export: healthimaging_mcp::config::ExportPolicy,
     /// An S3 client for s3:// destinations without a local folder.
     pub s3: Option<aws_sdk_s3::Client>,
+    /// The key confirmation tokens are sealed with.
+    pub confirmation_key: Option<Vec<u8>>,
 }
 
 impl Default for Setup {
@@ -241,6 +243,7 @@ impl Default for Setup {
             state_dir: None,
             export: Default::default(),
             s3: None,
+            confirmation_key: None,
         }
     }
 }
@@ -416,6 +419,7 @@ impl Mcp {
                 state_dir: setup.state_dir,
                 export: setup.export,
                 s3: setup.s3,
+                confirmation_key: setup.confirmation_key,
                 bulk_ceiling: healthimaging_mcp::config::DEFAULT_BULK_CEILING,
             },
         );

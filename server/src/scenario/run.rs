@@ -590,6 +590,7 @@ async fn connect(scenario: &Scenario, options: &Options) -> Result<Session, Stri
                     state_dir: Some(state.path().to_owned()),
                     export: Default::default(),
                     s3: None,
+                    confirmation_key: None,
                 },
             );
             let client = in_process(server).await?;
@@ -638,6 +639,7 @@ async fn connect(scenario: &Scenario, options: &Options) -> Result<Session, Stri
                     state_dir: Some(state.path().to_owned()),
                     export: Default::default(),
                     s3: None,
+                    confirmation_key: None,
                 },
             );
             let client = in_process(server).await?;

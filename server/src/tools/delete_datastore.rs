@@ -122,7 +122,7 @@ impl HealthImagingServer {
                     &reason,
                 ));
             }
-            Ok(previewed) if previewed != state => {
+            Ok(previewed) if previewed != crate::confirm::digest(&state) => {
                 audit::outcome(Outcome::Refused);
                 return Ok(self.preview(
                     Phase::Refused,

@@ -180,9 +180,9 @@ impl HealthImagingServer {
                     &bound,
                 ) {
                     Err(refusal) => Some(format!("Nothing sent: {refusal}. {what}.")),
-                    Ok(previewed) if previewed != fingerprint => Some(format!(
-                        "Nothing sent: the instances changed since the preview. {what}."
-                    )),
+                    Ok(previewed) if previewed != crate::confirm::digest(&fingerprint) => Some(
+                        format!("Nothing sent: the instances changed since the preview. {what}."),
+                    ),
                     Ok(_) => None,
                 },
             };

@@ -363,7 +363,7 @@ impl HealthImagingServer {
             }
             Some(token) => match self.confirmations.redeem(token.as_str(), tool, &bound_arguments) {
                 Err(refusal) => Some(format!("Nothing changed: {refusal}.")),
-                Ok(previewed) if previewed != fingerprint => Some(
+                Ok(previewed) if previewed != crate::confirm::digest(&fingerprint) => Some(
                     "Nothing changed: the image sets changed since the preview (a version, a new or a removed image set).".to_owned(),
                 ),
                 Ok(_) => None,
