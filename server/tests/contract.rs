@@ -221,3 +221,41 @@ async fn reference_server_argument_names_work_on_the_binary() {
     assert_eq!(both["code"], -32602, "{}", answers[2]);
     assert_eq!(both["message"], "pass limit or max_results, not both");
 }
+
+#[tokio::test]
+async fn the_2026_07_28_revision_discovers_and_calls_without_initialize() {
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let answers = exchange(&[
+        json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "list_datastores", "arguments": {}, "_meta": meta
+        }}),
+        // A request without the revision's metadata, and no initialize, is refused.
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {}}),
+    ])
+    .await;
+    let discovered = &answers[0]["result"];
+    let versions = discovered["supportedVersions"].as_array().unwrap();
+    assert!(versions.contains(&json!("2026-07-28")), "{discovered}");
+    assert!(versions.contains(&json!("2025-11-25")), "{discovered}");
+    // The same instructions as initialize gives.
+    let initialized = exchange(&[
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "contract-test", "version": "1"}
+        }}),
+    ])
+    .await;
+    assert_eq!(
+        discovered["instructions"],
+        initialized[0]["result"]["instructions"]
+    );
+    assert_eq!(initialized[0]["result"]["protocolVersion"], "2025-11-25");
+    let called = &answers[1]["result"];
+    assert_eq!(called["isError"], false, "{called}");
+    assert_eq!(called["structuredContent"]["count"], 1);
+    assert!(answers[2].get("error").is_some(), "{}", answers[2]);
+}
