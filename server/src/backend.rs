@@ -117,6 +117,8 @@ pub struct Embedded {
     pub service: Arc<Service>,
     /// Its HTTP listener, when `--expose-emulator` asked for one.
     pub exposed: Option<Emulator>,
+    /// The fixture cache being written, finished before the process ends.
+    pub caching: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Connection {
@@ -127,12 +129,16 @@ impl Connection {
             .map(|e| e.service.s3.path().to_owned())
     }
 
-    /// Stops the embedded emulator's listener, if there is one.
+    /// Stops the embedded emulator's listener, if there is one, and lets
+    /// a fixture cache being written finish.
     pub async fn shutdown(self) {
-        if let Some(Embedded {
-            exposed: Some(emulator),
-            ..
-        }) = self.embedded
+        let Some(embedded) = self.embedded else {
+            return;
+        };
+        if let Some(caching) = embedded.caching {
+            let _ = tokio::task::spawn_blocking(move || caching.join()).await;
+        }
+        if let Some(emulator) = embedded.exposed
             && let Err(error) = emulator.shutdown().await
         {
             tracing::warn!(%error, "the embedded emulator's listener did not stop cleanly");
@@ -164,16 +170,30 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
             fixtures,
             expose,
         } => {
+            // In memory, an imported fixture set is kept in the user's cache
+            // folder after the first start, and later starts restore it.
+            let cache = match (data_dir, fixtures) {
+                (None, Some(set)) => crate::seed::cache_dir(*set, *seed),
+                _ => None,
+            };
+            let restore = cache.as_ref().filter(|dir| crate::seed::cached(dir));
             let config = EmulatorConfig {
                 seed: *seed,
                 data_dir: data_dir.clone(),
+                restore_snapshot: restore.map(|dir| dir.join("store")),
                 ..EmulatorConfig::default()
             };
+            let started = std::time::Instant::now();
             let service = Service::start(config).map_err(StartupError::Emulator)?;
+            if let Some(dir) = restore
+                && let Err(error) = crate::seed::restore_s3(dir, service.s3.path())
+            {
+                tracing::warn!(%error, "the cached fixture files could not be restored");
+            }
             let client = embedded_client(&service, tuning);
             let mut holding = String::new();
+            let mut caching = None;
             if let Some(set) = fixtures {
-                let started = std::time::Instant::now();
                 let seeded =
                     crate::seed::seed(&client, service.s3.path(), *set, crate::seed::FIXTURE_SEED)
                         .await
@@ -184,12 +204,27 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
                     seeded.datastore_id,
                     set.name(),
                     seeded.image_sets,
-                    if seeded.reused {
+                    if seeded.reused && restore.is_some() {
+                        format!(
+                            " (restored from the cache in {:.2} s)",
+                            started.elapsed().as_secs_f64()
+                        )
+                    } else if seeded.reused {
                         " (kept from the data directory)".to_owned()
                     } else {
                         format!(", imported in {:.1} s", started.elapsed().as_secs_f64())
                     }
                 );
+                if let Some(dir) = cache.filter(|_| !seeded.reused) {
+                    // Written beside the running server: the first session
+                    // does not wait for it.
+                    let service = service.clone();
+                    caching = Some(std::thread::spawn(move || {
+                        if let Err(error) = crate::seed::save_cache(&service, &dir) {
+                            tracing::warn!(%error, "the fixture cache could not be written");
+                        }
+                    }));
+                }
                 holding = format!(
                     "; datastore `{}` ({}) holds {} image sets of synthetic patients",
                     set.name(),
@@ -219,7 +254,11 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
                     "the embedded HealthImaging emulator ({reach}; synthetic data only; no real patient data){holding}"
                 ),
                 synthetic: true,
-                embedded: Some(Embedded { service, exposed }),
+                embedded: Some(Embedded {
+                    service,
+                    exposed,
+                    caching,
+                }),
             })
         }
         Target::Aws { region, profile } => {

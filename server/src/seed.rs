@@ -205,3 +205,93 @@ async fn count_image_sets(client: &Client, datastore_id: &str) -> Result<usize, 
     }
     Ok(count)
 }
+
+/// Where an imported fixture set is kept for instant starts: the user's
+/// cache folder (`$XDG_CACHE_HOME`, else `~/.cache`), per build of this
+/// binary, fixture set and emulator seed. A new build starts a new cache.
+pub fn cache_dir(set: FixtureSet, emulator_seed: Option<u64>) -> Option<std::path::PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    let base = from("XDG_CACHE_HOME").or_else(|| from("HOME").map(|h| h.join(".cache")))?;
+    let build = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Some(base.join("healthimaging-mcp").join(format!(
+        "{}-{build}-{}-fixtures{FIXTURE_SEED}-emulator{}",
+        env!("CARGO_PKG_VERSION"),
+        set.name(),
+        emulator_seed.map_or_else(|| "any".to_owned(), |s| s.to_string())
+    )))
+}
+
+/// Whether `dir` holds a complete cache.
+pub fn cached(dir: &Path) -> bool {
+    dir.join("store").join("snapshot.json").exists() && dir.join("s3").join(BUCKET).is_dir()
+}
+
+/// Puts the cached fixture files back into the emulator's S3 folder.
+pub fn restore_s3(dir: &Path, s3_root: &Path) -> std::io::Result<()> {
+    copy_tree(&dir.join("s3").join(BUCKET), &s3_root.join(BUCKET))
+}
+
+/// Keeps the emulator's store and fixture files in `dir`, written aside
+/// and renamed into place, so a cache is whole or absent.
+pub fn save_cache(service: &healthimaging_emulator::Service, dir: &Path) -> Result<(), String> {
+    let partial = dir.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).map_err(|e| e.to_string())?;
+    service
+        .store()
+        .snapshot(&partial.join("store"))
+        .map_err(|e| e.to_string())?;
+    copy_tree(
+        &service.s3.path().join(BUCKET),
+        &partial.join("s3").join(BUCKET),
+    )
+    .map_err(|e| e.to_string())?;
+    if std::fs::rename(&partial, dir).is_err() {
+        // Another process cached it first.
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    forget_other_builds(dir);
+    Ok(())
+}
+
+/// Removes caches earlier builds left beside `dir` (each is tens of MB).
+fn forget_other_builds(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+    else {
+        return;
+    };
+    let build = |name: &str| name.split('-').nth(1).map(str::to_owned);
+    let ours = build(name);
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        if other != name && !other.contains(".partial-") && build(&other) != ours {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Copies a folder tree, hard-linking files where it can.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::hard_link(entry.path(), &target)
+                .or_else(|_| std::fs::copy(entry.path(), &target).map(|_| ()))?;
+        }
+    }
+    Ok(())
+}

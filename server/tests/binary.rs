@@ -505,3 +505,87 @@ async fn fixtures_generate_writes_a_set_and_its_manifest() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("scale set only"));
 }
+
+#[tokio::test]
+async fn the_second_start_restores_the_demo_set_from_the_cache() {
+    let home = tempfile::tempdir().unwrap();
+    let caches = home.path().join(".cache/healthimaging-mcp");
+    // What an earlier build left: removed when this build writes its cache.
+    let stale = caches.join("0.1.0-1-demo-fixtures1-emulator9");
+    std::fs::create_dir_all(stale.join("store")).unwrap();
+    let mut outcomes = Vec::new();
+    for run in 0..2 {
+        let mut child = command(&["serve", "--seed", "9"], home.path())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let client = ().serve((stdout, stdin)).await.expect("a session");
+        let listed = client
+            .call_tool(
+                CallToolRequestParams::new("list_dicom_import_jobs").with_arguments(
+                    json!({"datastore_id": datastore_of(&client).await})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            )
+            .await
+            .unwrap();
+        let jobs = listed.structured_content.unwrap();
+        assert_eq!(
+            jobs["jobs"].as_array().unwrap().len(),
+            1,
+            "run {run}: {jobs}"
+        );
+        // The import's outcome is read from the (restored) S3 folder.
+        let job = client
+            .call_tool(CallToolRequestParams::new("get_dicom_import_job").with_arguments(
+                json!({"datastore_id": datastore_of(&client).await, "job_id": jobs["jobs"][0]["job_id"]})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ))
+            .await
+            .unwrap();
+        let outcome = job.structured_content.unwrap()["outcome"]["imported_files"].clone();
+        assert_eq!(outcome, 512, "run {run}");
+        client.cancel().await.unwrap();
+        let _ = child.wait().await;
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        outcomes.push(stderr);
+        // The cache is written beside the first session: wait for it.
+        for _ in 0..200 {
+            let complete = std::fs::read_dir(&caches)
+                .unwrap()
+                .flatten()
+                .any(|e| e.path().join("store/snapshot.json").exists() && e.path() != stale);
+            if complete {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(outcomes[0].contains("imported in"), "{}", outcomes[0]);
+    assert!(
+        outcomes[1].contains("restored from the cache"),
+        "{}",
+        outcomes[1]
+    );
+    assert!(!stale.exists(), "an earlier build's cache is removed");
+}
+
+async fn datastore_of(client: &RunningService<RoleClient, ()>) -> serde_json::Value {
+    let listed = client
+        .call_tool(CallToolRequestParams::new("list_datastores").with_arguments(Default::default()))
+        .await
+        .unwrap();
+    listed.structured_content.unwrap()["datastores"][0]["datastore_id"].clone()
+}
