@@ -14,6 +14,7 @@ mod mcp_aliases;
 mod mcp_corrections_vr;
 mod mcp_delete;
 mod mcp_dicomweb;
+mod mcp_elicitation;
 mod mcp_endpoint;
 mod mcp_erasure;
 mod mcp_export;

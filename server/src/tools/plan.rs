@@ -330,6 +330,43 @@ impl Progress {
     }
 }
 
+/// The answer a client's user gives to a preview shown through elicitation.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct Confirmation {
+    /// Carry out exactly the changes the preview lists?
+    confirm: bool,
+}
+rmcp::elicit_safe!(Confirmation);
+
+/// Shows `preview` to the client's user and returns their answer: `None`
+/// when the client cannot ask (no elicitation capability, an older or newer
+/// protocol flow, an error), and for an empty plan. An answer only confirms
+/// a call the grant already allows; it is never authentication.
+async fn ask_the_user(peer: &Peer<RoleServer>, preview: &str, plan: &Plan) -> Option<bool> {
+    if plan.changes.is_empty() {
+        return None;
+    }
+    let message = preview
+        .split("To execute exactly this, call")
+        .next()
+        .unwrap_or(preview)
+        .to_owned();
+    let asked = tokio::time::timeout(
+        std::time::Duration::from_secs(600),
+        peer.elicit::<Confirmation>(format!("{message}\n\nConfirm to carry this out.")),
+    )
+    .await
+    .ok()?;
+    match asked {
+        Ok(Some(answer)) => Some(answer.confirm),
+        Err(
+            rmcp::service::ElicitationError::UserDeclined
+            | rmcp::service::ElicitationError::UserCancelled,
+        ) => Some(false),
+        _ => None,
+    }
+}
+
 impl HealthImagingServer {
     /// Previews `plan`, or executes it when `token` confirms exactly this plan.
     pub(crate) async fn two_phase(
@@ -358,8 +395,29 @@ impl HealthImagingServer {
         let fingerprint = json!(plan.changes);
         let refusal = match token {
             None => {
-                audit::outcome(Outcome::Preview);
-                return Ok(self.plan_preview(tool, bound_arguments, fingerprint, plan, Phase::Preview, "Preview only, nothing changed."));
+                let preview = self.plan_preview(tool, bound_arguments.clone(), fingerprint.clone(), plan.clone(), Phase::Preview, "Preview only, nothing changed.");
+                // A client that can ask its user shows the preview there; the
+                // user's answer completes the call. Without that, the token.
+                match ask_the_user(&progress.peer, &preview.0.summary, &plan).await {
+                    Some(true) => None,
+                    Some(false) => {
+                        audit::outcome(Outcome::Refused);
+                        return Ok(Json(DestructiveOutput {
+                            summary: format!(
+                                "Nothing changed: the user declined in the client. {}",
+                                preview.0.summary.split("To execute exactly this, call").next().unwrap_or_default().trim_end()
+                            ),
+                            phase: Phase::Refused,
+                            confirmation_token: None,
+                            expires_in_seconds: None,
+                            ..preview.0
+                        }));
+                    }
+                    None => {
+                        audit::outcome(Outcome::Preview);
+                        return Ok(preview);
+                    }
+                }
             }
             Some(token) => match self.confirmations.redeem(token.as_str(), tool, &bound_arguments) {
                 Err(refusal) => Some(format!("Nothing changed: {refusal}.")),

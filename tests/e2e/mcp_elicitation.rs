@@ -1,0 +1,139 @@
+//! Destructive confirmation through the client: a client that can ask its
+//! user (form elicitation) is shown the preview, and the user's answer
+//! completes the call; a client that cannot gets the preview and a token.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use healthimaging_e2e::{all_image_sets, structured};
+use healthimaging_mcp::audit::AuditLog;
+use healthimaging_mcp::permissions::Grant;
+use healthimaging_mcp::{HealthImagingServer, ServerOptions};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult,
+    ElicitationAction, ElicitationCapability, FormElicitationCapability, Implementation,
+    ProtocolVersion,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use serde_json::json;
+
+/// A client whose user answers every question with `accept`.
+#[derive(Clone)]
+struct User {
+    accept: bool,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for User {
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.elicitation =
+            Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        ClientConfig::new(capabilities, Implementation::new("asking-client", "1"))
+            .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = request {
+            self.asked.lock().unwrap().push(message);
+        }
+        Ok(if self.accept {
+            ElicitResult::new(ElicitationAction::Accept).with_content(json!({"confirm": true}))
+        } else {
+            ElicitResult::new(ElicitationAction::Decline)
+        })
+    }
+}
+
+async fn session(
+    sdk: &aws_sdk_medicalimaging::Client,
+    accept: bool,
+) -> (
+    rmcp::service::RunningService<RoleClient, User>,
+    Arc<Mutex<Vec<String>>>,
+) {
+    let server = HealthImagingServer::new(
+        sdk.clone(),
+        ServerOptions {
+            grant: Grant::ALL,
+            confirmation_ttl: Duration::from_secs(60),
+            audit: AuditLog::to_writer(std::io::sink()),
+            backend_description: "the test emulator".into(),
+            synthetic: true,
+            local_s3_root: None,
+            dicomweb: None,
+            state_dir: None,
+            export: Default::default(),
+            s3: None,
+            confirmation_key: None,
+            bulk_ceiling: 100,
+        },
+    );
+    let (server_end, client_end) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_end).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let user = User {
+        accept,
+        asked: asked.clone(),
+    };
+    (user.serve(client_end).await.unwrap(), asked)
+}
+
+#[tokio::test]
+async fn the_users_answer_in_the_client_completes_or_stops_a_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emulator, sdk, ds) = healthimaging_e2e::ci_emulator(dir.path()).await;
+    let sets = all_image_sets(&sdk, &ds).await;
+    let (first, second) = (sets[0].image_set_id(), sets[1].image_set_id());
+
+    // Declined: nothing changes, and no token is handed out.
+    let (client, asked) = session(&sdk, false).await;
+    let answer = client
+        .call_tool(
+            CallToolRequestParams::new("delete_image_set").with_arguments(
+                json!({"datastore_id": ds, "image_set_id": first})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    let out = structured(&answer);
+    assert_eq!(out["phase"], "refused");
+    assert!(out["summary"].as_str().unwrap().contains("declined"));
+    assert!(out.get("confirmation_token").is_none());
+    assert_eq!(asked.lock().unwrap().len(), 1);
+    assert!(
+        asked.lock().unwrap()[0].contains(first),
+        "the preview is what the user sees"
+    );
+    assert_eq!(all_image_sets(&sdk, &ds).await.len(), sets.len());
+
+    // Accepted: executed in the same call.
+    let (client, asked) = session(&sdk, true).await;
+    let answer = client
+        .call_tool(
+            CallToolRequestParams::new("delete_image_set").with_arguments(
+                json!({"datastore_id": ds, "image_set_id": second})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    let out = structured(&answer);
+    assert_eq!(out["phase"], "executed", "{}", out["summary"]);
+    assert_eq!(asked.lock().unwrap().len(), 1);
+    assert_eq!(all_image_sets(&sdk, &ds).await.len(), sets.len() - 1);
+}
