@@ -3,19 +3,16 @@
 //! completes the call; a client that cannot gets the preview and a token.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use healthimaging_e2e::{all_image_sets, structured};
 use healthimaging_mcp::audit::AuditLog;
-use healthimaging_mcp::permissions::Grant;
-use healthimaging_mcp::{HealthImagingServer, ServerOptions};
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult,
     ElicitationAction, ElicitationCapability, FormElicitationCapability, Implementation,
     ProtocolVersion,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::json;
 
 /// A client whose user answers every question with `accept`.
@@ -57,35 +54,14 @@ async fn session(
     rmcp::service::RunningService<RoleClient, User>,
     Arc<Mutex<Vec<String>>>,
 ) {
-    let server = HealthImagingServer::new(
-        sdk.clone(),
-        ServerOptions {
-            grant: Grant::ALL,
-            confirmation_ttl: Duration::from_secs(60),
-            audit: AuditLog::to_writer(std::io::sink()),
-            backend_description: "the test emulator".into(),
-            synthetic: true,
-            local_s3_root: None,
-            dicomweb: None,
-            state_dir: None,
-            export: Default::default(),
-            s3: None,
-            confirmation_key: None,
-            bulk_ceiling: 100,
-        },
-    );
-    let (server_end, client_end) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_end).await {
-            let _ = running.waiting().await;
-        }
-    });
+    let server = healthimaging_e2e::Setup::default()
+        .server(sdk.clone(), AuditLog::to_writer(std::io::sink()));
     let asked = Arc::new(Mutex::new(Vec::new()));
     let user = User {
         accept,
         asked: asked.clone(),
     };
-    (user.serve(client_end).await.unwrap(), asked)
+    (healthimaging_e2e::serve_with(server, user).await, asked)
 }
 
 #[tokio::test]

@@ -9,13 +9,12 @@ use aws_sdk_medicalimaging::types::{DicomUpdates, ImageSetState, MetadataUpdates
 use healthimaging_e2e::{Fixture, Mcp, all_image_sets, ci_emulator, structured};
 use healthimaging_mcp::audit::AuditLog;
 use healthimaging_mcp::permissions::Grant;
-use healthimaging_mcp::{HealthImagingServer, ServerOptions};
 use rmcp::model::{
     CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
     RequestMetaObject,
 };
 use rmcp::service::NotificationContext;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::json;
 
 /// A client that keeps every progress notification.
@@ -47,31 +46,10 @@ async fn bulk_corrections_report_progress_image_set_by_image_set() {
         .iter()
         .filter(|s| s.dicom_tags().and_then(|t| t.dicom_patient_id()) == Some(patient.as_str()))
         .count();
-    let server = HealthImagingServer::new(
-        sdk,
-        ServerOptions {
-            grant: Grant::ALL,
-            confirmation_ttl: Duration::from_secs(60),
-            audit: AuditLog::to_writer(std::io::sink()),
-            backend_description: "the test emulator".into(),
-            synthetic: true,
-            local_s3_root: None,
-            dicomweb: None,
-            state_dir: None,
-            export: Default::default(),
-            s3: None,
-            confirmation_key: None,
-            bulk_ceiling: 100,
-        },
-    );
-    let (server_end, client_end) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_end).await {
-            let _ = running.waiting().await;
-        }
-    });
+    let server =
+        healthimaging_e2e::Setup::default().server(sdk, AuditLog::to_writer(std::io::sink()));
     let collector = Collector::default();
-    let client = collector.clone().serve(client_end).await.unwrap();
+    let client = healthimaging_e2e::serve_with(server, collector.clone()).await;
     let mut request = CallToolRequestParams::new("bulk_update_patient_metadata").with_arguments(
         json!({"datastore_id": ds, "patient_id": patient, "patient_attributes": {"PatientSex": "O"}})
             .as_object()
@@ -168,31 +146,10 @@ async fn a_write_waits_for_a_locked_image_set_to_settle() {
 async fn a_waited_export_reports_progress_up_to_every_instance() {
     let dir = tempfile::tempdir().unwrap();
     let (emulator, sdk, ds) = healthimaging_e2e::demo_emulator(dir.path()).await;
-    let server = HealthImagingServer::new(
-        sdk,
-        ServerOptions {
-            grant: Grant::ALL,
-            confirmation_ttl: Duration::from_secs(60),
-            audit: AuditLog::to_writer(std::io::sink()),
-            backend_description: "the test emulator".into(),
-            synthetic: true,
-            local_s3_root: Some(emulator.s3_root().to_owned()),
-            dicomweb: Some(healthimaging_e2e::dicomweb_for(emulator.url())),
-            state_dir: None,
-            export: Default::default(),
-            s3: None,
-            confirmation_key: None,
-            bulk_ceiling: 100,
-        },
-    );
-    let (server_end, client_end) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_end).await {
-            let _ = running.waiting().await;
-        }
-    });
+    let server = healthimaging_e2e::Setup::for_emulator(&emulator)
+        .server(sdk, AuditLog::to_writer(std::io::sink()));
     let collector = Collector::default();
-    let client = collector.clone().serve(client_end).await.unwrap();
+    let client = healthimaging_e2e::serve_with(server, collector.clone()).await;
     let sets = all_image_sets(
         &healthimaging_mcp::backend::emulator_client(
             emulator.url(),

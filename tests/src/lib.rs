@@ -248,7 +248,43 @@ impl Default for Setup {
     }
 }
 
+/// A client `handler` (one that answers elicitations or collects progress,
+/// say) connected in-process to `server`.
+pub async fn serve_with<H: rmcp::ClientHandler>(
+    server: HealthImagingServer,
+    handler: H,
+) -> RunningService<RoleClient, H> {
+    let (server_end, client_end) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_end).await {
+            let _ = running.waiting().await;
+        }
+    });
+    handler.serve(client_end).await.expect("MCP session starts")
+}
+
 impl Setup {
+    /// The server this set-up describes, over `sdk`, auditing to `audit`.
+    pub fn server(self, sdk: Client, audit: AuditLog) -> HealthImagingServer {
+        HealthImagingServer::new(
+            sdk,
+            ServerOptions {
+                grant: self.grant,
+                confirmation_ttl: self.confirmation_ttl,
+                audit,
+                backend_description: "the test emulator".to_owned(),
+                synthetic: true,
+                local_s3_root: self.local_s3_root,
+                dicomweb: self.dicomweb,
+                state_dir: self.state_dir,
+                export: self.export,
+                s3: self.s3,
+                confirmation_key: self.confirmation_key,
+                bulk_ceiling: healthimaging_mcp::config::DEFAULT_BULK_CEILING,
+            },
+        )
+    }
+
     /// Everything of a standalone emulator: its S3 folder and DICOMweb.
     pub fn for_emulator(emulator: &Emulator) -> Self {
         Self {
@@ -406,30 +442,8 @@ impl Mcp {
     /// A server set up as `setup` says.
     pub async fn connect_full(sdk: Client, setup: Setup) -> Self {
         let audit = SharedBuffer::default();
-        let server = HealthImagingServer::new(
-            sdk,
-            ServerOptions {
-                grant: setup.grant,
-                confirmation_ttl: setup.confirmation_ttl,
-                audit: AuditLog::to_writer(audit.clone()),
-                backend_description: "the test emulator".to_owned(),
-                synthetic: true,
-                local_s3_root: setup.local_s3_root,
-                dicomweb: setup.dicomweb,
-                state_dir: setup.state_dir,
-                export: setup.export,
-                s3: setup.s3,
-                confirmation_key: setup.confirmation_key,
-                bulk_ceiling: healthimaging_mcp::config::DEFAULT_BULK_CEILING,
-            },
-        );
-        let (server_end, client_end) = tokio::io::duplex(1 << 20);
-        tokio::spawn(async move {
-            if let Ok(running) = server.serve(server_end).await {
-                let _ = running.waiting().await;
-            }
-        });
-        let client = ().serve(client_end).await.expect("MCP session starts");
+        let server = setup.server(sdk, AuditLog::to_writer(audit.clone()));
+        let client = serve_with(server, ()).await;
         Self {
             client,
             audit,
