@@ -30,7 +30,7 @@ async fn list_shows_every_scenario_with_its_story() {
     );
     assert!(stdout.contains("08-gdpr-erasure  (delete"), "{stdout}");
     assert!(stdout.contains("Mr Suzuki has exercised his right to erasure."));
-    assert_eq!(stdout.matches(" set, ").count(), 10);
+    assert_eq!(stdout.matches(" set, ").count(), 11);
 }
 
 #[tokio::test]

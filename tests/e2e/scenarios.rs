@@ -76,6 +76,7 @@ scenarios! {
     scenario_08_gdpr_erasure => "08-gdpr-erasure.toml",
     scenario_09_import_a_study => "09-import-a-study.toml",
     scenario_10_failure_drill => "10-failure-drill.toml",
+    scenario_11_deidentified_research_export => "11-deidentified-research-export.toml",
 }
 
 #[tokio::test]

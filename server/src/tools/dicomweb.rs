@@ -601,3 +601,121 @@ fn sr_text(item: &dicom_object::InMemDicomObject, lines: &mut Vec<String>, depth
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dicom_core::value::{DataSetSequence, PrimitiveValue, Value as DicomValue};
+    use dicom_core::{DataElement, Length, VR};
+    use dicom_object::InMemDicomObject;
+    use dicom_object::meta::FileMetaTableBuilder;
+
+    use super::*;
+
+    fn code(meaning: &str) -> DataElement<InMemDicomObject> {
+        DataElement::new(
+            tags::CONCEPT_NAME_CODE_SEQUENCE,
+            VR::SQ,
+            DicomValue::from(DataSetSequence::new(
+                vec![InMemDicomObject::from_element_iter([
+                    DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from("121071")),
+                    DataElement::new(
+                        tags::CODING_SCHEME_DESIGNATOR,
+                        VR::SH,
+                        PrimitiveValue::from("DCM"),
+                    ),
+                    DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(meaning)),
+                ])],
+                Length::UNDEFINED,
+            )),
+        )
+    }
+
+    fn item(
+        value_type: &str,
+        meaning: &str,
+        text: Option<&str>,
+        children: Vec<InMemDicomObject>,
+    ) -> InMemDicomObject {
+        let mut item = InMemDicomObject::from_element_iter([
+            DataElement::new(tags::VALUE_TYPE, VR::CS, PrimitiveValue::from(value_type)),
+            code(meaning),
+        ]);
+        if let Some(text) = text {
+            item.put(DataElement::new(
+                tags::TEXT_VALUE,
+                VR::UT,
+                PrimitiveValue::from(text),
+            ));
+        }
+        if !children.is_empty() {
+            item.put(DataElement::new(
+                tags::CONTENT_SEQUENCE,
+                VR::SQ,
+                DicomValue::from(DataSetSequence::new(children, Length::UNDEFINED)),
+            ));
+        }
+        item
+    }
+
+    #[test]
+    fn a_structured_reports_text_items_are_read_with_their_concept_names() {
+        let sr_class = "1.2.840.10008.5.1.4.1.1.88.11";
+        let mut root = item(
+            "CONTAINER",
+            "Imaging Report",
+            None,
+            vec![item(
+                "CONTAINER",
+                "Findings",
+                None,
+                vec![
+                    item("TEXT", "Finding", Some("Lungs clear."), vec![]),
+                    item("TEXT", "Impression", Some("No acute findings."), vec![]),
+                ],
+            )],
+        );
+        for (tag, vr, value) in [
+            (tags::SOP_CLASS_UID, VR::UI, sr_class),
+            (tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4"),
+            (tags::CONTENT_DATE, VR::DA, "20260101"),
+        ] {
+            root.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+        }
+        let file = root
+            .with_meta(
+                FileMetaTableBuilder::new()
+                    .media_storage_sop_class_uid(sr_class)
+                    .media_storage_sop_instance_uid("1.2.3.4")
+                    .transfer_syntax("1.2.840.10008.1.2.1"),
+            )
+            .unwrap();
+        let mut bytes = Vec::new();
+        file.write_all(&mut bytes).unwrap();
+        let report = read_report(&bytes).unwrap();
+        assert_eq!(report.kind, "sr");
+        assert_eq!(report.title.as_deref(), Some("Imaging Report"));
+        assert_eq!(report.date.as_deref(), Some("20260101"));
+        assert_eq!(
+            report.text,
+            "Findings\nFinding: Lungs clear.\nImpression: No acute findings."
+        );
+        // Neither a PDF nor an SR: refused with the reason.
+        let mut other = InMemDicomObject::new_empty();
+        other.put(DataElement::new(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2"),
+        ));
+        let file = other
+            .with_meta(
+                FileMetaTableBuilder::new()
+                    .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
+                    .media_storage_sop_instance_uid("1.2.3.5")
+                    .transfer_syntax("1.2.840.10008.1.2.1"),
+            )
+            .unwrap();
+        let mut bytes = Vec::new();
+        file.write_all(&mut bytes).unwrap();
+        assert!(read_report(&bytes).err().unwrap().contains("neither"));
+    }
+}
