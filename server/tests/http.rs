@@ -63,6 +63,43 @@ async fn start(extra: &[&str]) -> HttpServer {
     }
 }
 
+/// One raw HTTP/1.1 request; returns the status and the Mcp-Session-Id.
+async fn raw(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Option<String>) {
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let mut request = format!(
+        "{method} /mcp HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap() == 1 {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head[9..12].parse().unwrap();
+    let session = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("mcp-session-id: ")
+            .map(|v| v.trim().to_owned())
+    });
+    (status, session)
+}
+
 /// One raw HTTP/1.1 POST of an `initialize`; returns the status.
 async fn post_initialize(url: &str, headers: &[(&str, &str)]) -> u16 {
     let address = url
@@ -158,6 +195,17 @@ async fn rmcp_and_the_python_sdk_work_over_http_and_the_guards_hold() {
         post_initialize(&url, &[auth, ("Sec-Fetch-Site", "cross-site")]).await,
         403
     );
+    // GET and DELETE as the 2025-11-25 revision asks: no stream without a
+    // session; DELETE ends a session, which then answers 404.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let (status, session) = raw(&url, "POST", &[auth], init).await;
+    assert_eq!(status, 200);
+    let session = session.expect("a session ID");
+    assert_eq!(raw(&url, "GET", &[auth], "").await.0, 400);
+    let with_session = [auth, ("Mcp-Session-Id", session.as_str())];
+    assert_eq!(raw(&url, "DELETE", &with_session, "").await.0, 202);
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    assert_eq!(raw(&url, "POST", &with_session, list).await.0, 404);
     // The origin the operator allowed passes.
     assert_eq!(
         post_initialize(&url, &[auth, ("Origin", "https://allowed.example")]).await,

@@ -54,8 +54,18 @@ async fn session(
     rmcp::service::RunningService<RoleClient, User>,
     Arc<Mutex<Vec<String>>>,
 ) {
-    let server = healthimaging_e2e::Setup::default()
-        .server(sdk.clone(), AuditLog::to_writer(std::io::sink()));
+    session_with(sdk, accept, healthimaging_e2e::Setup::default()).await
+}
+
+async fn session_with(
+    sdk: &aws_sdk_medicalimaging::Client,
+    accept: bool,
+    setup: healthimaging_e2e::Setup,
+) -> (
+    rmcp::service::RunningService<RoleClient, User>,
+    Arc<Mutex<Vec<String>>>,
+) {
+    let server = setup.server(sdk.clone(), AuditLog::to_writer(std::io::sink()));
     let asked = Arc::new(Mutex::new(Vec::new()));
     let user = User {
         accept,
@@ -112,4 +122,87 @@ async fn the_users_answer_in_the_client_completes_or_stops_a_deletion() {
     assert_eq!(out["phase"], "executed", "{}", out["summary"]);
     assert_eq!(asked.lock().unwrap().len(), 1);
     assert_eq!(all_image_sets(&sdk, &ds).await.len(), sets.len() - 1);
+}
+
+#[tokio::test]
+async fn a_datastore_deletion_and_an_identified_export_are_asked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, sdk, ds) = healthimaging_e2e::ci_emulator(dir.path()).await;
+    let empty = sdk
+        .create_datastore()
+        .datastore_name("to-go")
+        .send()
+        .await
+        .unwrap()
+        .datastore_id()
+        .to_owned();
+    for _ in 0..100 {
+        let got = sdk
+            .get_datastore()
+            .datastore_id(&empty)
+            .send()
+            .await
+            .unwrap();
+        if got
+            .datastore_properties()
+            .unwrap()
+            .datastore_status()
+            .as_str()
+            == "ACTIVE"
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let call = |tool: &'static str, arguments: serde_json::Value| {
+        CallToolRequestParams::new(tool).with_arguments(arguments.as_object().unwrap().clone())
+    };
+    // Declined, then accepted: the datastore goes only after a yes.
+    let (client, _) = session(&sdk, false).await;
+    let out = structured(
+        &client
+            .call_tool(call("delete_datastore", json!({"datastore_id": empty})))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(out["phase"], "refused", "{out}");
+    let (client, asked) = session(&sdk, true).await;
+    let out = structured(
+        &client
+            .call_tool(call("delete_datastore", json!({"datastore_id": empty})))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(out["phase"], "executed", "{out}");
+    assert!(asked.lock().unwrap()[0].contains("to-go"));
+
+    // Identified data to another archive: the user says no, nothing is sent.
+    let url = format!("{}/datastore/{empty}/studies", emulator.url());
+    let setup = || healthimaging_e2e::Setup {
+        export: healthimaging_mcp::config::ExportPolicy {
+            allowed: vec![healthimaging_mcp::export::Destination::parse(&url).unwrap()],
+            ..Default::default()
+        },
+        ..healthimaging_e2e::Setup::for_emulator(&emulator)
+    };
+    let sets = all_image_sets(&sdk, &ds).await;
+    let study = sets[0]
+        .dicom_tags()
+        .unwrap()
+        .dicom_study_instance_uid()
+        .unwrap()
+        .to_owned();
+    let (client, asked) = session_with(&sdk, false, setup()).await;
+    let out = structured(
+        &client
+            .call_tool(call(
+                "start_dicom_export_job",
+                json!({"datastore_id": ds, "study_instance_uid": study, "destination": url, "de_identify": false}),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(out["phase"], "refused", "{out}");
+    assert!(out.get("job").is_none());
+    assert!(asked.lock().unwrap()[0].contains("WITHOUT de-identification"));
 }

@@ -72,6 +72,7 @@ impl HealthImagingServer {
     pub async fn delete_datastore(
         &self,
         Parameters(args): Parameters<DeleteDatastoreArgs>,
+        peer: rmcp::Peer<rmcp::RoleServer>,
     ) -> Result<Json<DeleteDatastoreOutput>, ToolError> {
         let id = args.datastore_id.as_str();
         audit::touch(id);
@@ -96,15 +97,31 @@ impl HealthImagingServer {
         let state = fingerprint(&current, held);
 
         let Some(token) = args.confirmation_token else {
-            audit::outcome(Outcome::Preview);
-            return Ok(self.preview(
+            let preview = self.preview(
                 Phase::Preview,
                 current,
                 held,
                 bound_arguments,
                 state,
                 "Preview only, nothing changed.",
-            ));
+            );
+            // A client that can ask its user shows the preview there.
+            match super::plan::ask_the_user(&peer, &preview.0.summary).await {
+                Some(true) => return self.delete_now(id).await,
+                Some(false) => {
+                    audit::outcome(Outcome::Refused);
+                    let mut declined = preview.0;
+                    declined.summary = "Not deleted: the user declined in the client.".to_owned();
+                    declined.phase = Phase::Refused;
+                    declined.confirmation_token = None;
+                    declined.expires_in_seconds = None;
+                    return Ok(Json(declined));
+                }
+                None => {
+                    audit::outcome(Outcome::Preview);
+                    return Ok(preview);
+                }
+            }
         };
         match self
             .confirmations
@@ -135,7 +152,12 @@ impl HealthImagingServer {
             }
             Ok(_) => {}
         }
+        self.delete_now(id).await
+    }
+}
 
+impl HealthImagingServer {
+    async fn delete_now(&self, id: &str) -> Result<Json<DeleteDatastoreOutput>, ToolError> {
         self.client
             .delete_datastore()
             .datastore_id(id)

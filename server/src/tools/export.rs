@@ -171,9 +171,28 @@ impl HealthImagingServer {
             );
             let what = describe(&planning, &destination);
             let refusal = match &args.confirmation_token {
-                None => Some(format!(
-                    "Preview only, nothing sent: {what} WITHOUT de-identification: patient data leaves this system. Show this to the user; call again with confirmation_token only if they agree."
-                )),
+                None => {
+                    let preview = format!(
+                        "Preview only, nothing sent: {what} WITHOUT de-identification: patient data leaves this system. Show this to the user; call again with confirmation_token only if they agree."
+                    );
+                    // A client that can ask its user shows the preview there.
+                    match super::plan::ask_the_user(&peer, &preview).await {
+                        Some(true) => None,
+                        Some(false) => {
+                            audit::outcome(audit::Outcome::Refused);
+                            return Ok(Json(ExportOutput {
+                                summary: format!(
+                                    "Nothing sent: the user declined in the client. {what}."
+                                ),
+                                job: None,
+                                phase: Some("refused".to_owned()),
+                                confirmation_token: None,
+                                expires_in_seconds: None,
+                            }));
+                        }
+                        None => Some(preview),
+                    }
+                }
                 Some(token) => match self.confirmations.redeem(
                     token.as_str(),
                     "start_dicom_export_job",

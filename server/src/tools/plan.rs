@@ -339,15 +339,15 @@ struct Confirmation {
 rmcp::elicit_safe!(Confirmation);
 
 /// Shows `preview` to the client's user and returns their answer: `None`
-/// when the client cannot ask (no elicitation capability, an older or newer
-/// protocol flow, an error), and for an empty plan. An answer only confirms
-/// a call the grant already allows; it is never authentication.
-async fn ask_the_user(peer: &Peer<RoleServer>, preview: &str, plan: &Plan) -> Option<bool> {
-    if plan.changes.is_empty() {
-        return None;
-    }
+/// when the client cannot ask (no elicitation capability, the 2026-07-28
+/// flow, an error). An answer only confirms a call the grant already
+/// allows; it is never authentication.
+pub(crate) async fn ask_the_user(peer: &Peer<RoleServer>, preview: &str) -> Option<bool> {
     let message = preview
         .split("To execute exactly this, call")
+        .next()
+        .unwrap_or(preview)
+        .split("Show this to the user")
         .next()
         .unwrap_or(preview)
         .to_owned();
@@ -398,7 +398,12 @@ impl HealthImagingServer {
                 let preview = self.plan_preview(tool, bound_arguments.clone(), fingerprint.clone(), plan.clone(), Phase::Preview, "Preview only, nothing changed.");
                 // A client that can ask its user shows the preview there; the
                 // user's answer completes the call. Without that, the token.
-                match ask_the_user(&progress.peer, &preview.0.summary, &plan).await {
+                let asked = if plan.changes.is_empty() {
+                    None
+                } else {
+                    ask_the_user(&progress.peer, &preview.0.summary).await
+                };
+                match asked {
                     Some(true) => None,
                     Some(false) => {
                         audit::outcome(Outcome::Refused);
