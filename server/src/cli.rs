@@ -236,6 +236,16 @@ pub struct ServeArgs {
     /// With --transport http: listen off loopback without a token.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// With --transport http: accept access tokens (JWTs) of this OAuth issuer, and serve the
+    /// RFC 9728 protected-resource metadata naming it. Needs --oauth-jwks and --oauth-audience.
+    #[arg(long, value_name = "URL")]
+    pub oauth_issuer: Option<String>,
+    /// The issuer's JSON Web Key Set (RS256 or ES256 keys), read from this file.
+    #[arg(long, value_name = "FILE")]
+    pub oauth_jwks: Option<PathBuf>,
+    /// The audience tokens must name: this server's resource URL, e.g. https://mcp.example/mcp.
+    #[arg(long, value_name = "URL")]
+    pub oauth_audience: Option<String>,
     /// A file holding the key confirmation tokens are sealed with (at least 32 characters;
     /// otherwise HEALTHIMAGING_MCP_CONFIRMATION_KEY, else one made at start). Replicas behind a
     /// load balancer share it.

@@ -20,6 +20,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +39,62 @@ pub struct Guard {
     pub allowed_origins: Vec<String>,
     /// The bearer token every request must carry, when set.
     pub token: Option<String>,
+    /// OAuth access tokens accepted as bearer tokens, when configured.
+    pub oauth: Option<OAuth>,
+}
+
+/// An OAuth authorization server whose access tokens (JWTs) are accepted.
+#[derive(Debug, Clone)]
+pub struct OAuth {
+    /// The issuer (`iss`) and the authorization server named in the
+    /// protected-resource metadata.
+    pub issuer: String,
+    /// The audience (`aud`) tokens must name: this resource.
+    pub audience: String,
+    /// The issuer's signing keys.
+    pub jwks: healthimaging_emulator::oidc::Jwks,
+}
+
+impl OAuth {
+    /// Checks an access token: signature, `exp`/`nbf`/`iat`, `iss`, `aud`.
+    pub fn check(&self, token: &str) -> Result<(), String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.jwks.check(token, now)?;
+        let claims: serde_json::Value = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or("the token's payload is not JSON")?;
+        if claims["iss"].as_str() != Some(self.issuer.as_str()) {
+            return Err("the token's issuer (iss) is not the configured one".into());
+        }
+        let audience = &claims["aud"];
+        let ours = audience.as_str() == Some(self.audience.as_str())
+            || audience
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(self.audience.as_str())));
+        if !ours {
+            return Err("the token's audience (aud) is not this server".into());
+        }
+        Ok(())
+    }
+
+    /// The RFC 9728 protected-resource metadata.
+    fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "resource": self.audience,
+            "authorization_servers": [self.issuer],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "healthimaging-mcp"
+        })
+    }
 }
 
 /// Why the HTTP transport could not start.
@@ -85,7 +142,11 @@ pub async fn bind(
     insecure_no_auth: bool,
     cancel: CancellationToken,
 ) -> Result<Bound, HttpError> {
-    if !addr.ip().is_loopback() && guard.token.is_none() && !insecure_no_auth {
+    if !addr.ip().is_loopback()
+        && guard.token.is_none()
+        && guard.oauth.is_none()
+        && !insecure_no_auth
+    {
         return Err(HttpError::NeedsToken(addr));
     }
     let listener = tokio::net::TcpListener::bind(addr)
@@ -118,13 +179,27 @@ pub async fn bind(
             Arc::new(LocalSessionManager::default()),
             config,
         );
+    let metadata = guard.oauth.as_ref().map(OAuth::metadata);
     let guard = Arc::new(guard);
-    let router = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            let guard = guard.clone();
-            async move { check(&guard, request, next).await }
-        }));
+    let mut router = axum::Router::new().nest_service("/mcp", service);
+    if let Some(metadata) = metadata {
+        let answer = move || {
+            let metadata = metadata.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    metadata.to_string(),
+                )
+            }
+        };
+        router = router
+            .route(METADATA_PATH, axum::routing::get(answer.clone()))
+            .route(&format!("{METADATA_PATH}/mcp"), axum::routing::get(answer));
+    }
+    let router = router.layer(middleware::from_fn(move |request: Request, next: Next| {
+        let guard = guard.clone();
+        async move { check(&guard, request, next).await }
+    }));
     Ok(Bound {
         listener,
         router,
@@ -142,8 +217,14 @@ impl Bound {
     }
 }
 
+/// Where the protected-resource metadata is served (RFC 9728).
+const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
 /// The checks rmcp does not make: a browser without an Origin, and the token.
 async fn check(guard: &Guard, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with(METADATA_PATH) && guard.oauth.is_some() {
+        return next.run(request).await;
+    }
     let headers = request.headers();
     if headers.contains_key("sec-fetch-site") && !headers.contains_key(header::ORIGIN) {
         return refuse(
@@ -151,21 +232,41 @@ async fn check(guard: &Guard, request: Request, next: Next) -> Response {
             "a browser request without an Origin header is refused",
         );
     }
-    if let Some(token) = &guard.token {
+    if guard.token.is_some() || guard.oauth.is_some() {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        let by_token = guard
+            .token
+            .as_ref()
+            .is_some_and(|token| constant_time_eq(given.as_bytes(), token.as_bytes()));
+        let by_oauth = !by_token
+            && !given.is_empty()
+            && guard
+                .oauth
+                .as_ref()
+                .is_some_and(|oauth| oauth.check(given).is_ok());
+        if !by_token && !by_oauth {
             let mut response = refuse(
                 StatusCode::UNAUTHORIZED,
                 "a valid bearer token is required (Authorization: Bearer <token>)",
             );
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"healthimaging-mcp\""),
-            );
+            let challenge = match (
+                &guard.oauth,
+                headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+            ) {
+                (Some(_), Some(host)) => format!(
+                    "Bearer realm=\"healthimaging-mcp\", resource_metadata=\"http://{host}{METADATA_PATH}\""
+                ),
+                _ => "Bearer realm=\"healthimaging-mcp\"".to_owned(),
+            };
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
             return response;
         }
     }

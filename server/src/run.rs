@@ -101,11 +101,14 @@ async fn http_settings(
         || !args.allowed_host.is_empty()
         || !args.allowed_origin.is_empty()
         || args.auth_token_file.is_some()
-        || args.insecure_no_auth;
+        || args.insecure_no_auth
+        || args.oauth_issuer.is_some()
+        || args.oauth_jwks.is_some()
+        || args.oauth_audience.is_some();
     if args.transport != crate::cli::TransportArg::Http {
         if http_only {
             return Err(RunError::Usage(
-                "--listen, --allowed-host, --allowed-origin, --auth-token-file and --insecure-no-auth apply to --transport http".to_owned(),
+                "--listen, --allowed-host, --allowed-origin, --auth-token-file, --insecure-no-auth and the --oauth-* flags apply to --transport http".to_owned(),
             ));
         }
         return Ok(None);
@@ -131,7 +134,34 @@ async fn http_settings(
     if let Some(token) = &token {
         crate::http::check_token(token).map_err(RunError::Usage)?;
     }
-    if !listen.ip().is_loopback() && token.is_none() && !args.insecure_no_auth {
+    let oauth = match (&args.oauth_issuer, &args.oauth_jwks, &args.oauth_audience) {
+        (None, None, None) => None,
+        (Some(issuer), Some(jwks), Some(audience)) => {
+            let text = std::fs::read_to_string(jwks).map_err(|e| {
+                RunError::Usage(format!(
+                    "Could not read the JWKS file '{}': {e}",
+                    jwks.display()
+                ))
+            })?;
+            let jwks = healthimaging_emulator::oidc::Jwks::parse(&text).map_err(|e| {
+                RunError::Usage(format!(
+                    "The JWKS file '{}' is not usable: {e}",
+                    jwks.display()
+                ))
+            })?;
+            Some(crate::http::OAuth {
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+                jwks,
+            })
+        }
+        _ => {
+            return Err(RunError::Usage(
+                "--oauth-issuer, --oauth-jwks and --oauth-audience go together".to_owned(),
+            ));
+        }
+    };
+    if !listen.ip().is_loopback() && token.is_none() && oauth.is_none() && !args.insecure_no_auth {
         return Err(RunError::Usage(
             crate::http::HttpError::NeedsToken(listen).to_string(),
         ));
@@ -142,6 +172,7 @@ async fn http_settings(
             allowed_hosts: args.allowed_host.clone(),
             allowed_origins: args.allowed_origin.clone(),
             token,
+            oauth,
         },
     )))
 }

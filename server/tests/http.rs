@@ -15,6 +15,7 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::json;
 use support::command;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -277,4 +278,151 @@ async fn off_loopback_without_a_token_the_server_refuses_to_start() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("apply to --transport http"));
+}
+
+/// An ES256 key, its JWKS, and a signer of access tokens.
+struct Issuer {
+    key: ring::signature::EcdsaKeyPair,
+    jwks: String,
+}
+
+impl Issuer {
+    fn new() -> Self {
+        use base64::Engine;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = key.public_key().as_ref().to_vec();
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let jwks =
+            serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256",
+            "x": b64(&point[1..33]), "y": b64(&point[33..65])}]})
+            .to_string();
+        Self { key, jwks }
+    }
+
+    fn token(&self, claims: serde_json::Value) -> String {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let header = b64(br#"{"alg":"ES256","typ":"JWT","kid":"k1"}"#);
+        let payload = b64(claims.to_string().as_bytes());
+        let signed = format!("{header}.{payload}");
+        let signature = self
+            .key
+            .sign(&ring::rand::SystemRandom::new(), signed.as_bytes())
+            .unwrap();
+        format!("{signed}.{}", b64(signature.as_ref()))
+    }
+}
+
+#[tokio::test]
+async fn oauth_access_tokens_of_the_configured_issuer_are_accepted() {
+    let issuer = Issuer::new();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, &issuer.jwks).unwrap();
+    let mut server = start(&[
+        "--oauth-issuer",
+        "https://login.example",
+        "--oauth-jwks",
+        jwks.to_str().unwrap(),
+        "--oauth-audience",
+        "https://mcp.example/mcp",
+    ])
+    .await;
+    let url = server.url.clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = |iss: &str, aud: &str, exp: i64| {
+        issuer.token(
+            json!({"iss": iss, "aud": aud, "sub": "clinician-1", "iat": now - 10, "exp": exp}),
+        )
+    };
+    let status = |token: String| {
+        let url = url.clone();
+        async move {
+            let bearer = format!("Bearer {token}");
+            post_initialize(&url, &[("Authorization", bearer.as_str())]).await
+        }
+    };
+    assert_eq!(
+        status(token(
+            "https://login.example",
+            "https://mcp.example/mcp",
+            now + 600
+        ))
+        .await,
+        200
+    );
+    assert_eq!(
+        status(token(
+            "https://other.example",
+            "https://mcp.example/mcp",
+            now + 600
+        ))
+        .await,
+        401
+    );
+    assert_eq!(
+        status(token(
+            "https://login.example",
+            "https://elsewhere/mcp",
+            now + 600
+        ))
+        .await,
+        401
+    );
+    assert_eq!(
+        status(token(
+            "https://login.example",
+            "https://mcp.example/mcp",
+            now - 5
+        ))
+        .await,
+        401
+    );
+    // The static token still works beside OAuth.
+    assert_eq!(status(TOKEN.to_owned()).await, 200);
+    // Refusals point at the metadata, which is served without a token.
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(
+            format!("POST /mcp HTTP/1.1\r\nHost: {address}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut refused = String::new();
+    stream.read_to_string(&mut refused).await.unwrap();
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains(&format!(
+            "resource_metadata=\"http://{address}/.well-known/oauth-protected-resource\""
+        )),
+        "{refused}"
+    );
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /.well-known/oauth-protected-resource HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["resource"], "https://mcp.example/mcp");
+    assert_eq!(body["authorization_servers"][0], "https://login.example");
+    server.child.start_kill().unwrap();
 }
