@@ -90,6 +90,16 @@ impl HealthImagingServer {
                 local_s3_root: options.local_s3_root.clone(),
                 s3: options.s3.clone(),
                 calling_ae: options.export.ae_title.clone(),
+                folder_roots: options
+                    .export
+                    .allowed
+                    .iter()
+                    .filter_map(|allowed| match allowed {
+                        crate::export::Destination::Folder(root) => Some(root.clone()),
+                        _ => None,
+                    })
+                    .chain(options.state_dir.as_ref().map(|dir| dir.join("exports")))
+                    .collect(),
             })
         });
         // Jobs a previous server left running go on (they need a runtime).

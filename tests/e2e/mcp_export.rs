@@ -705,3 +705,59 @@ async fn without_a_local_s3_folder_exports_go_through_the_s3_client() {
 fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test]
+async fn links_planted_below_an_allowed_folder_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
+    let mcp = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
+    let manifest = manifest(&emulator);
+    let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let exports = state.join("exports");
+    std::fs::create_dir_all(&exports).unwrap();
+    std::os::unix::fs::symlink(&outside, exports.join("link")).unwrap();
+    std::os::unix::fs::symlink(&outside, emulator.s3_root().join("linked-bucket")).unwrap();
+    for destination in [
+        format!("file://{}/link", exports.display()),
+        format!("file://{}/link/deeper", exports.display()),
+        "s3://linked-bucket/research".to_owned(),
+    ] {
+        let answer = mcp
+            .call(
+                "start_dicom_export_job",
+                json!({"datastore_id": ds, "study_instance_uid": study,
+                       "destination": destination, "de_identify": true, "wait": true}),
+            )
+            .await;
+        let out = structured(&answer);
+        assert_eq!(out["job"]["status"], "FAILED", "{destination}: {out}");
+        assert!(
+            out["job"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("exports do not follow links"),
+            "{destination}: {out}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing was written through a link"
+    );
+    // Real folders below the allowed one are made as needed.
+    let answer = mcp
+        .call(
+            "start_dicom_export_job",
+            json!({"datastore_id": ds, "study_instance_uid": study,
+                   "destination": format!("file://{}/a/b", exports.display()), "wait": true}),
+        )
+        .await;
+    assert_eq!(structured(&answer)["job"]["status"], "COMPLETED");
+    assert!(!dicom_files(&exports.join("a/b")).is_empty());
+}

@@ -32,6 +32,9 @@ pub struct Runner {
     pub s3: Option<aws_sdk_s3::Client>,
     /// This server's AE title.
     pub calling_ae: String,
+    /// The folders `file://` destinations were allowed at or below: a job's
+    /// folder is reached from one of them without following a link.
+    pub folder_roots: Vec<PathBuf>,
 }
 
 impl Runner {
@@ -268,7 +271,8 @@ impl Sink {
         let fresh = record.next == 0;
         match destination {
             Destination::Folder(dir) => {
-                let root = job_folder(&dir, job_id, fresh)?;
+                let roots: Vec<&Path> = runner.folder_roots.iter().map(PathBuf::as_path).collect();
+                let root = job_folder(&roots, &dir, job_id, fresh)?;
                 Ok(Sink::Files {
                     shown: format!("file://{}", root.display()),
                     root,
@@ -296,14 +300,7 @@ impl Sink {
                 if !prefix.is_empty() {
                     dir = dir.join(&prefix);
                 }
-                let root = job_folder(&dir, job_id, fresh)?;
-                let confined = std::fs::canonicalize(&root)
-                    .ok()
-                    .zip(std::fs::canonicalize(s3).ok())
-                    .is_some_and(|(root, s3)| root.starts_with(s3));
-                if !confined {
-                    return Err("the S3 destination leads outside the S3 folder".to_owned());
-                }
+                let root = job_folder(&[s3.as_path()], &dir, job_id, fresh)?;
                 let key = if prefix.is_empty() {
                     job_id.clone()
                 } else {
@@ -514,24 +511,60 @@ async fn put_object(
         })
 }
 
-/// The job's folder inside `dir`: created fresh for a new job (refused if it
-/// exists), reused when resuming.
-fn job_folder(dir: &Path, job_id: &str, fresh: bool) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir)
+/// The job's folder inside `dir`, which lies at or below one of `roots`:
+/// created fresh for a new job (refused if it exists), reused when resuming.
+/// Every folder from the root down is entered or created without following
+/// a link, so a link planted below an allowed folder cannot carry an export
+/// elsewhere (the root itself is the operator's and may be a link).
+fn job_folder(roots: &[&Path], dir: &Path, job_id: &str, fresh: bool) -> Result<PathBuf, String> {
+    let root = roots
+        .iter()
+        .filter(|root| dir.starts_with(root))
+        .max_by_key(|root| root.components().count())
+        .ok_or_else(|| format!("{} is not inside an allowed folder", dir.display()))?;
+    std::fs::create_dir_all(root)
         .map_err(|e| format!("the destination folder could not be created: {e}"))?;
-    let root = dir.join(job_id);
-    if fresh {
-        std::fs::create_dir(&root).map_err(|e| {
-            format!(
-                "the job's folder {} could not be created: {e}",
-                root.display()
-            )
-        })?;
-    } else {
-        std::fs::create_dir_all(&root)
-            .map_err(|e| format!("the job's folder could not be opened: {e}"))?;
+    let mut current = root.to_path_buf();
+    let rest = dir.strip_prefix(root).map_err(|e| e.to_string())?;
+    for part in rest.components() {
+        let std::path::Component::Normal(part) = part else {
+            return Err(format!("{} has a . or .. segment", dir.display()));
+        };
+        current.push(part);
+        enter(&current, false)?;
     }
-    Ok(root)
+    current.push(job_id);
+    enter(&current, fresh)?;
+    Ok(current)
+}
+
+/// Makes sure `path` is a real folder (not a link), creating it if it is
+/// missing; with `new`, it must not exist yet.
+fn enter(path: &Path, new: bool) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) if new => Err(format!(
+            "the job's folder {} exists already",
+            path.display()
+        )),
+        Ok(meta) if meta.file_type().is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "{} is a link or a file, not a folder: exports do not follow links",
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(path) {
+            Ok(()) => Ok(()),
+            // Made by someone else meanwhile: look again.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !new => enter(path, false),
+            Err(e) => Err(format!(
+                "the folder {} could not be created: {e}",
+                path.display()
+            )),
+        },
+        Err(e) => Err(format!(
+            "the folder {} could not be read: {e}",
+            path.display()
+        )),
+    }
 }
 
 /// A UID as a path component, or a digest of it when it is not a UID.
