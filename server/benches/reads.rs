@@ -138,6 +138,8 @@ async fn run() {
             export: Default::default(),
             s3: None,
             confirmation_key: None,
+            loading: None,
+            loading_wait: std::time::Duration::ZERO,
             bulk_ceiling: 25,
         },
     );

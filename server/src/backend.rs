@@ -108,6 +108,8 @@ pub struct Connection {
     signing: (String, SharedCredentialsProvider),
     /// S3 for export destinations, where there is an S3 to use.
     pub s3: Option<aws_sdk_s3::Client>,
+    /// The fixture set loading into the embedded emulator.
+    pub loading: Option<Arc<crate::loading::Loading>>,
 }
 
 /// An emulator inside this process.
@@ -117,8 +119,9 @@ pub struct Embedded {
     pub service: Arc<Service>,
     /// Its HTTP listener, when `--expose-emulator` asked for one.
     pub exposed: Option<Emulator>,
-    /// The fixture cache being written, finished before the process ends.
-    pub caching: Option<std::thread::JoinHandle<()>>,
+    /// The task loading the fixture set (and then writing the fixture
+    /// cache), finished before the process ends once the set is loaded.
+    pub loader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Connection {
@@ -135,13 +138,73 @@ impl Connection {
         let Some(embedded) = self.embedded else {
             return;
         };
-        if let Some(caching) = embedded.caching {
-            let _ = tokio::task::spawn_blocking(move || caching.join()).await;
+        if let Some(loader) = embedded.loader {
+            // A load cut short is lost with the in-memory store (a data
+            // directory's import job resumes at the next start); a cache
+            // being written is finished.
+            if self.loading.as_ref().is_some_and(|l| !l.settled()) {
+                loader.abort();
+            }
+            let _ = loader.await;
         }
         if let Some(emulator) = embedded.exposed
             && let Err(error) = emulator.shutdown().await
         {
             tracing::warn!(%error, "the embedded emulator's listener did not stop cleanly");
+        }
+    }
+}
+
+/// Loads `loading`'s fixture set through `client`, says how it went, and
+/// keeps a first import in `cache` for the next start.
+async fn load(
+    loading: Arc<crate::loading::Loading>,
+    client: Client,
+    service: Arc<Service>,
+    cache: Option<std::path::PathBuf>,
+    restored: bool,
+) {
+    let set = loading.set();
+    let outcome = crate::seed::seed_observed(
+        &client,
+        service.s3.path(),
+        set,
+        crate::seed::FIXTURE_SEED,
+        loading.clone(),
+    )
+    .await;
+    loading.finish(&outcome);
+    let took = loading.took().unwrap_or_default().as_secs_f64();
+    let seeded = match outcome {
+        Ok(seeded) => seeded,
+        Err(error) => {
+            eprintln!(
+                "healthimaging-mcp: the {} set could not be loaded: {error}",
+                set.name()
+            );
+            return;
+        }
+    };
+    eprintln!(
+        "healthimaging-mcp: datastore {} ({}) holds the {} set: {} image sets{}",
+        set.name(),
+        seeded.datastore_id,
+        set.name(),
+        seeded.image_sets,
+        if seeded.reused && restored {
+            format!(" (restored from the cache in {took:.2} s)")
+        } else if seeded.reused {
+            " (kept from the data directory)".to_owned()
+        } else {
+            format!(", imported in {took:.1} s")
+        }
+    );
+    if let Some(dir) = cache.filter(|_| !seeded.reused) {
+        let save = move || crate::seed::save_cache(&service, &dir);
+        match tokio::task::spawn_blocking(save).await {
+            Ok(Err(error)) => tracing::warn!(%error, "the fixture cache could not be written"),
+            Err(error) => tracing::warn!(%error, "the fixture cache could not be written"),
+            Ok(Ok(())) => {}
         }
     }
 }
@@ -183,7 +246,6 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
                 restore_snapshot: restore.map(|dir| dir.join("store")),
                 ..EmulatorConfig::default()
             };
-            let started = std::time::Instant::now();
             let service = Service::start(config).map_err(StartupError::Emulator)?;
             if let Some(dir) = restore
                 && let Err(error) = crate::seed::restore_s3(dir, service.s3.path())
@@ -191,47 +253,24 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
                 tracing::warn!(%error, "the cached fixture files could not be restored");
             }
             let client = embedded_client(&service, tuning);
-            let mut holding = String::new();
-            let mut caching = None;
-            if let Some(set) = fixtures {
-                let seeded =
-                    crate::seed::seed(&client, service.s3.path(), *set, crate::seed::FIXTURE_SEED)
-                        .await
-                        .map_err(StartupError::Seed)?;
-                eprintln!(
-                    "healthimaging-mcp: datastore {} ({}) holds the {} set: {} image sets{}",
-                    set.name(),
-                    seeded.datastore_id,
-                    set.name(),
-                    seeded.image_sets,
-                    if seeded.reused && restore.is_some() {
-                        format!(
-                            " (restored from the cache in {:.2} s)",
-                            started.elapsed().as_secs_f64()
-                        )
-                    } else if seeded.reused {
-                        " (kept from the data directory)".to_owned()
-                    } else {
-                        format!(", imported in {:.1} s", started.elapsed().as_secs_f64())
-                    }
-                );
-                if let Some(dir) = cache.filter(|_| !seeded.reused) {
-                    // Written beside the running server: the first session
-                    // does not wait for it.
-                    let service = service.clone();
-                    caching = Some(std::thread::spawn(move || {
-                        if let Err(error) = crate::seed::save_cache(&service, &dir) {
-                            tracing::warn!(%error, "the fixture cache could not be written");
-                        }
-                    }));
+            // The set loads beside the server, which answers at once: a
+            // restored cache or a full data directory settles in
+            // milliseconds, a first start in seconds.
+            let restored = restore.is_some();
+            let (loading, loader) = match *fixtures {
+                Some(set) => {
+                    let loading = crate::loading::Loading::new(set, service.clone());
+                    let task = load(
+                        loading.clone(),
+                        client.clone(),
+                        service.clone(),
+                        cache.filter(|_| !restored),
+                        restored,
+                    );
+                    (Some(loading), Some(tokio::spawn(task)))
                 }
-                holding = format!(
-                    "; datastore `{}` ({}) holds {} image sets of synthetic patients",
-                    set.name(),
-                    seeded.datastore_id,
-                    seeded.image_sets
-                );
-            }
+                None => (None, None),
+            };
             let exposed = match expose {
                 None => None,
                 Some(addr) => Some(expose_emulator(&service, *addr).await?),
@@ -251,13 +290,14 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
                 // The emulator's S3 folder takes s3:// destinations.
                 s3: None,
                 description: format!(
-                    "the embedded HealthImaging emulator ({reach}; synthetic data only; no real patient data){holding}"
+                    "the embedded HealthImaging emulator ({reach}; synthetic data only; no real patient data)"
                 ),
                 synthetic: true,
+                loading,
                 embedded: Some(Embedded {
                     service,
                     exposed,
-                    caching,
+                    loader,
                 }),
             })
         }
@@ -294,6 +334,7 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
                 ),
                 signing: (region.clone(), provider),
                 s3: Some(aws_sdk_s3::Client::new(&sdk_config)),
+                loading: None,
                 client,
                 description: format!("AWS HealthImaging in region {region}{account}{where_to}"),
                 synthetic: false,
@@ -328,6 +369,7 @@ async fn connect_sdk(target: &Target, tuning: Tuning) -> Result<Connection, Star
             Ok(Connection {
                 dicomweb: DicomWeb::for_endpoint(Some(url), &region, provider.clone(), tuning),
                 s3: s3_for_endpoint(&region, provider.clone()),
+                loading: None,
                 signing: (region.clone(), provider),
                 client,
                 description: format!(

@@ -189,6 +189,15 @@ pub struct ServeArgs {
     /// named after it (default: demo). Imported once per data directory.
     #[arg(long, value_enum, value_name = "SET")]
     pub fixtures: Option<FixturesArg>,
+    /// How long a tool call that needs the fixture set waits for it while it still
+    /// loads (first start), before answering that it is loading and how long it
+    /// will take (default 30, at most 600; 0 answers at once).
+    #[arg(
+        long,
+        env = "HEALTHIMAGING_MCP_FIXTURES_WAIT_SECS",
+        value_name = "SECONDS"
+    )]
+    pub fixtures_wait_secs: Option<u64>,
     /// How long a confirmation token of a destructive tool stays valid, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub confirmation_ttl_secs: Option<u64>,

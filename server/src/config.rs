@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub fixtures: Option<FixturesArg>,
     /// Serve the embedded emulator on this loopback address too, behind a key.
     pub expose_emulator: Option<std::net::SocketAddr>,
+    /// How long a call waits for a loading fixture set, in seconds.
+    pub fixtures_wait_secs: Option<u64>,
     /// Confirmation token lifetime in seconds.
     pub confirmation_ttl_secs: Option<u64>,
     /// The most image sets one call of a bulk tool may change.
@@ -64,6 +66,10 @@ pub struct FileConfig {
 pub const DEFAULT_BULK_CEILING: usize = 100;
 /// The highest ceiling an operator may configure.
 pub const MAX_BULK_CEILING: usize = 1000;
+/// How long a call waits for a loading fixture set unless configured.
+pub const DEFAULT_FIXTURES_WAIT_SECS: u64 = 30;
+/// The longest a call may be configured to wait for a loading fixture set.
+pub const MAX_FIXTURES_WAIT_SECS: u64 = 600;
 /// The longest a confirmation token may live: a day.
 pub const MAX_CONFIRMATION_TTL_SECS: u64 = 86_400;
 
@@ -103,6 +109,8 @@ pub struct ServeSettings {
     pub audit_log: Option<PathBuf>,
     /// Confirmation token lifetime.
     pub confirmation_ttl: Duration,
+    /// How long a call waits for a loading fixture set.
+    pub fixtures_wait: Duration,
     /// The most image sets one call of a bulk tool may change.
     pub bulk_ceiling: usize,
     /// Where DICOMweb requests go instead of the backend's DICOMweb endpoint.
@@ -227,6 +235,15 @@ pub fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeSettings, Conf
             "confirmation_ttl_secs must be between 1 and {MAX_CONFIRMATION_TTL_SECS} (a day), not {ttl}"
         )));
     }
+    let fixtures_wait = args
+        .fixtures_wait_secs
+        .or(file.fixtures_wait_secs)
+        .unwrap_or(DEFAULT_FIXTURES_WAIT_SECS);
+    if fixtures_wait > MAX_FIXTURES_WAIT_SECS {
+        return Err(ConfigError::Conflict(format!(
+            "fixtures_wait_secs must be at most {MAX_FIXTURES_WAIT_SECS}, not {fixtures_wait}"
+        )));
+    }
     let bulk_ceiling = args
         .bulk_ceiling
         .or(file.bulk_ceiling)
@@ -268,6 +285,7 @@ pub fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeSettings, Conf
         grant,
         audit_log: args.audit_log.clone().or(file.audit_log),
         confirmation_ttl: Duration::from_secs(ttl),
+        fixtures_wait: Duration::from_secs(fixtures_wait),
         bulk_ceiling,
         dicomweb_url,
         state_dir: args
@@ -475,6 +493,25 @@ mod tests {
             };
             assert_eq!(resolve(&args, FileConfig::default()).is_ok(), ok, "{ttl}");
         }
+    }
+
+    #[test]
+    fn the_fixtures_wait_defaults_to_half_a_minute_and_is_capped() {
+        let settings = resolve(&ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(settings.fixtures_wait, Duration::from_secs(30));
+        for (secs, ok) in [(0, true), (600, true), (601, false), (u64::MAX, false)] {
+            let args = ServeArgs {
+                fixtures_wait_secs: Some(secs),
+                ..ServeArgs::default()
+            };
+            assert_eq!(resolve(&args, FileConfig::default()).is_ok(), ok, "{secs}");
+        }
+        let file = FileConfig {
+            fixtures_wait_secs: Some(5),
+            ..FileConfig::default()
+        };
+        let settings = resolve(&ServeArgs::default(), file).unwrap();
+        assert_eq!(settings.fixtures_wait, Duration::from_secs(5));
     }
 
     #[test]

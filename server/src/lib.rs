@@ -23,6 +23,7 @@ pub mod errors;
 pub mod export;
 pub mod http;
 pub mod in_process;
+pub mod loading;
 pub mod logging;
 pub mod metadata_cache;
 pub mod permissions;

@@ -214,6 +214,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), RunError> {
             export: settings.export.clone(),
             s3: connection.s3.clone(),
             confirmation_key: confirmation_key(&args)?,
+            loading: connection.loading.clone(),
+            loading_wait: settings.fixtures_wait,
         },
     );
     if let Some((listen, guard)) = http {

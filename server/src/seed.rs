@@ -61,6 +61,23 @@ fn call<E: std::fmt::Display>(operation: &'static str) -> impl FnOnce(E) -> Seed
     }
 }
 
+/// What a seeding reports as it goes (for a server that answers while its
+/// fixture set loads).
+pub trait Observer: Send + Sync {
+    /// The datastore the set goes into exists.
+    fn datastore(&self, _datastore_id: &str) {}
+    /// `done` of `patients` patients' files are generated.
+    fn generated(&self, _done: usize, _patients: usize) {}
+    /// The import job started; it will commit `image_sets` image sets.
+    fn importing(&self, _job_id: &str, _image_sets: usize) {}
+}
+
+/// An observer that does nothing with what it hears.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
 /// Makes sure the datastore named after `set` holds the set.
 pub async fn seed(
     client: &Client,
@@ -68,9 +85,29 @@ pub async fn seed(
     set: FixtureSet,
     seed: u64,
 ) -> Result<Seeded, SeedError> {
+    seed_observed(client, s3_root, set, seed, std::sync::Arc::new(Quiet)).await
+}
+
+/// [`seed`], telling `observer` how far it got.
+pub async fn seed_observed(
+    client: &Client,
+    s3_root: &Path,
+    set: FixtureSet,
+    seed: u64,
+    observer: std::sync::Arc<dyn Observer>,
+) -> Result<Seeded, SeedError> {
     let name = set.name();
     let existing = find_datastore(client, name).await?;
+    let folder = s3_root.join(BUCKET).join(name);
+    let manifest = folder.join("manifest.json");
     if let Some(id) = &existing {
+        observer.datastore(id);
+        // A data directory whose first import was cut short: the emulator
+        // resumed the job at start; follow it to the end.
+        if let Some(job_id) = running_fixture_job(client, id, name).await? {
+            observer.importing(&job_id, expected_image_sets(&manifest));
+            return follow(client, id.clone(), &job_id, name).await;
+        }
         let count = count_image_sets(client, id).await?;
         if count > 0 {
             return Ok(Seeded {
@@ -80,30 +117,53 @@ pub async fn seed(
             });
         }
     }
-    let folder = s3_root.join(BUCKET).join(name);
-    if !folder.join("manifest.json").exists() {
-        let spec = Spec {
-            set,
-            seed,
-            patients: None,
-        };
-        let generate = move || healthimaging_fixtures::write(&spec, &folder).map(|_| ());
-        tokio::task::spawn_blocking(generate)
-            .await
-            .map_err(call("fixture generation"))??;
-    }
+    // The datastore first, so that it is listed while the files are made.
     let datastore_id = match existing {
         Some(id) => id,
         None => {
-            client
+            let id = client
                 .create_datastore()
                 .datastore_name(name)
                 .client_token(format!("fixtures-{name}"))
                 .send()
                 .await
                 .map_err(call("CreateDatastore"))?
-                .datastore_id
+                .datastore_id;
+            observer.datastore(&id);
+            id
         }
+    };
+    let image_sets = if manifest.exists() {
+        expected_image_sets(&manifest)
+    } else {
+        let spec = Spec {
+            set,
+            seed,
+            patients: None,
+        };
+        let observer = observer.clone();
+        let generate = move || {
+            let patients = healthimaging_fixtures::planned_patients(&spec);
+            observer.generated(0, patients);
+            let mut seen = std::collections::HashSet::new();
+            let mut report = |relative: &str| {
+                // Files come patient by patient, under dicom/PATIENT_ID/.
+                if let Some(patient) = relative
+                    .strip_prefix("dicom/")
+                    .and_then(|rest| rest.split_once('/'))
+                    .map(|(patient, _)| patient)
+                    && seen.insert(patient.to_owned())
+                {
+                    observer.generated((seen.len() - 1).min(patients), patients);
+                }
+            };
+            let manifest = healthimaging_fixtures::write_observed(&spec, &folder, &mut report)?;
+            observer.generated(patients, patients);
+            Ok::<_, healthimaging_fixtures::Error>(manifest.expected_import.image_sets.len())
+        };
+        tokio::task::spawn_blocking(generate)
+            .await
+            .map_err(call("fixture generation"))??
     };
     wait_until_active(client, &datastore_id).await?;
     let job = client
@@ -117,12 +177,58 @@ pub async fn seed(
         .send()
         .await
         .map_err(call("StartDICOMImportJob"))?;
+    observer.importing(&job.job_id, image_sets);
+    follow(client, datastore_id, &job.job_id, name).await
+}
+
+/// How many image sets the set's manifest says its import makes (0 if it
+/// cannot be read: the count only measures progress).
+fn expected_image_sets(manifest: &Path) -> usize {
+    std::fs::read(manifest)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|m| Some(m["expected_import"]["image_sets"].as_array()?.len()))
+        .unwrap_or(0)
+}
+
+/// The fixture import job still running in `datastore_id`, if there is one.
+async fn running_fixture_job(
+    client: &Client,
+    datastore_id: &str,
+    name: &str,
+) -> Result<Option<String>, SeedError> {
+    let mut pages = client
+        .list_dicom_import_jobs()
+        .datastore_id(datastore_id)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for job in page.map_err(call("ListDICOMImportJobs"))?.job_summaries() {
+            let running = matches!(
+                job.job_status(),
+                JobStatus::Submitted | JobStatus::InProgress
+            );
+            if running && job.job_name() == format!("fixtures-{name}") {
+                return Ok(Some(job.job_id().to_owned()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Waits for the import job `job_id` to end.
+async fn follow(
+    client: &Client,
+    datastore_id: String,
+    job_id: &str,
+    name: &'static str,
+) -> Result<Seeded, SeedError> {
     // Generous: the demo set imports in seconds, a slow debug build in a minute.
     for _ in 0..6000 {
         let properties = client
             .get_dicom_import_job()
             .datastore_id(&datastore_id)
-            .job_id(&job.job_id)
+            .job_id(job_id)
             .send()
             .await
             .map_err(call("GetDICOMImportJob"))?

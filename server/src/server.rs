@@ -17,9 +17,11 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use crate::audit::AuditLog;
 use crate::confirm::Confirmations;
 use crate::dicomweb::DicomWeb;
+use crate::loading::{Gate, Loading, Need};
 use crate::metadata_cache::MetadataCache;
 use crate::permissions::Grant;
 use crate::{resources, tools};
+use rmcp::handler::server::tool::IntoCallToolResult;
 
 /// How one server instance behaves.
 #[derive(Debug)]
@@ -53,6 +55,11 @@ pub struct ServerOptions {
     /// The key confirmation tokens are sealed with (shared by replicas);
     /// made at start when `None`.
     pub confirmation_key: Option<Vec<u8>>,
+    /// The fixture set loading into the backend while the server answers.
+    pub loading: Option<Arc<Loading>>,
+    /// How long a call that needs the loading set waits for it before
+    /// answering that it is still loading.
+    pub loading_wait: Duration,
 }
 
 /// The HealthImaging MCP server. Cheap to clone: every clone shares the
@@ -73,7 +80,9 @@ pub struct HealthImagingServer {
     /// The state directory's `exports` folder, always an allowed destination.
     pub(crate) exports_folder: Option<Arc<std::path::Path>>,
     audit: Arc<AuditLog>,
-    instructions: Arc<str>,
+    instructions: Arc<Instructions>,
+    loading: Option<Arc<Loading>>,
+    loading_wait: Duration,
     tool_router: ToolRouter<HealthImagingServer>,
 }
 
@@ -124,7 +133,14 @@ impl HealthImagingServer {
                 Some(key) => Confirmations::with_key(options.confirmation_ttl, key),
                 None => Confirmations::new(options.confirmation_ttl),
             }),
-            instructions: instructions(&options).into(),
+            instructions: Arc::new(Instructions {
+                backend: options.backend_description.clone(),
+                grant: options.grant.describe().to_owned(),
+                synthetic: options.synthetic,
+                ttl: options.confirmation_ttl,
+            }),
+            loading: options.loading.clone(),
+            loading_wait: options.loading_wait,
             local_s3_root: options.local_s3_root.map(Into::into),
             bulk_ceiling: options.bulk_ceiling,
             metadata: Arc::default(),
@@ -134,14 +150,69 @@ impl HealthImagingServer {
     }
 }
 
-fn instructions(options: &ServerOptions) -> String {
-    let data = if options.synthetic {
+/// What the instructions say, kept to write them when a client asks: the
+/// state of a loading fixture set changes after the server starts.
+#[derive(Debug)]
+struct Instructions {
+    backend: String,
+    grant: String,
+    synthetic: bool,
+    ttl: Duration,
+}
+
+impl HealthImagingServer {
+    /// Waits for a loading fixture set when the call needs it; the answer to
+    /// give instead of calling, when it is still loading or failed.
+    async fn wait_for_fixtures(
+        &self,
+        tool: &str,
+        arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+        progress: Option<&tools::plan::Progress>,
+    ) -> Option<crate::errors::ToolError> {
+        let loading = self.loading.as_ref()?;
+        let mut need = loading.need(tool, arguments);
+        if need == Need::Datastore {
+            loading.wait_for_datastore(self.loading_wait).await;
+            need = match loading.need(tool, arguments) {
+                Need::Datastore => Need::Load,
+                need => need,
+            };
+        }
+        if need != Need::Load {
+            return None;
+        }
+        let mut last: Option<usize> = None;
+        let gate = loading
+            .wait(self.loading_wait, move |fraction, words| {
+                // In per mille, and only rising: progress must increase.
+                let value = (fraction * 1000.0) as usize;
+                let send = progress.is_some() && last.is_none_or(|l| value > l);
+                if send {
+                    last = Some(value);
+                }
+                async move {
+                    if let (true, Some(progress)) = (send, progress) {
+                        progress.report(value, 1000, words).await;
+                    }
+                }
+            })
+            .await;
+        match gate {
+            Gate::Proceed => None,
+            Gate::Refuse(error) => Some(error),
+        }
+    }
+}
+
+fn instructions(parts: &Instructions, loading: Option<&Loading>) -> String {
+    let holding = loading.map_or_else(String::new, |l| format!("; {}", l.describe()));
+    let data = if parts.synthetic {
         "All patients here are synthetic test data; nothing here is a real person."
     } else {
         "This may be real clinical data: never repeat patient identifiers beyond what the user needs."
     };
     format!(
-        "This server connects to {backend}. Permissions: {grant}. {data}\n\
+        "This server connects to {backend}{holding}. Permissions: {grant}. {data}\n\
          HealthImaging keeps DICOM data in datastores; inside a datastore each image set holds one \
          DICOM series of one study. Start with list_datastores, find image sets with the search \
          tools, read get_image_set_metadata for frame IDs, and look at frames with \
@@ -162,12 +233,11 @@ fn instructions(options: &ServerOptions) -> String {
          Failed calls return an error that starts with the AWS error code and ends with what to do. \
          Arguments named as the AWS Labs reference server names them (max_results, \
          search_criteria, …) are accepted too.",
-        backend = options.backend_description,
-        grant = options.grant.describe(),
-        ttl = options.confirmation_ttl.as_secs(),
+        backend = parts.backend,
+        grant = parts.grant,
+        ttl = parts.ttl.as_secs(),
     )
 }
-
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for HealthImagingServer {
     fn get_info(&self) -> ServerConfig {
@@ -181,7 +251,7 @@ impl ServerHandler for HealthImagingServer {
             "healthimaging-mcp",
             env!("CARGO_PKG_VERSION"),
         ))
-        .with_instructions(self.instructions.to_string())
+        .with_instructions(instructions(&self.instructions, self.loading.as_deref()))
     }
 
     async fn call_tool(
@@ -195,6 +265,13 @@ impl ServerHandler for HealthImagingServer {
             if let Some(arguments) = request.arguments.as_mut() {
                 tools::translate_aliases(&tool, arguments)
                     .map_err(|message| ErrorData::invalid_params(message, None))?;
+            }
+            let progress = tools::plan::Progress::new(&context.meta, context.peer.clone());
+            if let Some(error) = self
+                .wait_for_fixtures(&tool, request.arguments.as_ref(), Some(&progress))
+                .await
+            {
+                return error.into_call_tool_result();
             }
             self.tool_router
                 .call(ToolCallContext::new(self, request, context))
@@ -232,6 +309,16 @@ impl ServerHandler for HealthImagingServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = serde_json::Map::from_iter([(
+            "uri".to_owned(),
+            serde_json::Value::String(request.uri.clone()),
+        )]);
+        if let Some(error) = self
+            .wait_for_fixtures("resources/read", Some(&uri), None)
+            .await
+        {
+            return Err(ErrorData::resource_not_found(error.to_string(), None));
+        }
         resources::read(self, &request.uri)
             .await
             .map(ReadResourceResponse::from)

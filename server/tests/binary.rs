@@ -521,6 +521,20 @@ async fn the_second_start_restores_the_demo_set_from_the_cache() {
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let client = ().serve((stdout, stdin)).await.expect("a session");
+        // A search of the demo datastore waits for the load (on the first
+        // run the import job starts only after the files are generated).
+        let searched = client
+            .call_tool(
+                CallToolRequestParams::new("search_image_sets").with_arguments(
+                    json!({"datastore_id": datastore_of(&client).await})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            )
+            .await
+            .unwrap();
+        assert_ne!(searched.is_error, Some(true), "run {run}: {searched:?}");
         let listed = client
             .call_tool(
                 CallToolRequestParams::new("list_dicom_import_jobs").with_arguments(

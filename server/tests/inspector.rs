@@ -19,6 +19,7 @@ fn inspect(inspector: &Path, data: &Path, method: &[&str]) -> (Value, String) {
     let output = Command::new(inspector)
         .arg("--cli")
         .args(["-e", "AWS_EC2_METADATA_DISABLED=true"])
+        .args(["-e", "HEALTHIMAGING_MCP_FIXTURES_WAIT_SECS=300"])
         .args(["-e", &format!("HOME={}", home.display())])
         .arg(BINARY)
         .args(["serve", "--data-dir"])

@@ -280,6 +280,8 @@ impl Setup {
                 export: self.export,
                 s3: self.s3,
                 confirmation_key: self.confirmation_key,
+                loading: None,
+                loading_wait: std::time::Duration::ZERO,
                 bulk_ceiling: healthimaging_mcp::config::DEFAULT_BULK_CEILING,
             },
         )

@@ -591,6 +591,8 @@ async fn connect(scenario: &Scenario, options: &Options) -> Result<Session, Stri
                     export: Default::default(),
                     s3: None,
                     confirmation_key: None,
+                    loading: None,
+                    loading_wait: std::time::Duration::ZERO,
                 },
             );
             let client = in_process(server).await?;
@@ -640,6 +642,8 @@ async fn connect(scenario: &Scenario, options: &Options) -> Result<Session, Stri
                     export: Default::default(),
                     s3: None,
                     confirmation_key: None,
+                    loading: None,
+                    loading_wait: std::time::Duration::ZERO,
                 },
             );
             let client = in_process(server).await?;

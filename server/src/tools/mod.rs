@@ -19,7 +19,7 @@ mod import_jobs;
 mod metadata_summary;
 mod montage;
 mod patients;
-mod plan;
+pub(crate) mod plan;
 mod removals;
 mod render;
 mod search;

@@ -35,6 +35,9 @@ pub fn command(args: &[&str], home: &Path) -> Command {
         .env("AWS_CONFIG_FILE", home.join("aws-config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        // A first start's demo import can take a minute in a debug build on
+        // a loaded machine: calls wait for it rather than say it is loading.
+        .env("HEALTHIMAGING_MCP_FIXTURES_WAIT_SECS", "300")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
