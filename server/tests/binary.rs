@@ -5,13 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
-use support::{command, standalone_emulator};
-use tokio::io::AsyncReadExt;
-use tokio::process::Child;
+use support::{Session, command, standalone_emulator};
 
 const READ_TOOLS: [&str; 23] = [
     "get_datastore",
@@ -65,66 +60,18 @@ const DELETE_TOOLS: [&str; 10] = [
     "remove_series_from_image_set",
 ];
 
-struct Session {
-    client: RunningService<RoleClient, ()>,
-    child: Child,
-    _home: tempfile::TempDir,
-}
-
-impl Session {
-    async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let mut cmd = command(args, home.path());
-        cmd.envs(env.iter().copied());
-        let mut child = cmd.spawn().expect("the binary starts");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let client = ().serve((stdout, stdin)).await.expect("the MCP session starts");
-        Self {
-            client,
-            child,
-            _home: home,
-        }
-    }
-
-    async fn tool_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .client
-            .list_all_tools()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.name.to_string())
-            .collect();
-        names.sort();
-        names
-    }
-
-    fn instructions(&self) -> String {
-        self.client
-            .peer_info()
-            .and_then(|info| info.instructions.clone())
-            .unwrap_or_default()
-    }
-
-    /// Ends the session and returns what the server wrote on stderr.
-    async fn finish(mut self) -> String {
-        self.client.cancel().await.unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .expect("the server exits when the client leaves")
-            .unwrap();
-        assert!(status.success(), "the server exits cleanly: {status}");
-        let mut stderr = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
-        stderr
-    }
+/// The names of the tools `session` offers, sorted.
+async fn tool_names(session: &Session) -> Vec<String> {
+    let mut names: Vec<String> = session
+        .client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    names
 }
 
 fn sorted(parts: &[&[&str]]) -> Vec<String> {
@@ -143,7 +90,7 @@ const FAKE_AWS: [(&str, &str); 3] = [
 async fn serve_runs_on_the_embedded_emulator_by_default() {
     let session = Session::start(&["serve", "--seed", "9"], &[]).await;
     assert_eq!(
-        session.tool_names().await,
+        tool_names(&session).await,
         sorted(&[&READ_TOOLS, &WRITE_TOOLS, &DELETE_TOOLS])
     );
     assert!(
@@ -159,23 +106,10 @@ async fn serve_runs_on_the_embedded_emulator_by_default() {
     );
 
     let created = session
-        .client
-        .call_tool(
-            CallToolRequestParams::new("create_datastore").with_arguments(
-                json!({"datastore_name": "stdio"})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
-        )
-        .await
-        .unwrap();
+        .call("create_datastore", json!({"datastore_name": "stdio"}))
+        .await;
     assert_ne!(created.is_error, Some(true), "{created:?}");
-    let listed = session
-        .client
-        .call_tool(CallToolRequestParams::new("list_datastores").with_arguments(Default::default()))
-        .await
-        .unwrap();
+    let listed = session.call("list_datastores", json!({})).await;
     let listed = listed.structured_content.unwrap();
     assert_eq!(listed["count"], 2, "demo and the new one");
     let demo = listed["datastores"]
@@ -189,32 +123,20 @@ async fn serve_runs_on_the_embedded_emulator_by_default() {
     // DICOMweb goes into the embedded emulator in this process, and an
     // export to its S3 runs to the end.
     let studies = session
-        .client
-        .call_tool(
-            CallToolRequestParams::new("search_dicomweb").with_arguments(
-                json!({"datastore_id": demo, "level": "study", "limit": 1})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
+        .call(
+            "search_dicomweb",
+            json!({"datastore_id": demo, "level": "study", "limit": 1}),
         )
-        .await
-        .unwrap();
+        .await;
     assert_ne!(studies.is_error, Some(true), "{studies:?}");
     let study = studies.structured_content.unwrap()["records"][0]["0020000D"]["Value"][0].clone();
     let exported = session
-        .client
-        .call_tool(
-            CallToolRequestParams::new("start_dicom_export_job").with_arguments(
-                json!({"datastore_id": demo, "study_instance_uid": study,
-                       "destination": "s3://exports/stdio", "wait": true})
-                .as_object()
-                .unwrap()
-                .clone(),
-            ),
+        .call(
+            "start_dicom_export_job",
+            json!({"datastore_id": demo, "study_instance_uid": study,
+                       "destination": "s3://exports/stdio", "wait": true}),
         )
-        .await
-        .unwrap();
+        .await;
     let job = &exported.structured_content.unwrap()["job"];
     assert_eq!(job["de_identified"], true);
     assert!(job["exported_instances"].as_u64().unwrap() > 0, "{job}");
@@ -257,7 +179,7 @@ async fn serve_runs_on_the_embedded_emulator_by_default() {
 #[tokio::test]
 async fn the_aws_backend_offers_read_tools_only_unless_allowed() {
     let session = Session::start(&["serve", "--backend", "aws"], &FAKE_AWS).await;
-    assert_eq!(session.tool_names().await, sorted(&[&READ_TOOLS]));
+    assert_eq!(tool_names(&session).await, sorted(&[&READ_TOOLS]));
     assert!(
         session
             .instructions()
@@ -268,7 +190,7 @@ async fn the_aws_backend_offers_read_tools_only_unless_allowed() {
 
     let session = Session::start(&["serve", "--backend", "aws", "--allow-write"], &FAKE_AWS).await;
     assert_eq!(
-        session.tool_names().await,
+        tool_names(&session).await,
         sorted(&[&READ_TOOLS, &WRITE_TOOLS])
     );
     session.finish().await;
@@ -287,7 +209,7 @@ async fn the_aws_backend_offers_read_tools_only_unless_allowed() {
     )
     .await;
     assert_eq!(
-        session.tool_names().await,
+        tool_names(&session).await,
         sorted(&[&READ_TOOLS, &WRITE_TOOLS, &DELETE_TOOLS])
     );
     assert!(
@@ -300,7 +222,7 @@ async fn the_aws_backend_offers_read_tools_only_unless_allowed() {
 #[tokio::test]
 async fn read_only_wins_on_the_emulator_and_the_config_file_is_read() {
     let session = Session::start(&["serve", "--read-only", "--fixtures", "none"], &[]).await;
-    assert_eq!(session.tool_names().await, sorted(&[&READ_TOOLS]));
+    assert_eq!(tool_names(&session).await, sorted(&[&READ_TOOLS]));
     session.finish().await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -316,17 +238,12 @@ async fn read_only_wins_on_the_emulator_and_the_config_file_is_read() {
     .unwrap();
     let session = Session::start(&["serve", "--config", config.to_str().unwrap()], &FAKE_AWS).await;
     assert_eq!(
-        session.tool_names().await,
+        tool_names(&session).await,
         sorted(&[&READ_TOOLS, &WRITE_TOOLS])
     );
     let bad = session
-        .client
-        .call_tool(
-            CallToolRequestParams::new("get_datastore")
-                .with_arguments(json!({"datastore_id": "x"}).as_object().unwrap().clone()),
-        )
-        .await
-        .unwrap();
+        .call("get_datastore", json!({"datastore_id": "x"}))
+        .await;
     assert_eq!(bad.is_error, Some(true));
     session.finish().await;
     let records = std::fs::read_to_string(&audit).unwrap();
@@ -413,16 +330,10 @@ async fn serve_reaches_a_standalone_emulator_through_endpoint_url() {
         session.instructions()
     );
     assert_eq!(
-        session.tool_names().await,
+        tool_names(&session).await,
         sorted(&[&READ_TOOLS, &WRITE_TOOLS])
     );
-    let created = session
-        .client
-        .call_tool(
-            CallToolRequestParams::new("create_datastore").with_arguments(Default::default()),
-        )
-        .await
-        .unwrap();
+    let created = session.call("create_datastore", json!({})).await;
     assert_ne!(created.is_error, Some(true), "{created:?}");
     session.finish().await;
     emulator.child.start_kill().unwrap();
@@ -515,37 +426,17 @@ async fn the_second_start_restores_the_demo_set_from_the_cache() {
     std::fs::create_dir_all(stale.join("store")).unwrap();
     let mut outcomes = Vec::new();
     for run in 0..2 {
-        let mut child = command(&["serve", "--seed", "9"], home.path())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let client = ().serve((stdout, stdin)).await.expect("a session");
+        let session = Session::start_in(home.path(), &["serve", "--seed", "9"], &[], ()).await;
+        let ds = session.first_datastore().await;
         // A search of the demo datastore waits for the load (on the first
         // run the import job starts only after the files are generated).
-        let searched = client
-            .call_tool(
-                CallToolRequestParams::new("search_image_sets").with_arguments(
-                    json!({"datastore_id": datastore_of(&client).await})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                ),
-            )
-            .await
-            .unwrap();
+        let searched = session
+            .call("search_image_sets", json!({"datastore_id": ds}))
+            .await;
         assert_ne!(searched.is_error, Some(true), "run {run}: {searched:?}");
-        let listed = client
-            .call_tool(
-                CallToolRequestParams::new("list_dicom_import_jobs").with_arguments(
-                    json!({"datastore_id": datastore_of(&client).await})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                ),
-            )
-            .await
-            .unwrap();
+        let listed = session
+            .call("list_dicom_import_jobs", json!({"datastore_id": ds}))
+            .await;
         let jobs = listed.structured_content.unwrap();
         assert_eq!(
             jobs["jobs"].as_array().unwrap().len(),
@@ -553,27 +444,15 @@ async fn the_second_start_restores_the_demo_set_from_the_cache() {
             "run {run}: {jobs}"
         );
         // The import's outcome is read from the (restored) S3 folder.
-        let job = client
-            .call_tool(CallToolRequestParams::new("get_dicom_import_job").with_arguments(
-                json!({"datastore_id": datastore_of(&client).await, "job_id": jobs["jobs"][0]["job_id"]})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ))
-            .await
-            .unwrap();
+        let job = session
+            .call(
+                "get_dicom_import_job",
+                json!({"datastore_id": ds, "job_id": jobs["jobs"][0]["job_id"]}),
+            )
+            .await;
         let outcome = job.structured_content.unwrap()["outcome"]["imported_files"].clone();
         assert_eq!(outcome, 512, "run {run}");
-        client.cancel().await.unwrap();
-        let _ = child.wait().await;
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
+        let stderr = session.finish().await;
         outcomes.push(stderr);
         // The cache is written beside the first session: wait for it.
         for _ in 0..200 {
@@ -594,12 +473,4 @@ async fn the_second_start_restores_the_demo_set_from_the_cache() {
         outcomes[1]
     );
     assert!(!stale.exists(), "an earlier build's cache is removed");
-}
-
-async fn datastore_of(client: &RunningService<RoleClient, ()>) -> serde_json::Value {
-    let listed = client
-        .call_tool(CallToolRequestParams::new("list_datastores").with_arguments(Default::default()))
-        .await
-        .unwrap();
-    listed.structured_content.unwrap()["datastores"][0]["datastore_id"].clone()
 }

@@ -4,7 +4,6 @@
 //! instruction limits).
 
 // Only `command` of the shared support is used here.
-#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! it; calls that need the set wait for it (with progress) or, past the
 //! configured wait, say that it is loading and how long it will take.
 
-#[allow(dead_code)]
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -12,11 +11,10 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResult, NumberOrString, ProgressNotificationParam,
     ProgressToken, RequestMetaObject,
 };
-use rmcp::service::{NotificationContext, RunningService};
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::service::NotificationContext;
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
-use support::command;
-use tokio::io::AsyncReadExt;
+use support::Session;
 
 /// A client that keeps every progress notification.
 #[derive(Clone, Default)]
@@ -32,18 +30,10 @@ impl ClientHandler for Collector {
     }
 }
 
-async fn call(
-    client: &RunningService<RoleClient, Collector>,
-    tool: &str,
-    arguments: Value,
-) -> CallToolResult {
-    client
-        .call_tool(
-            CallToolRequestParams::new(tool.to_owned())
-                .with_arguments(arguments.as_object().unwrap().clone()),
-        )
-        .await
-        .unwrap()
+type Started = Session<Collector>;
+
+async fn start(home: &std::path::Path, args: &[&str]) -> Started {
+    Session::start_in(home, args, &[], Collector::default()).await
 }
 
 fn text(result: &CallToolResult) -> String {
@@ -66,61 +56,43 @@ fn expected_image_sets(s3: &std::path::Path) -> usize {
         .len()
 }
 
-async fn search_count(client: &RunningService<RoleClient, Collector>, ds: &str) -> CallToolResult {
-    call(
-        client,
-        "search_image_sets",
-        json!({"datastore_id": ds, "limit": 500}),
-    )
-    .await
+async fn search_all(session: &Started, ds: &str) -> CallToolResult {
+    session
+        .call(
+            "search_image_sets",
+            json!({"datastore_id": ds, "limit": 500}),
+        )
+        .await
 }
 
 #[tokio::test]
 async fn a_first_start_answers_at_once_and_says_the_demo_set_is_loading() {
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
-    let mut child = command(
-        &[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--fixtures-wait-secs",
-            "0",
-        ],
+    let args = ["serve", "--data-dir", data.to_str().unwrap()];
+    let session = start(
         home.path(),
+        &[&args[..], &["--fixtures-wait-secs", "0"]].concat(),
     )
-    .spawn()
-    .unwrap();
-    let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
-    let client = Collector::default()
-        .serve((stdout, stdin))
-        .await
-        .expect("a session");
+    .await;
     // Generating and importing take seconds; initialize is answered first.
-    let instructions = client.peer_info().unwrap().instructions.clone().unwrap();
+    let instructions = session.instructions();
     assert!(
         instructions.contains("datastore `demo`")
             && instructions.contains("is loading the demo set"),
         "{instructions}"
     );
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 44);
+    assert_eq!(session.client.list_all_tools().await.unwrap().len(), 44);
 
     // The datastore is there from the start, and its tools answer.
-    let listed = call(&client, "list_datastores", json!({})).await;
-    let ds = listed.structured_content.unwrap()["datastores"][0]["datastore_id"]
-        .as_str()
-        .expect("the demo datastore is listed while it loads")
-        .to_owned();
-    let jobs = call(
-        &client,
-        "list_dicom_import_jobs",
-        json!({"datastore_id": ds}),
-    )
-    .await;
+    let ds = session.first_datastore().await;
+    let jobs = session
+        .call("list_dicom_import_jobs", json!({"datastore_id": ds}))
+        .await;
     assert_ne!(jobs.is_error, Some(true), "{}", text(&jobs));
 
     // A read of it says the set is loading, how far it got and what is left.
-    let early = search_count(&client, &ds).await;
+    let early = search_all(&session, &ds).await;
     assert_eq!(early.is_error, Some(true));
     let said = text(&early);
     assert!(said.starts_with("FixturesLoading: "), "{said}");
@@ -130,12 +102,7 @@ async fn a_first_start_answers_at_once_and_says_the_demo_set_is_loading() {
     );
     assert!(said.contains("Call again in"), "{said}");
     // Another datastore is not held up by the load.
-    let other = call(
-        &client,
-        "search_image_sets",
-        json!({"datastore_id": "0".repeat(32)}),
-    )
-    .await;
+    let other = search_all(&session, &"0".repeat(32)).await;
     assert!(
         text(&other).starts_with("ResourceNotFoundException"),
         "{}",
@@ -145,7 +112,7 @@ async fn a_first_start_answers_at_once_and_says_the_demo_set_is_loading() {
     // Later the same call answers from the whole set.
     let mut found = None;
     for _ in 0..600 {
-        let result = search_count(&client, &ds).await;
+        let result = search_all(&session, &ds).await;
         if result.is_error != Some(true) {
             found = Some(result);
             break;
@@ -160,16 +127,7 @@ async fn a_first_start_answers_at_once_and_says_the_demo_set_is_loading() {
     let found = found.expect("the demo set loads within five minutes");
     let count = found.structured_content.unwrap()["count"].as_u64().unwrap();
     assert_eq!(count as usize, expected_image_sets(&data.join("s3")));
-    client.cancel().await.unwrap();
-    let _ = child.wait().await;
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    let stderr = session.finish().await;
     assert!(stderr.contains("imported in"), "{stderr}");
 }
 
@@ -177,17 +135,8 @@ async fn a_first_start_answers_at_once_and_says_the_demo_set_is_loading() {
 async fn a_call_made_while_the_set_loads_waits_for_it_and_reports_progress() {
     let home = tempfile::tempdir().unwrap();
     // HEALTHIMAGING_MCP_FIXTURES_WAIT_SECS (300) from the test environment.
-    let mut child = command(&["serve", "--seed", "9"], home.path())
-        .spawn()
-        .unwrap();
-    let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
-    let collector = Collector::default();
-    let client = collector.clone().serve((stdout, stdin)).await.unwrap();
-    let listed = call(&client, "list_datastores", json!({})).await;
-    let ds = listed.structured_content.unwrap()["datastores"][0]["datastore_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = start(home.path(), &["serve", "--seed", "9"]).await;
+    let ds = session.first_datastore().await;
     let mut request = CallToolRequestParams::new("search_image_sets").with_arguments(
         json!({"datastore_id": ds, "limit": 500})
             .as_object()
@@ -197,14 +146,14 @@ async fn a_call_made_while_the_set_loads_waits_for_it_and_reports_progress() {
     request.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
         NumberOrString::String("first-search".into()),
     )));
-    let result = client.call_tool(request).await.unwrap();
+    let result = session.client.call_tool(request).await.unwrap();
     assert_ne!(result.is_error, Some(true), "{}", text(&result));
     let count = result.structured_content.unwrap()["count"]
         .as_u64()
         .unwrap();
     assert!(count >= 50, "the whole demo set: {count}");
 
-    let progress = collector.0.lock().unwrap().clone();
+    let progress = session.client.service().0.lock().unwrap().clone();
     assert!(!progress.is_empty(), "the wait reported its progress");
     assert!(
         progress.iter().all(|p| p
@@ -218,8 +167,7 @@ async fn a_call_made_while_the_set_loads_waits_for_it_and_reports_progress() {
         progress.windows(2).all(|w| w[0].progress < w[1].progress),
         "progress only rises: {progress:?}"
     );
-    client.cancel().await.unwrap();
-    let _ = child.wait().await;
+    session.finish().await;
 }
 
 #[tokio::test]
@@ -227,23 +175,14 @@ async fn a_first_import_cut_short_is_followed_to_its_end_at_the_next_start() {
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
     let args = ["serve", "--data-dir", data.to_str().unwrap()];
-    let mut child = command(&args, home.path()).spawn().unwrap();
-    let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
-    let client = Collector::default().serve((stdout, stdin)).await.unwrap();
-    let listed = call(&client, "list_datastores", json!({})).await;
-    let ds = listed.structured_content.unwrap()["datastores"][0]["datastore_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mut session = start(home.path(), &args).await;
+    let ds = session.first_datastore().await;
     // Killed once the import job runs.
     let mut running = false;
     for _ in 0..1200 {
-        let jobs = call(
-            &client,
-            "list_dicom_import_jobs",
-            json!({"datastore_id": ds}),
-        )
-        .await;
+        let jobs = session
+            .call("list_dicom_import_jobs", json!({"datastore_id": ds}))
+            .await;
         let jobs = jobs.structured_content.unwrap();
         if jobs["jobs"]
             .as_array()
@@ -257,13 +196,11 @@ async fn a_first_import_cut_short_is_followed_to_its_end_at_the_next_start() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(running, "the import job started");
-    child.kill().await.unwrap();
-    drop(client);
+    session.child.kill().await.unwrap();
+    drop(session);
 
-    let mut child = command(&args, home.path()).spawn().unwrap();
-    let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
-    let client = Collector::default().serve((stdout, stdin)).await.unwrap();
-    let found = search_count(&client, &ds).await;
+    let session = start(home.path(), &args).await;
+    let found = search_all(&session, &ds).await;
     assert_ne!(found.is_error, Some(true), "{}", text(&found));
     let count = found.structured_content.unwrap()["count"].as_u64().unwrap();
     assert_eq!(
@@ -271,18 +208,14 @@ async fn a_first_import_cut_short_is_followed_to_its_end_at_the_next_start() {
         expected_image_sets(&data.join("s3")),
         "the resumed import completed before the search answered"
     );
-    let jobs = call(
-        &client,
-        "list_dicom_import_jobs",
-        json!({"datastore_id": ds}),
-    )
-    .await;
+    let jobs = session
+        .call("list_dicom_import_jobs", json!({"datastore_id": ds}))
+        .await;
     let jobs = jobs.structured_content.unwrap();
     assert_eq!(
         jobs["jobs"].as_array().unwrap().len(),
         1,
         "no second import: {jobs}"
     );
-    client.cancel().await.unwrap();
-    let _ = child.wait().await;
+    session.finish().await;
 }

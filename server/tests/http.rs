@@ -6,7 +6,6 @@
 
 #[path = "support/python.rs"]
 mod python;
-#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -5,7 +5,6 @@
 //! searched for every one of them.
 
 // Only `command` of the shared support is used here.
-#[allow(dead_code)]
 mod support;
 
 use rmcp::ServiceExt;

@@ -3,7 +3,6 @@
 //! (`--server-command`), and the refusal to write on data that is not known
 //! to be synthetic.
 
-#[allow(dead_code)]
 mod support;
 
 use support::{BINARY, command, standalone_emulator};

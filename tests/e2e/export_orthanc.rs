@@ -162,15 +162,7 @@ async fn a_study_reaches_orthanc_by_stow_rs_and_by_c_store_pixel_for_pixel() {
         ..ExportPolicy::default()
     };
     let mcp = Mcp::connect_exporting(&emulator, sdk, &state, policy).await;
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(
-            emulator
-                .s3_root()
-                .join("healthimaging-fixtures/demo/manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let manifest: Value = healthimaging_e2e::demo_manifest(&emulator);
     // The fixtures' frame CRCs of every instance, by SOP Instance UID.
     let mut expected: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut studies = Vec::new();
@@ -249,15 +241,7 @@ async fn a_node_that_refuses_the_association_fails_each_instance_with_the_reason
         ..ExportPolicy::default()
     };
     let mcp = Mcp::connect_exporting(&emulator, sdk, &state, policy).await;
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(
-            emulator
-                .s3_root()
-                .join("healthimaging-fixtures/demo/manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let manifest: Value = healthimaging_e2e::demo_manifest(&emulator);
     let series = manifest["patients"][0]["studies"][0]["series"][0]["series_instance_uid"].clone();
     // De-identified by default: no confirmation needed.
     let out = structured(

@@ -8,24 +8,12 @@ use healthimaging_fixtures::Manifest;
 use healthimaging_mcp::permissions::Grant;
 use serde_json::{Value, json};
 
-fn manifest(emulator: &healthimaging_emulator::Emulator) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(
-            emulator
-                .s3_root()
-                .join("healthimaging-fixtures/demo/manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn patient_studies_and_qido_searches_match_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
     let mcp = Mcp::connect_to(&emulator, sdk, Grant::READ_ONLY, None).await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let _: Option<Manifest> = None;
     for patient in manifest["patients"].as_array().unwrap() {
         let id = patient["patient_id"].as_str().unwrap();
@@ -146,7 +134,7 @@ async fn report_text_equals_what_the_fixtures_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
     let mcp = Mcp::connect_to(&emulator, sdk, Grant::READ_ONLY, None).await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let mut checked = 0;
     for patient in manifest["patients"].as_array().unwrap() {
         for study in patient["studies"].as_array().unwrap() {

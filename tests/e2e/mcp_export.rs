@@ -13,18 +13,6 @@ use healthimaging_mcp::config::ExportPolicy;
 use healthimaging_mcp::export::Destination;
 use serde_json::{Value, json};
 
-fn manifest(emulator: &healthimaging_emulator::Emulator) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(
-            emulator
-                .s3_root()
-                .join("healthimaging-fixtures/demo/manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap()
-}
-
 /// The SOP instances of `study` that DICOMweb addresses: those of its
 /// primary image sets, as the manifest expects the import to make them.
 fn primary_instances(manifest: &Value, study: &str) -> BTreeSet<String> {
@@ -94,7 +82,7 @@ async fn a_study_to_a_folder_identified_with_its_manifest_and_dcmdump() {
     let state = dir.path().join("state");
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
     let mcp = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
         .as_str()
         .unwrap()
@@ -184,7 +172,7 @@ async fn a_patient_to_the_emulators_s3_is_de_identified_by_default() {
     let state = dir.path().join("state");
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
     let mcp = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let patient = &manifest["patients"][1];
     let id = patient["patient_id"].as_str().unwrap();
     let name = patient["name"].as_str().unwrap();
@@ -303,7 +291,7 @@ async fn identified_export_to_a_stow_rs_endpoint_needs_a_confirmation() {
         ..ExportPolicy::default()
     };
     let mcp = Mcp::connect_exporting(&emulator, sdk.clone(), &state, policy).await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
         .as_str()
         .unwrap()
@@ -382,7 +370,7 @@ async fn de_identify_study_writes_a_copy_into_another_datastore() {
         .as_str()
         .unwrap_or_else(|| panic!("{created}"))
         .to_owned();
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let patient = &manifest["patients"][0];
     let study = patient["studies"][0]["study_instance_uid"]
         .as_str()
@@ -448,7 +436,7 @@ async fn refusals_name_what_is_wrong_and_send_nothing() {
     let state = dir.path().join("state");
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
     let mcp = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let study = manifest["patients"][0]["studies"][0]["study_instance_uid"].clone();
     for (arguments, expected) in [
         (
@@ -510,7 +498,7 @@ async fn a_job_can_be_cancelled_and_an_unfinished_one_resumes_after_a_restart() 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let patient = manifest["patients"][0]["patient_id"].as_str().unwrap();
     {
         let mcp =
@@ -630,7 +618,7 @@ async fn without_a_local_s3_folder_exports_go_through_the_s3_client() {
         },
     )
     .await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
         .as_str()
         .unwrap()
@@ -714,7 +702,7 @@ async fn links_planted_below_an_allowed_folder_are_not_followed() {
     std::fs::create_dir_all(&outside).unwrap();
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
     let mcp = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
-    let manifest = manifest(&emulator);
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
     let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
         .as_str()
         .unwrap()

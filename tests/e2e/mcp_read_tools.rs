@@ -21,15 +21,7 @@ async fn every_read_tool_on_the_demo_set() {
         Some(emulator.s3_root().to_owned()),
     )
     .await;
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(
-            emulator
-                .s3_root()
-                .join("healthimaging-fixtures/demo/manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let manifest: Value = healthimaging_e2e::demo_manifest(&emulator);
     let expected_sets = manifest["expected_import"]["image_sets"]
         .as_array()
         .unwrap()

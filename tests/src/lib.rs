@@ -523,6 +523,16 @@ impl Mcp {
 /// An emulator on the system clock holding the `demo` fixture set, imported
 /// the way `serve` imports it; returns the emulator, a client and the
 /// datastore ID. The S3 folder lives in `dir`.
+/// The manifest of the demo set [`demo_emulator`] imported.
+pub fn demo_manifest(emulator: &Emulator) -> serde_json::Value {
+    let path = emulator
+        .s3_root()
+        .join(healthimaging_mcp::seed::BUCKET)
+        .join("demo/manifest.json");
+    serde_json::from_slice(&std::fs::read(&path).expect("the demo manifest"))
+        .expect("the demo manifest is JSON")
+}
+
 pub async fn demo_emulator(dir: &std::path::Path) -> (Emulator, Client, String) {
     let config = EmulatorConfig::default()
         .with_seed(7)

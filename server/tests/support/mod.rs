@@ -1,4 +1,6 @@
 //! Helpers for tests that run the `healthimaging-mcp` binary.
+// Each test crate uses some of them.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Stdio;
@@ -85,4 +87,102 @@ pub async fn standalone_emulator_with(
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_owned();
     StandaloneEmulator { child, url }
+}
+
+/// `serve` (or any MCP server command of the binary) with an MCP client
+/// session on its stdio.
+pub struct Session<H: rmcp::ClientHandler = ()> {
+    /// The client.
+    pub client: rmcp::service::RunningService<rmcp::RoleClient, H>,
+    /// The server process.
+    pub child: Child,
+    _home: Option<tempfile::TempDir>,
+}
+
+impl Session<()> {
+    /// Starts the binary with `args` and `env` in a fresh home folder.
+    pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let mut session = Self::start_in(home.path(), args, env, ()).await;
+        session._home = Some(home);
+        session
+    }
+}
+
+impl<H: rmcp::ClientHandler> Session<H> {
+    /// Starts the binary with `args` and `env` in `home`, `handler` taking
+    /// the server's notifications.
+    pub async fn start_in(home: &Path, args: &[&str], env: &[(&str, &str)], handler: H) -> Self {
+        use rmcp::ServiceExt;
+        let mut cmd = command(args, home);
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.spawn().expect("the binary starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let client = handler
+            .serve((stdout, stdin))
+            .await
+            .expect("the MCP session starts");
+        Self {
+            client,
+            child,
+            _home: None,
+        }
+    }
+
+    /// Calls `tool` with `arguments` (a JSON object).
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> rmcp::model::CallToolResult {
+        let arguments = arguments
+            .as_object()
+            .expect("arguments are an object")
+            .clone();
+        self.client
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{tool} answers: {e}"))
+    }
+
+    /// The ID of the first datastore `list_datastores` names.
+    pub async fn first_datastore(&self) -> String {
+        let listed = self.call("list_datastores", serde_json::json!({})).await;
+        listed.structured_content.expect("structured")["datastores"][0]["datastore_id"]
+            .as_str()
+            .expect("a datastore")
+            .to_owned()
+    }
+
+    /// The server's instructions.
+    pub fn instructions(&self) -> String {
+        self.client
+            .peer_info()
+            .and_then(|info| info.instructions.clone())
+            .unwrap_or_default()
+    }
+
+    /// Ends the session and returns what the server wrote on stderr; the
+    /// server must exit cleanly when the client leaves.
+    pub async fn finish(mut self) -> String {
+        use tokio::io::AsyncReadExt;
+        self.client.cancel().await.unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits when the client leaves")
+            .unwrap();
+        assert!(status.success(), "the server exits cleanly: {status}");
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        stderr
+    }
 }
