@@ -19,17 +19,17 @@ RUN cargo build --release -p healthimaging-mcp \
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libopenjph0.9 libcharls2 libstdc++6 curl ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+        libopenjph0.9 libcharls2 libstdc++6 ca-certificates \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && useradd --system --create-home --home-dir /home/imaging --uid 10001 imaging \
  && mkdir -p /data && chown imaging /data
 COPY --from=builder /out/healthimaging-mcp /usr/local/bin/healthimaging-mcp
 USER imaging
 WORKDIR /home/imaging
-# The emulator's health endpoint, or, for `serve --transport http`, the MCP
-# endpoint answering a request without a session (400 means it is up).
+# The emulator's health endpoint or the MCP endpoint answering (the binary
+# checks them itself: no curl in the image).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=30 \
-    CMD curl -fsS http://127.0.0.1:4566/_emulator/health >/dev/null \
-        || [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/mcp)" != "000" ]
+    CMD ["healthimaging-mcp", "health"]
 ENTRYPOINT ["healthimaging-mcp"]
 CMD ["serve", "--transport", "http", "--listen", "0.0.0.0:8000"]

@@ -27,6 +27,21 @@ pub enum Command {
     /// Clinical workflow scenarios, run and checked through MCP.
     #[command(subcommand)]
     Scenario(ScenarioCommand),
+    /// Check that a server in this container answers (the image's HEALTHCHECK): exits 0
+    /// when any URL answers HTTP below 500, 1 otherwise.
+    Health(HealthArgs),
+}
+
+/// Flags of `health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The http:// URLs to try (default: the emulator's health endpoint on 127.0.0.1:4566
+    /// and the MCP endpoint on 127.0.0.1:8000).
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Seconds to wait for each answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    pub timeout_secs: u64,
 }
 
 /// `scenario` subcommands.

@@ -21,6 +21,7 @@ pub mod deid;
 pub mod dicomweb;
 pub mod errors;
 pub mod export;
+pub mod health;
 pub mod http;
 pub mod in_process;
 pub mod loading;

@@ -26,6 +26,19 @@ async fn main() -> ExitCode {
         Command::Fixtures(FixturesCommand::Generate(args)) => run::generate_fixtures(args),
         Command::Scenario(ScenarioCommand::Run(args)) => run::scenario_run(args).await,
         Command::Scenario(ScenarioCommand::List(args)) => run::scenario_list(args),
+        Command::Health(args) => {
+            let timeout = std::time::Duration::from_secs(args.timeout_secs.clamp(1, 60));
+            return match healthimaging_mcp::health::check(&args.urls, timeout).await {
+                Ok(answer) => {
+                    println!("healthy: {answer}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    println!("unhealthy: {why}");
+                    ExitCode::from(1)
+                }
+            };
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -279,5 +279,33 @@ async fn the_compose_demo_serves_mcp_over_http_from_containers() {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     assert!(refused == "401" || refused.is_empty(), "{refused}");
+    // The compose file's health checks (podman runs them on request only,
+    // without systemd): the binary's own `health` in each container.
+    for service in ["emulator", "mcp"] {
+        let container = format!("{}_{service}_1", up.project);
+        run(
+            "podman",
+            &["healthcheck", "run", &container],
+            Path::new("/"),
+        )
+        .unwrap_or_else(|why| panic!("the {service} container is not healthy: {why}"));
+    }
+    // And a failing one fails: no server on that port inside the container.
+    let container = format!("{}_mcp_1", up.project);
+    assert!(
+        run(
+            "podman",
+            &[
+                "exec",
+                &container,
+                "healthimaging-mcp",
+                "health",
+                "http://127.0.0.1:9/"
+            ],
+            Path::new("/"),
+        )
+        .is_err(),
+        "health must fail where nothing answers"
+    );
     drop(up);
 }
