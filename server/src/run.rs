@@ -321,6 +321,7 @@ pub async fn scenario_run(args: ScenarioRunArgs) -> Result<(), RunError> {
     let options = Options {
         backend: backend.clone(),
         allow_writes_on_real_data: args.allow_writes_on_real_data,
+        fixture_cache: true,
         print: true,
     };
     let records = crate::scenario::run::run_all(&scenarios, &options).await;

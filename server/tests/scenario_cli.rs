@@ -67,6 +67,40 @@ async fn a_failing_scenario_prints_why_and_exits_non_zero() {
 }
 
 #[tokio::test]
+async fn the_first_run_imports_the_set_and_later_ones_restore_it_from_the_cache() {
+    let home = tempfile::tempdir().unwrap();
+    let scenario = |names: &[&str]| {
+        let mut args = vec!["scenario", "run", "--dir", SCENARIOS];
+        args.extend_from_slice(names);
+        command(&args, home.path()).output()
+    };
+    let first = scenario(&["01-imaging-history", "02-read-a-ct"])
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{stdout}");
+    assert_eq!(
+        stdout.matches("(the demo set imported in").count(),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .matches("(the demo set restored from the cache)")
+            .count(),
+        1,
+        "{stdout}"
+    );
+    let later = scenario(&["01-imaging-history"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&later.stdout);
+    assert!(later.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("(the demo set restored from the cache)"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
 async fn scenarios_run_against_a_standalone_emulator_and_another_server_on_stdio() {
     let home = tempfile::tempdir().unwrap();
     let support::StandaloneEmulator {

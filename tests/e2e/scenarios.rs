@@ -19,6 +19,7 @@ async fn record(file: &str) -> ScenarioRecord {
             backend: Backend::Embedded,
             allow_writes_on_real_data: false,
             print: false,
+            fixture_cache: false,
         },
     )
     .await
@@ -110,6 +111,7 @@ arguments = { datastore_name = "x" }
             backend: Backend::Embedded,
             allow_writes_on_real_data: false,
             print: false,
+            fixture_cache: false,
         },
     )
     .await;

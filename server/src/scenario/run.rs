@@ -41,7 +41,14 @@ pub struct Options {
     pub allow_writes_on_real_data: bool,
     /// Print the transcript on stdout while running.
     pub print: bool,
+    /// On the embedded emulator, restore the imported fixture set from the
+    /// user's cache folder (kept by the first run, as `serve` does) instead
+    /// of importing it for every scenario.
+    pub fixture_cache: bool,
 }
+
+/// The embedded emulator's seed for scenarios: the same IDs every run.
+const EMULATOR_SEED: u64 = 7;
 
 /// What one step did.
 #[derive(Debug, Clone)]
@@ -104,6 +111,8 @@ struct Session {
     fixtures: Value,
     datastore: String,
     synthetic: bool,
+    /// How the embedded emulator got its fixture set, to tell the reader.
+    loaded: Option<String>,
     /// Kept alive as long as the session: the emulator, the state folder,
     /// the child process.
     _hold: Vec<Box<dyn std::any::Any + Send>>,
@@ -139,7 +148,12 @@ pub async fn run(scenario: &Scenario, options: &Options) -> ScenarioRecord {
         }
     }
     let session = match connect(scenario, options).await {
-        Ok(session) => session,
+        Ok(session) => {
+            if let (true, Some(loaded)) = (options.print, &session.loaded) {
+                println!("   ({loaded})");
+            }
+            session
+        }
         Err(error) => {
             if options.print {
                 println!("   ✗ could not start: {error}");
@@ -550,20 +564,50 @@ async fn connect(scenario: &Scenario, options: &Options) -> Result<Session, Stri
     let set = set_of(&scenario.fixtures);
     match &options.backend {
         Backend::Embedded => {
-            let service = healthimaging_emulator::Service::start(
-                healthimaging_emulator::EmulatorConfig::default()
-                    .with_seed(7)
-                    .with_transition_delay(Duration::ZERO),
-            )
-            .map_err(|e| format!("the embedded emulator did not start: {e}"))?;
+            let cache = options
+                .fixture_cache
+                .then(|| crate::seed::cache_dir(set, Some(EMULATOR_SEED)))
+                .flatten();
+            let restore = cache.clone().filter(|dir| crate::seed::cached(dir));
+            let mut config = healthimaging_emulator::EmulatorConfig::default()
+                .with_seed(EMULATOR_SEED)
+                .with_transition_delay(Duration::ZERO);
+            config.restore_snapshot = restore.as_ref().map(|dir| dir.join("store"));
+            let service = healthimaging_emulator::Service::start(config)
+                .map_err(|e| format!("the embedded emulator did not start: {e}"))?;
+            if let Some(dir) = &restore {
+                crate::seed::restore_s3(dir, service.s3.path())
+                    .map_err(|e| format!("the cached fixture files could not be restored: {e}"))?;
+            }
             let tuning = Tuning {
                 initial_backoff: Duration::from_millis(50),
                 ..Tuning::default()
             };
             let sdk = crate::backend::embedded_client(&service, tuning);
+            let imported = Instant::now();
             let seeded = crate::seed::seed(&sdk, service.s3.path(), set, crate::seed::FIXTURE_SEED)
                 .await
                 .map_err(|e| format!("the fixtures could not be loaded: {e}"))?;
+            let loaded = if restore.is_some() && seeded.reused {
+                format!("the {} set restored from the cache", set.name())
+            } else {
+                format!(
+                    "the {} set imported in {:.1} s",
+                    set.name(),
+                    imported.elapsed().as_secs_f64()
+                )
+            };
+            if let Some(dir) = cache.filter(|_| !seeded.reused) {
+                let service = service.clone();
+                let saved =
+                    tokio::task::spawn_blocking(move || crate::seed::save_cache(&service, &dir))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|saved| saved);
+                if let Err(error) = saved {
+                    tracing::warn!(%error, "the fixture cache could not be written");
+                }
+            }
             let manifest_path = service.s3.path().join(format!(
                 "healthimaging-fixtures/{}/manifest.json",
                 set.name()
@@ -602,6 +646,7 @@ async fn connect(scenario: &Scenario, options: &Options) -> Result<Session, Stri
                 fixtures,
                 datastore: seeded.datastore_id,
                 synthetic: true,
+                loaded: Some(loaded),
                 _hold: vec![Box::new(service), Box::new(state)],
             })
         }
@@ -654,6 +699,7 @@ async fn connect(scenario: &Scenario, options: &Options) -> Result<Session, Stri
                 fixtures: generated_manifest(set)?,
                 datastore,
                 synthetic,
+                loaded: None,
                 _hold: vec![Box::new(state)],
             })
         }
@@ -684,6 +730,7 @@ async fn connect(scenario: &Scenario, options: &Options) -> Result<Session, Stri
                 fixtures: generated_manifest(set)?,
                 datastore,
                 synthetic,
+                loaded: None,
                 _hold: vec![Box::new(child)],
             })
         }
