@@ -13,7 +13,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cargo build --release -p healthimaging-mcp \
- && install -D target/release/healthimaging-mcp /out/healthimaging-mcp
+ && install -s -D target/release/healthimaging-mcp /out/healthimaging-mcp
 
 # Runtime stage: the binary, its two codec libraries, a non-root user.
 FROM debian:bookworm-slim AS runtime
