@@ -13,6 +13,14 @@ use healthimaging_mcp::config::ExportPolicy;
 use healthimaging_mcp::export::Destination;
 use serde_json::{Value, json};
 
+/// The first patient's first study, by UID.
+fn first_study(manifest: &Value) -> String {
+    manifest["patients"][0]["studies"][0]["study_instance_uid"]
+        .as_str()
+        .expect("a study")
+        .to_owned()
+}
+
 /// The SOP instances of `study` that DICOMweb addresses: those of its
 /// primary image sets, as the manifest expects the import to make them.
 fn primary_instances(manifest: &Value, study: &str) -> BTreeSet<String> {
@@ -83,10 +91,7 @@ async fn a_study_to_a_folder_identified_with_its_manifest_and_dcmdump() {
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
     let mcp = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
     let manifest = healthimaging_e2e::demo_manifest(&emulator);
-    let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let study = first_study(&manifest);
     let expected = primary_instances(&manifest, &study);
     let folder = state.join("exports");
     let answer = mcp
@@ -292,10 +297,7 @@ async fn identified_export_to_a_stow_rs_endpoint_needs_a_confirmation() {
     };
     let mcp = Mcp::connect_exporting(&emulator, sdk.clone(), &state, policy).await;
     let manifest = healthimaging_e2e::demo_manifest(&emulator);
-    let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let study = first_study(&manifest);
     let expected = primary_instances(&manifest, &study);
     let arguments = json!({"datastore_id": ds, "study_instance_uid": study, "destination": url,
                            "de_identify": false, "wait": true});
@@ -619,10 +621,7 @@ async fn without_a_local_s3_folder_exports_go_through_the_s3_client() {
     )
     .await;
     let manifest = healthimaging_e2e::demo_manifest(&emulator);
-    let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let study = first_study(&manifest);
     let expected = primary_instances(&manifest, &study);
     // Without a local folder, S3 needs the operator's allowlist.
     let refused = mcp
@@ -703,10 +702,7 @@ async fn links_planted_below_an_allowed_folder_are_not_followed() {
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
     let mcp = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
     let manifest = healthimaging_e2e::demo_manifest(&emulator);
-    let study = manifest["patients"][0]["studies"][0]["study_instance_uid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let study = first_study(&manifest);
     let exports = state.join("exports");
     std::fs::create_dir_all(&exports).unwrap();
     std::os::unix::fs::symlink(&outside, exports.join("link")).unwrap();
