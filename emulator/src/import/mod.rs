@@ -240,7 +240,7 @@ fn try_run(service: &Arc<Service>, job_id: &str) -> Result<Stats, Stop> {
         &groups,
         done,
         |key| process_file(service, &input.bucket, key, format, &overrides),
-        |n, results| commit_group(service, &job, (n, &groups[n]), results, &mut stats),
+        |ready| commit_groups(service, &job, &groups, ready, &mut stats),
     )?;
     stats.failed += early.len();
     // Counted before the job shows COMPLETED, so a reader who saw it complete sees its totals.
@@ -485,80 +485,108 @@ pub(crate) fn write_batch(
     Ok((set, version_id))
 }
 
-/// Writes the image set of `group` from its files' results, in one
-/// transaction, with its output lines and the job's progress.
-fn commit_group(
+/// What processing one file gave: the store's error (its disk), or the
+/// file's own failure, or the instance stored.
+type FileResult = std::io::Result<Result<Stored, Failure>>;
+
+/// Writes the image sets of the groups `ready` (their files' results, the
+/// groups consecutive and in order) in one transaction, with their output
+/// lines and the job's progress: one durable commit for all of them.
+fn commit_groups(
     service: &Service,
     job: &ImportJob,
-    (n, group): (usize, &Group),
-    results: Vec<std::io::Result<Result<Stored, Failure>>>,
+    groups: &[Group],
+    ready: Vec<(usize, Vec<FileResult>)>,
     stats: &mut Stats,
 ) -> Result<(), Stop> {
-    let mut lines = Vec::new();
-    let mut batch = Batch::default();
-    for (key, result) in group.files.iter().zip(results) {
-        let stored = match result.map_err(StoreError::from)? {
-            Ok(stored) => stored,
-            Err(failure) => {
-                stats.failed += 1;
-                lines.push(Line::failure(key, &failure));
-                continue;
-            }
-        };
-        stats.bytes += stored.bytes;
-        stats.encode_time += stored.instance.encode_time;
-        batch.add(service, stored);
+    let mut prepared = Vec::with_capacity(ready.len());
+    let mut last = 0;
+    for (n, results) in ready {
+        let group = &groups[n];
+        let mut lines = Vec::new();
+        let mut batch = Batch::default();
+        for (key, result) in group.files.iter().zip(results) {
+            let stored = match result.map_err(StoreError::from)? {
+                Ok(stored) => stored,
+                Err(failure) => {
+                    stats.failed += 1;
+                    lines.push(Line::failure(key, &failure));
+                    continue;
+                }
+            };
+            stats.bytes += stored.bytes;
+            stats.encode_time += stored.instance.encode_time;
+            batch.add(service, stored);
+        }
+        stats.imported += batch.instances.len();
+        prepared.push((group, batch, lines));
+        last = n;
     }
-    stats.imported += batch.instances.len();
     service.store().write(|w| {
         match w.job(&job.id)? {
             Some(current) if current.status == JobStatus::InProgress => {}
             _ => return Err(Stop::Gone),
         }
-        if !batch.instances.is_empty() {
-            let instances: Vec<(String, String, String, String)> = batch
-                .instances
-                .iter()
-                .map(|i| {
-                    (
-                        i.key.clone(),
-                        i.sop_uid.clone(),
-                        i.series_uid.clone(),
-                        i.study_uid.clone(),
-                    )
-                })
-                .collect();
-            let (set, version_id) = write_batch(
-                w,
-                service,
-                &job.datastore_id,
-                (&group.series_uid, &group.key),
-                std::mem::take(&mut batch),
-            )?;
-            for (key, sop_uid, series_uid, study_uid) in &instances {
-                let line = Line::success(&Imported {
-                    key,
-                    sop_uid,
-                    series_uid,
-                    study_uid,
-                    image_set_id: &set.id,
-                    version: version_id,
-                    is_primary: set.is_primary,
-                });
-                record(w, &job.id, &line)?;
-            }
-            record(
-                w,
-                &job.id,
-                &Line::image_set(&set.id, version_id, set.is_primary, instances.len()),
-            )?;
+        for (group, batch, lines) in prepared {
+            commit_group(w, service, job, group, batch, &lines)?;
         }
-        for line in &lines {
-            record(w, &job.id, line)?;
-        }
-        w.set_job_progress(&job.id, Some(&(n + 1).to_string()))?;
+        w.set_job_progress(&job.id, Some(&(last + 1).to_string()))?;
         Ok(())
     })
+}
+
+/// Writes the image set of `group` from `batch`, and its output lines,
+/// inside the caller's transaction.
+fn commit_group(
+    w: &mut crate::store::Writer<'_>,
+    service: &Service,
+    job: &ImportJob,
+    group: &Group,
+    batch: Batch,
+    lines: &[Line],
+) -> Result<(), Stop> {
+    if !batch.instances.is_empty() {
+        let instances: Vec<(String, String, String, String)> = batch
+            .instances
+            .iter()
+            .map(|i| {
+                (
+                    i.key.clone(),
+                    i.sop_uid.clone(),
+                    i.series_uid.clone(),
+                    i.study_uid.clone(),
+                )
+            })
+            .collect();
+        let (set, version_id) = write_batch(
+            w,
+            service,
+            &job.datastore_id,
+            (&group.series_uid, &group.key),
+            batch,
+        )?;
+        for (key, sop_uid, series_uid, study_uid) in &instances {
+            let line = Line::success(&Imported {
+                key,
+                sop_uid,
+                series_uid,
+                study_uid,
+                image_set_id: &set.id,
+                version: version_id,
+                is_primary: set.is_primary,
+            });
+            record(w, &job.id, &line)?;
+        }
+        record(
+            w,
+            &job.id,
+            &Line::image_set(&set.id, version_id, set.is_primary, instances.len()),
+        )?;
+    }
+    for line in lines {
+        record(w, &job.id, line)?;
+    }
+    Ok(())
 }
 
 fn record(w: &mut crate::store::Writer<'_>, job_id: &str, line: &Line) -> Result<(), Stop> {

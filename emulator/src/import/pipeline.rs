@@ -1,11 +1,12 @@
 //! A job's groups imported on every core and committed in order.
 //!
 //! Every file of every group is a task, taken in group order by one worker
-//! per core; the calling thread collects results and commits a group as soon
-//! as all its files are done, in group order. Workers stay at most
-//! [`WINDOW`] groups ahead of the last commit, so memory follows a few
-//! groups, not the job; and no core waits for a commit or for the slowest
-//! file of a small group.
+//! per core; the calling thread collects results and commits groups as soon
+//! as all their files are done, in group order: every group complete by
+//! then in one commit (a group commit), so that many small groups do not
+//! pay one durable commit each. Workers stay at most [`WINDOW`] groups ahead
+//! of the last commit, so memory follows a few groups, not the job; and no
+//! core waits for a commit or for the slowest file of a small group.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,16 +16,17 @@ use std::sync::{Condvar, Mutex};
 use super::grouping::Group;
 
 /// How many groups past the last committed one workers may work on.
-pub const WINDOW: usize = 4;
+pub const WINDOW: usize = 8;
 
-/// Runs `work` on every file of `groups[from..]` and `commit` on each
-/// group's results (in file order), group by group in order. Stops at the
-/// first commit that fails and returns its error.
+/// Runs `work` on every file of `groups[from..]` and `commit` on the
+/// results of consecutive groups (each group's in file order, the groups in
+/// order: `(group index, results)`), as many complete groups per call as
+/// are ready. Stops at the first commit that fails and returns its error.
 pub fn run<R: Send, E>(
     groups: &[Group],
     from: usize,
     work: impl Fn(&str) -> R + Sync,
-    mut commit: impl FnMut(usize, Vec<R>) -> Result<(), E>,
+    mut commit: impl FnMut(Vec<(usize, Vec<R>)>) -> Result<(), E>,
 ) -> Result<(), E> {
     let tasks: Vec<(usize, usize)> = groups
         .iter()
@@ -68,22 +70,34 @@ pub fn run<R: Send, E>(
         drop(results);
         let mut pending: HashMap<usize, (Vec<Option<R>>, usize)> = HashMap::new();
         let mut next_commit = from;
+        let place = |pending: &mut HashMap<usize, (Vec<Option<R>>, usize)>, (g, f, result)| {
+            let slot = pending
+                .entry(g)
+                .or_insert_with(|| ((0..groups[g].files.len()).map(|_| None).collect(), 0));
+            slot.0[f] = Some(result);
+            slot.1 += 1;
+        };
         let outcome = (|| {
-            for (g, f, result) in received.iter() {
-                let slot = pending
-                    .entry(g)
-                    .or_insert_with(|| ((0..groups[g].files.len()).map(|_| None).collect(), 0));
-                slot.0[f] = Some(result);
-                slot.1 += 1;
+            while let Ok(message) = received.recv() {
+                place(&mut pending, message);
+                // Everything already done joins this commit.
+                while let Ok(message) = received.try_recv() {
+                    place(&mut pending, message);
+                }
+                let mut ready = Vec::new();
                 while let Some((slots, filled)) = pending.get(&next_commit)
                     && *filled == slots.len()
                 {
                     let (slots, _) = pending.remove(&next_commit).expect("present");
-                    commit(next_commit, slots.into_iter().flatten().collect())?;
+                    ready.push((next_commit, slots.into_iter().flatten().collect()));
                     next_commit += 1;
-                    *committed.lock().unwrap_or_else(|e| e.into_inner()) = next_commit;
-                    advanced.notify_all();
                 }
+                if ready.is_empty() {
+                    continue;
+                }
+                commit(ready)?;
+                *committed.lock().unwrap_or_else(|e| e.into_inner()) = next_commit;
+                advanced.notify_all();
             }
             Ok(())
         })();
@@ -126,8 +140,8 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_micros(300 - f * 40));
                 key.to_owned()
             },
-            |g, results| {
-                seen.push((g, results));
+            |ready| {
+                seen.extend(ready);
                 Ok::<_, ()>(())
             },
         )
@@ -139,6 +153,38 @@ mod tests {
     }
 
     #[test]
+    fn groups_ready_together_commit_together() {
+        let groups = groups(&[1; 24]);
+        let mut commits = Vec::new();
+        run(
+            &groups,
+            0,
+            |key| key.to_owned(),
+            |ready| {
+                // A slow, durable commit: the workers get ahead meanwhile.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                commits.push(ready.iter().map(|(g, _)| *g).collect::<Vec<_>>());
+                Ok::<_, ()>(())
+            },
+        )
+        .unwrap();
+        let order: Vec<usize> = commits.iter().flatten().copied().collect();
+        assert_eq!(
+            order,
+            (0..24).collect::<Vec<_>>(),
+            "each group once, in order"
+        );
+        assert!(
+            commits.len() < 24 && commits.iter().any(|c| c.len() > 1),
+            "groups share commits: {commits:?}"
+        );
+        assert!(
+            commits.iter().all(|c| c.len() <= WINDOW),
+            "no commit holds more than the window: {commits:?}"
+        );
+    }
+
+    #[test]
     fn a_failed_commit_stops_the_run() {
         let groups = groups(&[2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
         let done = AtomicUsize::new(0);
@@ -147,13 +193,17 @@ mod tests {
             &groups,
             0,
             |_| done.fetch_add(1, Ordering::Relaxed),
-            |g, _| {
+            |ready| {
                 commits += 1;
-                if g == 1 { Err("full") } else { Ok(()) }
+                if ready.iter().any(|(g, _)| *g == 1) {
+                    Err("full")
+                } else {
+                    Ok(())
+                }
             },
         );
         assert_eq!(outcome, Err("full"));
-        assert_eq!(commits, 2);
+        assert!(commits <= 2, "nothing committed after the failure");
         assert!(
             done.load(Ordering::Relaxed) <= 2 * (2 + WINDOW) + 2,
             "the workers stop near the window"
