@@ -18,7 +18,7 @@ use crate::errors::ToolError;
 use crate::seed::{Observer, SeedError, Seeded};
 
 /// Shares of a first load's time: generating the files, then importing them
-/// (measured on the demo set: 1.7 s and 1.1 s in a release build).
+/// (measured on the demo set: 1.1 s and 0.7 s in a release build).
 const GENERATION_SHARE: f64 = 0.6;
 
 /// Tools that answer about datastores and jobs, never from the image sets a
