@@ -341,8 +341,11 @@ pub fn cached(dir: &Path) -> bool {
     dir.join("store").join("snapshot.json").exists() && dir.join("s3").join(BUCKET).is_dir()
 }
 
-/// Puts the cached fixture files back into the emulator's S3 folder.
+/// Puts the cached fixture files back into the emulator's S3 folder, and
+/// marks the cache used (the most recently used other build's caches are
+/// kept when a build saves its own).
 pub fn restore_s3(dir: &Path, s3_root: &Path) -> std::io::Result<()> {
+    let _ = std::fs::File::open(dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
     copy_tree(&dir.join("s3").join(BUCKET), &s3_root.join(BUCKET))
 }
 
@@ -369,7 +372,11 @@ pub fn save_cache(service: &healthimaging_emulator::Service, dir: &Path) -> Resu
     Ok(())
 }
 
-/// Removes caches earlier builds left beside `dir` (each is tens of MB).
+/// Removes what other builds and other processes left beside `dir` (each
+/// cache is tens of MB): the caches of builds other than this one and the
+/// most recently used other one (a debug and a release build of the same
+/// source take turns without evicting each other), and half-written caches
+/// of processes no longer running.
 fn forget_other_builds(dir: &Path) {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
     else {
@@ -377,10 +384,35 @@ fn forget_other_builds(dir: &Path) {
     };
     let build = |name: &str| name.split('-').nth(1).map(str::to_owned);
     let ours = build(name);
+    let mut others: Vec<(std::time::SystemTime, Option<String>, std::path::PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
         let other = entry.file_name().to_string_lossy().into_owned();
-        if other != name && !other.contains(".partial-") && build(&other) != ours {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if let Some((_, pid)) = other.rsplit_once(".partial-") {
+            let running = pid
+                .parse::<u32>()
+                .is_ok_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
+            if !running {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+            continue;
+        }
+        if other == name || build(&other) == ours {
+            continue;
+        }
+        let used = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        others.push((used, build(&other), entry.path()));
+    }
+    // The most recently used other build keeps its caches.
+    let kept = others
+        .iter()
+        .max_by_key(|(used, ..)| *used)
+        .map(|(_, build, _)| build.clone());
+    for (_, build, path) in others {
+        if Some(build) != kept {
+            let _ = std::fs::remove_dir_all(path);
         }
     }
 }

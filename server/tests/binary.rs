@@ -421,9 +421,20 @@ async fn fixtures_generate_writes_a_set_and_its_manifest() {
 async fn the_second_start_restores_the_demo_set_from_the_cache() {
     let home = tempfile::tempdir().unwrap();
     let caches = home.path().join(".cache/healthimaging-mcp");
-    // What an earlier build left: removed when this build writes its cache.
+    // What earlier builds left: the most recently used other build's cache
+    // stays (a debug and a release build take turns), older builds' and a
+    // dead process's half-written cache go when this build writes its own.
     let stale = caches.join("0.1.0-1-demo-fixtures1-emulator9");
-    std::fs::create_dir_all(stale.join("store")).unwrap();
+    let recent = caches.join("0.1.0-2-demo-fixtures1-emulator9");
+    let partial = caches.join("0.1.0-3-demo-fixtures1-emulator9.partial-4194399");
+    for (dir, age) in [(&stale, 7200), (&recent, 60), (&partial, 60)] {
+        std::fs::create_dir_all(dir.join("store")).unwrap();
+        let when = std::time::SystemTime::now() - Duration::from_secs(age);
+        std::fs::File::open(dir)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
     let mut outcomes = Vec::new();
     for run in 0..2 {
         let session = Session::start_in(home.path(), &["serve", "--seed", "9"], &[], ()).await;
@@ -472,5 +483,13 @@ async fn the_second_start_restores_the_demo_set_from_the_cache() {
         "{}",
         outcomes[1]
     );
-    assert!(!stale.exists(), "an earlier build's cache is removed");
+    assert!(!stale.exists(), "an older build's cache is removed");
+    assert!(
+        recent.exists(),
+        "the most recently used other build's cache stays"
+    );
+    assert!(
+        !partial.exists(),
+        "a dead process's half-written cache is removed"
+    );
 }
