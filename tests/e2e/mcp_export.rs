@@ -745,3 +745,57 @@ async fn links_planted_below_an_allowed_folder_are_not_followed() {
     assert_eq!(structured(&answer)["job"]["status"], "COMPLETED");
     assert!(!dicom_files(&exports.join("a/b")).is_empty());
 }
+
+#[tokio::test]
+async fn a_folder_replaced_by_a_link_while_a_job_was_stopped_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
+    let manifest = healthimaging_e2e::demo_manifest(&emulator);
+    let study = first_study(&manifest);
+    let exports = state.join("exports");
+    let first =
+        Mcp::connect_exporting(&emulator, sdk.clone(), &state, ExportPolicy::default()).await;
+    let out = structured(
+        &first
+            .call(
+                "start_dicom_export_job",
+                json!({"datastore_id": ds, "study_instance_uid": study,
+                       "destination": format!("file://{}", exports.display()), "wait": true}),
+            )
+            .await,
+    );
+    assert_eq!(out["job"]["status"], "COMPLETED", "{out}");
+    let finished_id = out["job"]["job_id"].as_str().unwrap().to_owned();
+    drop(first);
+    // The same job, recorded as stopped after its first instance; while it
+    // was stopped, its study folder became a link out of the allowed folder.
+    let jobs = healthimaging_mcp::export::ExportJobs::open(Some(&state));
+    let plan = jobs.plan(&finished_id).unwrap();
+    let mut record = jobs_record(&jobs, &finished_id);
+    let resumed_id = "0000000000000000000000000000beef";
+    record.job.job_id = resumed_id.to_owned();
+    record.job.status = healthimaging_mcp::export::JobStatus::InProgress;
+    record.job.exported_instances = 1;
+    record.job.bytes = 0;
+    record.job.manifest = None;
+    record.next = 1;
+    jobs.add(record, &plan).unwrap();
+    drop(jobs);
+    let job_folder = exports.join(resumed_id);
+    std::fs::create_dir_all(&job_folder).unwrap();
+    std::os::unix::fs::symlink(&outside, job_folder.join(&study)).unwrap();
+
+    let second = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
+    let resumed = wait_done(&second, resumed_id).await;
+    assert_ne!(resumed["status"], "COMPLETED", "{resumed}");
+    let said = resumed.to_string();
+    assert!(said.contains("exports do not follow links"), "{said}");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing was written through the link"
+    );
+}

@@ -337,11 +337,22 @@ impl Sink {
                     safe(&facts.series),
                     safe(&facts.sop_instance)
                 );
-                let path = root.join(&relative);
-                let parent = path.parent().unwrap_or(root).to_owned();
+                let root = root.clone();
+                let (study, series, name) = (
+                    safe(&facts.study),
+                    safe(&facts.series),
+                    format!("{}.dcm", safe(&facts.sop_instance)),
+                );
                 tokio::task::spawn_blocking(move || {
-                    std::fs::create_dir_all(&parent)?;
-                    write_atomic(&path, &bytes)
+                    // Checked again at every write: a folder replaced by a
+                    // link since the job started (or while it was stopped)
+                    // is refused, not followed.
+                    enter(&root, false)?;
+                    let study = root.join(study);
+                    enter(&study, false)?;
+                    let series = study.join(series);
+                    enter(&series, false)?;
+                    write_new_file(&series.join(name), &bytes).map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -461,7 +472,8 @@ impl Sink {
         let bytes = serde_json::to_vec_pretty(&document).unwrap_or_default();
         match self {
             Sink::Files { root, shown } => {
-                write_atomic(&root.join("manifest.json"), &bytes)?;
+                enter(root, false).map_err(std::io::Error::other)?;
+                write_new_file(&root.join("manifest.json"), &bytes)?;
                 Ok(Some(format!("{shown}/manifest.json")))
             }
             Sink::S3 {
@@ -536,6 +548,32 @@ fn job_folder(roots: &[&Path], dir: &Path, job_id: &str, fresh: bool) -> Result<
     current.push(job_id);
     enter(&current, fresh)?;
     Ok(current)
+}
+
+/// Writes `bytes` to `path` whole (a temporary file renamed over it), never
+/// through a link: the temporary file is created anew (`O_EXCL` does not
+/// follow links), and a rename replaces a link at `path` rather than
+/// writing where it points.
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    // A crash's leftover (or anything planted there) goes; removing a link
+    // removes the link only.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)
 }
 
 /// Makes sure `path` is a real folder (not a link), creating it if it is
