@@ -551,17 +551,7 @@ async fn a_job_can_be_cancelled_and_an_unfinished_one_resumes_after_a_restart() 
     let total = out["job"]["total_instances"].as_u64().unwrap() as usize;
     let finished_id = out["job"]["job_id"].as_str().unwrap().to_owned();
     drop(first);
-    let jobs = healthimaging_mcp::export::ExportJobs::open(Some(&state));
-    let plan = jobs.plan(&finished_id).unwrap();
-    let mut record = jobs_record(&jobs, &finished_id);
-    record.job.job_id = "0000000000000000000000000000abcd".to_owned();
-    record.job.status = healthimaging_mcp::export::JobStatus::InProgress;
-    record.job.exported_instances = 1;
-    record.job.bytes = 0;
-    record.job.manifest = None;
-    record.next = 1;
-    jobs.add(record, &plan).unwrap();
-    drop(jobs);
+    record_stopped_copy(&state, &finished_id, "0000000000000000000000000000abcd");
     let second = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
     let resumed = wait_done(&second, "0000000000000000000000000000abcd").await;
     assert_eq!(resumed["status"], "COMPLETED", "{resumed}");
@@ -578,12 +568,73 @@ async fn a_job_can_be_cancelled_and_an_unfinished_one_resumes_after_a_restart() 
     );
 }
 
-fn jobs_record(
-    jobs: &healthimaging_mcp::export::ExportJobs,
-    id: &str,
-) -> healthimaging_mcp::export::jobs::Record {
-    jobs.get(id)
-        .expect("the job is recorded in the state folder")
+/// Records in `state` a copy of the finished job `finished_id`, as `copy_id`,
+/// as a stopped server leaves a job: in progress, its first instance sent.
+/// The next server on the state folder resumes it.
+fn record_stopped_copy(state: &Path, finished_id: &str, copy_id: &str) {
+    let jobs = healthimaging_mcp::export::ExportJobs::open(Some(state));
+    let plan = jobs.plan(finished_id).unwrap();
+    let mut record = jobs
+        .get(finished_id)
+        .expect("the job is recorded in the state folder");
+    record.job.job_id = copy_id.to_owned();
+    record.job.status = healthimaging_mcp::export::JobStatus::InProgress;
+    record.job.exported_instances = 1;
+    record.job.bytes = 0;
+    record.job.manifest = None;
+    record.next = 1;
+    jobs.add(record, &plan).unwrap();
+}
+
+/// A demo emulator, the MCP server's state folder, an empty folder outside
+/// every allowed destination, and the first patient's first study.
+struct LinkAttack {
+    _dir: tempfile::TempDir,
+    state: std::path::PathBuf,
+    outside: std::path::PathBuf,
+    emulator: healthimaging_emulator::Emulator,
+    sdk: aws_sdk_medicalimaging::Client,
+    ds: String,
+    study: String,
+}
+
+impl LinkAttack {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
+        let study = first_study(&healthimaging_e2e::demo_manifest(&emulator));
+        Self {
+            _dir: dir,
+            state,
+            outside,
+            emulator,
+            sdk,
+            ds,
+            study,
+        }
+    }
+
+    async fn mcp(&self) -> Mcp {
+        Mcp::connect_exporting(
+            &self.emulator,
+            self.sdk.clone(),
+            &self.state,
+            ExportPolicy::default(),
+        )
+        .await
+    }
+
+    /// Nothing was written outside.
+    fn nothing_outside(&self) {
+        assert_eq!(
+            std::fs::read_dir(&self.outside).unwrap().count(),
+            0,
+            "nothing was written through a link"
+        );
+    }
 }
 
 #[tokio::test]
@@ -695,18 +746,14 @@ fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn links_planted_below_an_allowed_folder_are_not_followed() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let outside = dir.path().join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
-    let mcp = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
-    let manifest = healthimaging_e2e::demo_manifest(&emulator);
-    let study = first_study(&manifest);
-    let exports = state.join("exports");
+    let attack = LinkAttack::new().await;
+    let (ds, study, outside, emulator) =
+        (&attack.ds, &attack.study, &attack.outside, &attack.emulator);
+    let mcp = attack.mcp().await;
+    let exports = attack.state.join("exports");
     std::fs::create_dir_all(&exports).unwrap();
-    std::os::unix::fs::symlink(&outside, exports.join("link")).unwrap();
-    std::os::unix::fs::symlink(&outside, emulator.s3_root().join("linked-bucket")).unwrap();
+    std::os::unix::fs::symlink(outside, exports.join("link")).unwrap();
+    std::os::unix::fs::symlink(outside, emulator.s3_root().join("linked-bucket")).unwrap();
     for destination in [
         format!("file://{}/link", exports.display()),
         format!("file://{}/link/deeper", exports.display()),
@@ -729,11 +776,7 @@ async fn links_planted_below_an_allowed_folder_are_not_followed() {
             "{destination}: {out}"
         );
     }
-    assert_eq!(
-        std::fs::read_dir(&outside).unwrap().count(),
-        0,
-        "nothing was written through a link"
-    );
+    attack.nothing_outside();
     // Real folders below the allowed one are made as needed.
     let answer = mcp
         .call(
@@ -748,16 +791,10 @@ async fn links_planted_below_an_allowed_folder_are_not_followed() {
 
 #[tokio::test]
 async fn a_folder_replaced_by_a_link_while_a_job_was_stopped_is_not_followed() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let outside = dir.path().join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
-    let manifest = healthimaging_e2e::demo_manifest(&emulator);
-    let study = first_study(&manifest);
-    let exports = state.join("exports");
-    let first =
-        Mcp::connect_exporting(&emulator, sdk.clone(), &state, ExportPolicy::default()).await;
+    let attack = LinkAttack::new().await;
+    let (ds, study, outside) = (&attack.ds, &attack.study, &attack.outside);
+    let exports = attack.state.join("exports");
+    let first = attack.mcp().await;
     let out = structured(
         &first
             .call(
@@ -772,30 +809,16 @@ async fn a_folder_replaced_by_a_link_while_a_job_was_stopped_is_not_followed() {
     drop(first);
     // The same job, recorded as stopped after its first instance; while it
     // was stopped, its study folder became a link out of the allowed folder.
-    let jobs = healthimaging_mcp::export::ExportJobs::open(Some(&state));
-    let plan = jobs.plan(&finished_id).unwrap();
-    let mut record = jobs_record(&jobs, &finished_id);
     let resumed_id = "0000000000000000000000000000beef";
-    record.job.job_id = resumed_id.to_owned();
-    record.job.status = healthimaging_mcp::export::JobStatus::InProgress;
-    record.job.exported_instances = 1;
-    record.job.bytes = 0;
-    record.job.manifest = None;
-    record.next = 1;
-    jobs.add(record, &plan).unwrap();
-    drop(jobs);
+    record_stopped_copy(&attack.state, &finished_id, resumed_id);
     let job_folder = exports.join(resumed_id);
     std::fs::create_dir_all(&job_folder).unwrap();
-    std::os::unix::fs::symlink(&outside, job_folder.join(&study)).unwrap();
+    std::os::unix::fs::symlink(outside, job_folder.join(study)).unwrap();
 
-    let second = Mcp::connect_exporting(&emulator, sdk, &state, ExportPolicy::default()).await;
+    let second = attack.mcp().await;
     let resumed = wait_done(&second, resumed_id).await;
     assert_ne!(resumed["status"], "COMPLETED", "{resumed}");
     let said = resumed.to_string();
     assert!(said.contains("exports do not follow links"), "{said}");
-    assert_eq!(
-        std::fs::read_dir(&outside).unwrap().count(),
-        0,
-        "nothing was written through the link"
-    );
+    attack.nothing_outside();
 }
