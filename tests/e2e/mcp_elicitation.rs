@@ -128,32 +128,7 @@ async fn the_users_answer_in_the_client_completes_or_stops_a_deletion() {
 async fn a_datastore_deletion_and_an_identified_export_are_asked_too() {
     let dir = tempfile::tempdir().unwrap();
     let (emulator, sdk, ds) = healthimaging_e2e::ci_emulator(dir.path()).await;
-    let empty = sdk
-        .create_datastore()
-        .datastore_name("to-go")
-        .send()
-        .await
-        .unwrap()
-        .datastore_id()
-        .to_owned();
-    for _ in 0..100 {
-        let got = sdk
-            .get_datastore()
-            .datastore_id(&empty)
-            .send()
-            .await
-            .unwrap();
-        if got
-            .datastore_properties()
-            .unwrap()
-            .datastore_status()
-            .as_str()
-            == "ACTIVE"
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let empty = healthimaging_e2e::create_active_datastore(&sdk, "to-go").await;
     let call = |tool: &'static str, arguments: serde_json::Value| {
         CallToolRequestParams::new(tool).with_arguments(arguments.as_object().unwrap().clone())
     };

@@ -264,32 +264,7 @@ async fn identified_export_to_a_stow_rs_endpoint_needs_a_confirmation() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (emulator, sdk, ds) = demo_emulator(dir.path()).await;
-    let target = sdk
-        .create_datastore()
-        .datastore_name("stow-target")
-        .send()
-        .await
-        .unwrap()
-        .datastore_id()
-        .to_owned();
-    for _ in 0..100 {
-        let status = sdk
-            .get_datastore()
-            .datastore_id(&target)
-            .send()
-            .await
-            .unwrap();
-        if status
-            .datastore_properties()
-            .unwrap()
-            .datastore_status()
-            .as_str()
-            == "ACTIVE"
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let target = healthimaging_e2e::create_active_datastore(&sdk, "stow-target").await;
     let url = format!("{}/datastore/{target}/studies", emulator.url());
     let policy = ExportPolicy {
         allowed: vec![Destination::parse(&url).unwrap()],

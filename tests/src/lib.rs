@@ -523,6 +523,34 @@ impl Mcp {
 /// An emulator on the system clock holding the `demo` fixture set, imported
 /// the way `serve` imports it; returns the emulator, a client and the
 /// datastore ID. The S3 folder lives in `dir`.
+/// Creates a datastore named `name` and waits until it is ACTIVE.
+pub async fn create_active_datastore(sdk: &Client, name: &str) -> String {
+    let id = sdk
+        .create_datastore()
+        .datastore_name(name)
+        .send()
+        .await
+        .expect("datastore created")
+        .datastore_id()
+        .to_owned();
+    for _ in 0..200 {
+        let got = sdk
+            .get_datastore()
+            .datastore_id(&id)
+            .send()
+            .await
+            .expect("datastore read");
+        let status = got
+            .datastore_properties()
+            .map(|p| p.datastore_status().clone());
+        if status == Some(aws_sdk_medicalimaging::types::DatastoreStatus::Active) {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("datastore {name} did not become ACTIVE in 10 s");
+}
+
 /// The manifest of the demo set [`demo_emulator`] imported.
 pub fn demo_manifest(emulator: &Emulator) -> serde_json::Value {
     let path = emulator
