@@ -6,6 +6,9 @@
 //! `cargo bench -p healthimaging-emulator --bench import` prints one line per
 //! fixture set: the `scale` set (many small images) and the `demo` set
 //! (realistic sizes). `IMPORT_BENCH_SETS=demo` chooses.
+//! `IMPORT_BENCH_PROFILE=N` runs only the in-memory import, N times, and
+//! prints wall, CPU and codec seconds of each: what to run under `perf`
+//! (the baseline's own decoding would otherwise dominate the profile).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -204,6 +207,18 @@ async fn main() {
         };
         let root = dir.path().join("s3/bench/set");
         let manifest = healthimaging_fixtures::write(&spec, &root).expect("fixtures");
+        if let Some(runs) = std::env::var("IMPORT_BENCH_PROFILE")
+            .ok()
+            .map(|n| n.parse::<usize>().unwrap_or(5))
+        {
+            for _ in 0..runs {
+                let (wall, cpu, codec) = import(dir.path(), None).await;
+                println!(
+                    "{name} set in memory: {wall:.2} s, {cpu:.2} s of CPU, {codec:.2} s of codec work"
+                );
+            }
+            continue;
+        }
         let frames = frames_to_encode(&root.join("dicom"));
         let alone = encode_alone(&frames);
         let (in_memory, cpu, codec) = import(dir.path(), None).await;

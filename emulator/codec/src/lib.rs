@@ -13,8 +13,8 @@
 //! [`jpeg_ls::decode`] reads JPEG-LS input through CharLS (Debian package
 //! `libcharls-dev`). Two lossless input formats of DICOM, which the service
 //! transcodes, are here as well: [`rle`] (encode and decode, PS3.5 Annex G) and
-//! [`jpeg_lossless::encode`] (process 14, first-order prediction, for
-//! fixtures; the `jpeg-decoder` crate reads it back).
+//! [`jpeg_lossless`] (process 14: a decoder for every predictor, and an
+//! encoder for fixtures and tests).
 //!
 //! ```
 //! use healthimaging_codec::{Layout, htj2k, jpeg2000};
@@ -60,6 +60,12 @@ pub enum CodecError {
     /// A lossless JPEG image could not be made.
     #[error("Lossless JPEG encoding does not take {0}")]
     JpegLossless(&'static str),
+    /// A lossless JPEG image could not be read: it is malformed.
+    #[error("{0}")]
+    JpegLosslessInvalid(String),
+    /// A lossless JPEG image of a kind the decoder does not read.
+    #[error("Lossless JPEG images with {0} are not read")]
+    JpegLosslessUnsupported(&'static str),
     /// CharLS failed a step of JPEG-LS decoding (with its error code).
     #[error("CharLS failed to {0} (code {1})")]
     CharLs(&'static str, i32),

@@ -1,11 +1,14 @@
 //! Decoding the pixel data of imported instances to samples: native frames,
-//! JPEG baseline (kept as imported; decoded for its checksum), and the
-//! lossless inputs the service transcodes, RLE and JPEG lossless.
+//! JPEG baseline (kept as imported; decoded for its checksum, by the
+//! `jpeg-decoder` crate), and the lossless inputs the service transcodes, RLE
+//! and JPEG lossless (the codec crate's decoders).
 //!
 //! Samples are integers, interleaved by pixel; a signed image's samples are
 //! negative where its pixels are.
 
-use healthimaging_codec::{Layout, rle as rle_codec};
+use healthimaging_codec::{
+    CodecError, Layout, jpeg_lossless as jpeg_lossless_codec, rle as rle_codec,
+};
 
 use super::frames::{FrameError, Pixels};
 
@@ -67,35 +70,26 @@ pub(super) fn rle(frame: &[u8], pixels: &Pixels) -> Result<Vec<i32>, FrameError>
 /// be `BitsStored` or `BitsAllocated`: a signed sample is sign-extended from
 /// `BitsStored` either way.
 pub(super) fn jpeg_lossless(codestream: &[u8], pixels: &Pixels) -> Result<Vec<i32>, FrameError> {
-    let mut decoder = jpeg_decoder::Decoder::new(codestream);
-    let bytes = decoder
-        .decode()
-        .map_err(|e| FrameError::Invalid(format!("Could not decode a lossless JPEG frame: {e}")))?;
-    let raw: Vec<u32> = match decoder.info().map(|info| info.pixel_format) {
-        Some(jpeg_decoder::PixelFormat::L8) => bytes.iter().map(|&b| u32::from(b)).collect(),
-        Some(jpeg_decoder::PixelFormat::L16) => bytes
-            .chunks_exact(2)
-            .map(|b| u32::from(u16::from_ne_bytes([b[0], b[1]])))
-            .collect(),
-        _ => {
-            return Err(FrameError::Unsupported(
-                "Only single-component lossless JPEG frames are imported".into(),
-            ));
+    let mut samples = match jpeg_lossless_codec::decode(codestream) {
+        Ok(decoded) => decoded.samples,
+        Err(CodecError::JpegLosslessUnsupported(what)) => {
+            return Err(FrameError::Unsupported(format!(
+                "Lossless JPEG frames with {what} are not imported"
+            )));
+        }
+        Err(e) => {
+            return Err(FrameError::Invalid(format!(
+                "Could not decode a lossless JPEG frame: {e}"
+            )));
         }
     };
-    let stored = pixels.bits_stored.clamp(1, 16);
-    Ok(raw
-        .into_iter()
-        .map(|value| {
-            if !pixels.signed {
-                return value as i32;
-            }
-            let bits = value & ((1 << stored) - 1);
-            if bits & (1 << (stored - 1)) != 0 {
-                bits as i32 - (1 << stored)
-            } else {
-                bits as i32
-            }
-        })
-        .collect())
+    if pixels.signed {
+        let stored = pixels.bits_stored.clamp(1, 16);
+        let unused = 32 - stored;
+        for sample in &mut samples {
+            // The low `stored` bits, sign-extended.
+            *sample = (*sample << unused) >> unused;
+        }
+    }
+    Ok(samples)
 }
