@@ -6,9 +6,10 @@
 //! `cargo bench -p healthimaging-emulator --bench import` prints one line per
 //! fixture set: the `scale` set (many small images) and the `demo` set
 //! (realistic sizes). `IMPORT_BENCH_SETS=demo` chooses.
-//! `IMPORT_BENCH_PROFILE=N` runs only the in-memory import, N times, and
-//! prints wall, CPU and codec seconds of each: what to run under `perf`
-//! (the baseline's own decoding would otherwise dominate the profile).
+//! `IMPORT_BENCH_PROFILE=N` runs only the import, N times (with a data
+//! directory when `IMPORT_BENCH_DURABLE` is set), and prints wall, CPU and
+//! codec seconds of each: what to run under `perf` (the baseline's own
+//! decoding would otherwise dominate the profile).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -207,30 +208,49 @@ async fn main() {
         };
         let root = dir.path().join("s3/bench/set");
         let manifest = healthimaging_fixtures::write(&spec, &root).expect("fixtures");
+        // The input is on disk before the clock starts, as a user's files
+        // are: otherwise the first durable commit's syncfs also flushes the
+        // fixtures just written.
+        // SAFETY: sync takes no arguments and cannot fail.
+        unsafe { libc::sync() };
         if let Some(runs) = std::env::var("IMPORT_BENCH_PROFILE")
             .ok()
             .map(|n| n.parse::<usize>().unwrap_or(5))
         {
-            for _ in 0..runs {
-                let (wall, cpu, codec) = import(dir.path(), None).await;
+            let durable = std::env::var_os("IMPORT_BENCH_DURABLE").is_some();
+            for run in 0..runs {
+                let data = dir.path().join(format!("data-{run}"));
+                let (wall, cpu, codec) = import(dir.path(), durable.then_some(&*data)).await;
+                let mode = if durable {
+                    "with a data directory"
+                } else {
+                    "in memory"
+                };
                 println!(
-                    "{name} set in memory: {wall:.2} s, {cpu:.2} s of CPU, {codec:.2} s of codec work"
+                    "{name} set {mode}: {wall:.2} s, {cpu:.2} s of CPU, {codec:.2} s of codec work"
                 );
             }
             continue;
         }
         let frames = frames_to_encode(&root.join("dicom"));
         let alone = encode_alone(&frames);
+        let encoded = frames.len();
+        drop(frames);
         let (in_memory, cpu, codec) = import(dir.path(), None).await;
         let data = dir.path().join("data");
         let (durable, durable_cpu, _) = import(dir.path(), Some(&data)).await;
+        let instances = manifest.totals.instances as f64;
+        // What the import adds to the encoding, per instance: the figure
+        // that compares sets of very different image sizes.
+        let added = |wall: f64| (wall - alone) * 1000.0 / instances;
         println!(
-            "{name} set: {} instances, {} frames encoded; one thread encodes them alone in {alone:.2} s; import in memory {in_memory:.2} s ({:.2}x, {:.0} instances/s; {cpu:.2} s of CPU, {codec:.2} s of it decoding, encoding and verifying), with a data directory {durable:.2} s ({:.2}x; {durable_cpu:.2} s of CPU)",
+            "{name} set: {} instances, {encoded} frames encoded; one thread encodes them alone in {alone:.2} s; import in memory {in_memory:.2} s ({:.2}x, {:.0} instances/s, {:.2} ms per instance over the encoding; {cpu:.2} s of CPU, {codec:.2} s of it decoding, encoding and verifying), with a data directory {durable:.2} s ({:.2}x, {:.2} ms per instance over the encoding; {durable_cpu:.2} s of CPU)",
             manifest.totals.instances,
-            frames.len(),
             in_memory / alone,
-            manifest.totals.instances as f64 / in_memory,
+            instances / in_memory,
+            added(in_memory),
             durable / alone,
+            added(durable),
         );
     }
 }

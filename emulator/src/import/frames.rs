@@ -324,26 +324,45 @@ fn codestreams(value: &Value<InMemDicomObject>, frames: usize) -> Result<Vec<Vec
     Ok(out)
 }
 
-/// The decoded pixel buffer of `samples`: what the checksum covers.
-pub fn pixel_buffer(samples: &[i32], bits_allocated: u32) -> Vec<u8> {
-    if bits_allocated <= 8 {
-        samples.iter().map(|&s| s as u8).collect()
-    } else {
-        samples
-            .iter()
-            .flat_map(|&s| (s as u16).to_le_bytes())
-            .collect()
+/// The CRC32 of the decoded pixel buffer of `samples` (see the module's
+/// documentation), computed a block at a time without building the buffer.
+pub fn checksum(samples: &[i32], bits_allocated: u32) -> u32 {
+    const BLOCK: usize = 4096;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = [0u8; 2 * BLOCK];
+    for block in samples.chunks(BLOCK) {
+        let bytes = if bits_allocated <= 8 {
+            for (byte, &sample) in buffer.iter_mut().zip(block) {
+                *byte = sample as u8;
+            }
+            &buffer[..block.len()]
+        } else {
+            for (pair, &sample) in buffer.chunks_exact_mut(2).zip(block) {
+                pair.copy_from_slice(&(sample as u16).to_le_bytes());
+            }
+            &buffer[..2 * block.len()]
+        };
+        hasher.update(bytes);
     }
+    hasher.finalize()
 }
 
 fn describe(bytes: Vec<u8>, samples: &[i32], pixels: &Pixels) -> EncodedFrame {
+    let (min, max) = samples.iter().fold((i32::MAX, i32::MIN), |(min, max), &s| {
+        (min.min(s), max.max(s))
+    });
+    let (min, max) = if samples.is_empty() {
+        (0, 0)
+    } else {
+        (i64::from(min), i64::from(max))
+    };
     EncodedFrame {
         bytes,
         width: pixels.columns,
         height: pixels.rows,
-        checksum: crc32fast::hash(&pixel_buffer(samples, pixels.bits_allocated)),
-        min: samples.iter().copied().min().map_or(0, i64::from),
-        max: samples.iter().copied().max().map_or(0, i64::from),
+        checksum: checksum(samples, pixels.bits_allocated),
+        min,
+        max,
     }
 }
 

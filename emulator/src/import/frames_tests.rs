@@ -177,3 +177,17 @@ fn short_pixel_data_and_unknown_syntaxes_are_refused() {
     .unwrap_err();
     assert!(matches!(error, FrameError::Unsupported(_)), "{error}");
 }
+
+#[test]
+fn the_checksum_is_the_crc32_of_the_pixel_buffer_across_blocks() {
+    // More than two blocks, negative samples, and both sample sizes.
+    let samples: Vec<i32> = (0..10_001).map(|i| (i * 7919) % 70_000 - 35_000).collect();
+    let eight: Vec<u8> = samples.iter().map(|&s| s as u8).collect();
+    let sixteen: Vec<u8> = samples
+        .iter()
+        .flat_map(|&s| (s as u16).to_le_bytes())
+        .collect();
+    assert_eq!(checksum(&samples, 8), crc32fast::hash(&eight));
+    assert_eq!(checksum(&samples, 16), crc32fast::hash(&sixteen));
+    assert_eq!(checksum(&[], 16), crc32fast::hash(&[]));
+}

@@ -136,10 +136,17 @@ impl Blobs {
                 // file a crash left behind may never have reached the disk.
                 let path = file_of(dir, &id);
                 let folder = path.parent().expect("a blob file has a folder");
-                fs::create_dir_all(folder)?;
                 let n = self.temporaries.fetch_add(1, Ordering::Relaxed);
                 let temporary = folder.join(format!("{}.{}.{n}.tmp", id.0, std::process::id()));
-                let written = fs::File::create(&temporary)
+                // The folder is made the first time it is missing, not
+                // looked up for every blob.
+                let created = match fs::File::create(&temporary) {
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                        fs::create_dir_all(folder).and_then(|()| fs::File::create(&temporary))
+                    }
+                    other => other,
+                };
+                let written = created
                     .and_then(|mut file| file.write_all(bytes))
                     .and_then(|()| fs::rename(&temporary, &path));
                 if let Err(error) = written {
