@@ -157,3 +157,95 @@ fn every_series_of_the_ci_set_gives_a_faithful_document() {
     }
     assert_eq!(documents, manifest.totals.series);
 }
+
+/// Grouping reads each file's key straight from its data set; it must be the
+/// key the file's one-instance document gives, which is what later imports
+/// compare with: checked on every readable file of the `ci` set (its edge
+/// cases included) and the `demo` set, and on hand-made padded and missing
+/// values.
+#[test]
+fn the_grouping_key_of_a_data_set_is_the_key_of_its_document() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    use healthimaging_emulator::metadata::combine::{grouping_key, grouping_key_of};
+
+    fn walk(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    let key_of_document = |file: &dicom_object::DefaultDicomObject| {
+        let series = file
+            .element(tags::SERIES_INSTANCE_UID)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
+            .unwrap_or_default();
+        let record = InstanceRecord {
+            meta: file.meta(),
+            dataset: file,
+            stored_transfer_syntax: "",
+            frames: &[],
+        };
+        grouping_key(&document("", "", &[record]), &series)
+    };
+    let mut checked = 0;
+    for (set, seed) in [(FixtureSet::Ci, 5), (FixtureSet::Demo, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        healthimaging_fixtures::write(
+            &Spec {
+                set,
+                seed,
+                patients: None,
+            },
+            dir.path(),
+        )
+        .unwrap();
+        let mut files = Vec::new();
+        walk(&dir.path().join("dicom"), &mut files);
+        for path in files {
+            let Ok(file) = dicom_object::open_file(&path) else {
+                continue;
+            };
+            let key = grouping_key_of(&file);
+            assert_eq!(key, key_of_document(&file), "{}", path.display());
+            assert!(
+                key.iter().filter(|v| !v.is_null()).count() >= 2,
+                "{}: the key has values",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "{checked} files");
+
+    // Padding, a missing attribute and a multi-valued one.
+    let mut object = dicom_object::InMemDicomObject::new_empty();
+    let put = |object: &mut dicom_object::InMemDicomObject, tag, vr, value: &str| {
+        object.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+    };
+    put(&mut object, tags::PATIENT_ID, VR::LO, "P-1 ");
+    put(&mut object, tags::STUDY_DATE, VR::DA, "20240101");
+    put(&mut object, tags::ACCESSION_NUMBER, VR::SH, "A\\B");
+    put(&mut object, tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3\0");
+    put(&mut object, tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4\0");
+    put(&mut object, tags::SERIES_NUMBER, VR::IS, " 7");
+    put(&mut object, tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5");
+    let file = object
+        .with_meta(
+            dicom_object::meta::FileMetaTableBuilder::new()
+                .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+                .media_storage_sop_instance_uid("1.2.3.4.5")
+                .transfer_syntax("1.2.840.10008.1.2.1"),
+        )
+        .unwrap();
+    let key = grouping_key_of(&file);
+    assert_eq!(key, key_of_document(&file));
+    assert_eq!(key[0], json!("P-1"), "padding trimmed");
+    assert_eq!(key[4], serde_json::Value::Null, "no StudyID");
+}

@@ -12,7 +12,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject, OpenFileOptions};
 use serde_json::Value as Json;
 
 use super::frames::{self, EncodedFrame, FrameError};
-use crate::metadata::combine::{GroupingKey, grouping_key};
+use crate::metadata::combine::{GroupingKey, grouping_key_of};
 use crate::store::LosslessStorageFormat;
 
 /// What grouping needs of a file.
@@ -113,15 +113,8 @@ pub fn read_header(reader: impl std::io::Read, overrides: &Overrides) -> Result<
         .map_err(not_dicom)?;
     overrides.apply(&mut file);
     let uids = uids(&file)?;
-    let record = crate::metadata::InstanceRecord {
-        meta: file.meta(),
-        dataset: &file,
-        stored_transfer_syntax: "",
-        frames: &[],
-    };
-    let document = crate::metadata::document("", "", &[record]);
     Ok(Header {
-        key: grouping_key(&document, &uids.series),
+        key: grouping_key_of(&file),
         series_uid: uids.series,
     })
 }

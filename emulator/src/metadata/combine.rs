@@ -6,6 +6,7 @@
 //! AccessionNumber, PatientID, StudyInstanceUID, StudyID, SeriesInstanceUID
 //! and SeriesNumber). A merge keeps the receiving document's values.
 
+use dicom_object::InMemDicomObject;
 use serde_json::{Map, Value as Json};
 
 /// The attributes whose agreement decides where an instance goes.
@@ -27,6 +28,30 @@ pub fn grouping_key(document: &Json, series_uid: &str) -> GroupingKey {
     ]
     .into_iter()
     .map(normalized)
+    .collect()
+}
+
+/// The grouping attributes of an instance's data set: what [`grouping_key`]
+/// reads from the instance's one-instance document (values at the level the
+/// document puts them, padding trimmed), without building that document.
+pub fn grouping_key_of(dataset: &InMemDicomObject) -> GroupingKey {
+    use dicom_dictionary_std::tags;
+
+    use super::{Level, level, values};
+    [
+        (tags::PATIENT_ID, Level::Patient),
+        (tags::STUDY_DATE, Level::Study),
+        (tags::ACCESSION_NUMBER, Level::Study),
+        (tags::STUDY_INSTANCE_UID, Level::Study),
+        (tags::STUDY_ID, Level::Study),
+        (tags::SERIES_INSTANCE_UID, Level::Series),
+        (tags::SERIES_NUMBER, Level::Series),
+    ]
+    .into_iter()
+    .map(|(tag, at)| match dataset.element(tag) {
+        Ok(element) if level(tag) == at => normalized(&values::value(element)),
+        _ => Json::Null,
+    })
     .collect()
 }
 

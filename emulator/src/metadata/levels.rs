@@ -143,22 +143,58 @@ const SERIES: &[Tag] = &[
     t::PIXEL_PADDING_VALUE,
 ];
 
-/// The level of `tag`.
+/// The level of `tag`: a binary search of the listed attributes, sorted
+/// once (every element of every imported instance asks).
 pub fn level(tag: Tag) -> Level {
-    if PATIENT.contains(&tag) {
-        Level::Patient
-    } else if STUDY.contains(&tag) {
-        Level::Study
-    } else if SERIES.contains(&tag) {
-        Level::Series
-    } else {
-        Level::Instance
-    }
+    static SORTED: std::sync::OnceLock<Vec<(Tag, Level)>> = std::sync::OnceLock::new();
+    let sorted = SORTED.get_or_init(|| {
+        let mut all: Vec<(Tag, Level)> = Vec::new();
+        // The first list naming a tag decides, as the lists are read in order.
+        for (tags, level) in [
+            (PATIENT, Level::Patient),
+            (STUDY, Level::Study),
+            (SERIES, Level::Series),
+        ] {
+            for &tag in tags {
+                if !all.iter().any(|(listed, _)| *listed == tag) {
+                    all.push((tag, level));
+                }
+            }
+        }
+        all.sort_by_key(|(tag, _)| *tag);
+        all
+    });
+    sorted
+        .binary_search_by_key(&tag, |(listed, _)| *listed)
+        .map_or(Level::Instance, |found| sorted[found].1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_search_agrees_with_the_lists() {
+        let linear = |tag: Tag| {
+            if PATIENT.contains(&tag) {
+                Level::Patient
+            } else if STUDY.contains(&tag) {
+                Level::Study
+            } else if SERIES.contains(&tag) {
+                Level::Series
+            } else {
+                Level::Instance
+            }
+        };
+        for group in [
+            0x0002, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028, 0x0032, 0x0040,
+        ] {
+            for element in 0..=0xffff {
+                let tag = Tag(group, element);
+                assert_eq!(level(tag), linear(tag), "{tag}");
+            }
+        }
+    }
 
     #[test]
     fn levels_follow_the_modules() {
