@@ -53,8 +53,12 @@ extern "C" int himcp_htj2k_encode(const int32_t *samples, uint32_t width,
       const int32_t *row = samples + static_cast<size_t>(y) * width * components;
       for (uint32_t k = 0; k < components; ++k) {
         ojph::si32 *target = line->i32;
-        for (uint32_t x = 0; x < width; ++x) {
-          target[x] = row[static_cast<size_t>(x) * components + component];
+        if (components == 1) {
+          std::memcpy(target, row, static_cast<size_t>(width) * sizeof(int32_t));
+        } else {
+          for (uint32_t x = 0; x < width; ++x) {
+            target[x] = row[static_cast<size_t>(x) * components + component];
+          }
         }
         line = codestream.exchange(line, component);
       }
@@ -111,6 +115,12 @@ extern "C" int himcp_htj2k_verify(const uint8_t *codestream, size_t length,
           continue;
         }
         const ojph::si32 *decoded = line->i32;
+        if (components == 1) {
+          if (std::memcmp(decoded, row, static_cast<size_t>(width) * sizeof(int32_t)) != 0) {
+            result = 4;
+          }
+          continue;
+        }
         for (uint32_t x = 0; x < width; ++x) {
           if (decoded[x] != row[static_cast<size_t>(x) * components + component]) {
             result = 4;
