@@ -3,6 +3,7 @@
 //! the manifest. A failed instance is counted and listed with its reason;
 //! the job goes on.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,6 +11,7 @@ use std::sync::atomic::Ordering;
 use axum::body::Bytes;
 use dicom_object::meta::FileMetaTable;
 
+use super::confined::Folder;
 use super::destination::Destination;
 use super::dimse::{Node, StoreSession};
 use super::jobs::{
@@ -247,8 +249,14 @@ impl Facts {
 /// Where a job's instances go.
 enum Sink {
     /// A folder: the job's own, inside the destination folder or the
-    /// emulator's S3 folder; `shown` is how the folder is named to people.
-    Files { root: PathBuf, shown: String },
+    /// emulator's S3 folder, reached from the allowed folder `root` through
+    /// the folders `job` (never through a link); `shown` is how it is named
+    /// to people.
+    Files {
+        root: PathBuf,
+        job: Vec<OsString>,
+        shown: String,
+    },
     /// An S3 bucket: objects under `prefix` (which ends with the job ID).
     S3 {
         client: aws_sdk_s3::Client,
@@ -272,10 +280,11 @@ impl Sink {
         match destination {
             Destination::Folder(dir) => {
                 let roots: Vec<&Path> = runner.folder_roots.iter().map(PathBuf::as_path).collect();
-                let root = job_folder(&roots, &dir, job_id, fresh)?;
+                let (root, job) = job_folder(&roots, &dir, job_id, fresh)?;
                 Ok(Sink::Files {
-                    shown: format!("file://{}", root.display()),
+                    shown: format!("file://{}", dir.join(job_id).display()),
                     root,
+                    job,
                 })
             }
             Destination::S3 { bucket, prefix } => {
@@ -300,7 +309,7 @@ impl Sink {
                 if !prefix.is_empty() {
                     dir = dir.join(&prefix);
                 }
-                let root = job_folder(&[s3.as_path()], &dir, job_id, fresh)?;
+                let (root, job) = job_folder(&[s3.as_path()], &dir, job_id, fresh)?;
                 let key = if prefix.is_empty() {
                     job_id.clone()
                 } else {
@@ -308,6 +317,7 @@ impl Sink {
                 };
                 Ok(Sink::Files {
                     root,
+                    job,
                     shown: format!("s3://{bucket}/{key}"),
                 })
             }
@@ -330,29 +340,28 @@ impl Sink {
     /// Writes one instance; returns its place for the manifest.
     async fn write(&mut self, facts: &Facts, bytes: Bytes) -> Result<String, String> {
         match self {
-            Sink::Files { root, .. } => {
+            Sink::Files { root, job, .. } => {
                 let relative = format!(
                     "{}/{}/{}.dcm",
                     safe(&facts.study),
                     safe(&facts.series),
                     safe(&facts.sop_instance)
                 );
-                let root = root.clone();
+                let (root, job) = (root.clone(), job.clone());
                 let (study, series, name) = (
                     safe(&facts.study),
                     safe(&facts.series),
                     format!("{}.dcm", safe(&facts.sop_instance)),
                 );
                 tokio::task::spawn_blocking(move || {
-                    // Checked again at every write: a folder replaced by a
-                    // link since the job started (or while it was stopped)
-                    // is refused, not followed.
-                    enter(&root, false)?;
-                    let study = root.join(study);
-                    enter(&study, false)?;
-                    let series = study.join(series);
-                    enter(&series, false)?;
-                    write_new_file(&series.join(name), &bytes).map_err(|e| e.to_string())
+                    // Entered again from the allowed folder at every write:
+                    // a folder replaced by a link since the job started (or
+                    // while it was stopped) is refused, not followed.
+                    let series = job_folder_again(&root, &job)?
+                        .descend([OsStr::new(&study), OsStr::new(&series)])?;
+                    series
+                        .write_new_file(OsStr::new(&name), &bytes)
+                        .map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -471,9 +480,10 @@ impl Sink {
         });
         let bytes = serde_json::to_vec_pretty(&document).unwrap_or_default();
         match self {
-            Sink::Files { root, shown } => {
-                enter(root, false).map_err(std::io::Error::other)?;
-                write_new_file(&root.join("manifest.json"), &bytes)?;
+            Sink::Files { root, job, shown } => {
+                job_folder_again(root, job)
+                    .map_err(std::io::Error::other)?
+                    .write_new_file(OsStr::new("manifest.json"), &bytes)?;
                 Ok(Some(format!("{shown}/manifest.json")))
             }
             Sink::S3 {
@@ -526,83 +536,41 @@ async fn put_object(
 /// The job's folder inside `dir`, which lies at or below one of `roots`:
 /// created fresh for a new job (refused if it exists), reused when resuming.
 /// Every folder from the root down is entered or created without following
-/// a link, so a link planted below an allowed folder cannot carry an export
-/// elsewhere (the root itself is the operator's and may be a link).
-fn job_folder(roots: &[&Path], dir: &Path, job_id: &str, fresh: bool) -> Result<PathBuf, String> {
+/// a link ([`Folder`]), so a link planted below an allowed folder cannot
+/// carry an export elsewhere (the root itself is the operator's and may be
+/// a link). Answers the root and the folders from it to the job's.
+fn job_folder(
+    roots: &[&Path],
+    dir: &Path,
+    job_id: &str,
+    fresh: bool,
+) -> Result<(PathBuf, Vec<OsString>), String> {
     let root = roots
         .iter()
         .filter(|root| dir.starts_with(root))
         .max_by_key(|root| root.components().count())
         .ok_or_else(|| format!("{} is not inside an allowed folder", dir.display()))?;
-    std::fs::create_dir_all(root)
-        .map_err(|e| format!("the destination folder could not be created: {e}"))?;
-    let mut current = root.to_path_buf();
     let rest = dir.strip_prefix(root).map_err(|e| e.to_string())?;
+    let mut parts = Vec::new();
     for part in rest.components() {
         let std::path::Component::Normal(part) = part else {
             return Err(format!("{} has a . or .. segment", dir.display()));
         };
-        current.push(part);
-        enter(&current, false)?;
+        parts.push(part.to_owned());
     }
-    current.push(job_id);
-    enter(&current, fresh)?;
-    Ok(current)
+    let above = Folder::root(root)
+        .map_err(|e| format!("the destination folder could not be created: {e}"))?
+        .descend(parts.iter().map(OsString::as_os_str))?;
+    above.child(OsStr::new(job_id), fresh)?;
+    parts.push(job_id.into());
+    Ok((root.to_path_buf(), parts))
 }
 
-/// Writes `bytes` to `path` whole (a temporary file renamed over it), never
-/// through a link: the temporary file is created anew (`O_EXCL` does not
-/// follow links), and a rename replaces a link at `path` rather than
-/// writing where it points.
-fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    // A crash's leftover (or anything planted there) goes; removing a link
-    // removes the link only.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
-/// Makes sure `path` is a real folder (not a link), creating it if it is
-/// missing; with `new`, it must not exist yet.
-fn enter(path: &Path, new: bool) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) if new => Err(format!(
-            "the job's folder {} exists already",
-            path.display()
-        )),
-        Ok(meta) if meta.file_type().is_dir() => Ok(()),
-        Ok(_) => Err(format!(
-            "{} is a link or a file, not a folder: exports do not follow links",
-            path.display()
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(path) {
-            Ok(()) => Ok(()),
-            // Made by someone else meanwhile: look again.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !new => enter(path, false),
-            Err(e) => Err(format!(
-                "the folder {} could not be created: {e}",
-                path.display()
-            )),
-        },
-        Err(e) => Err(format!(
-            "the folder {} could not be read: {e}",
-            path.display()
-        )),
-    }
+/// The job's folder, entered again from its allowed root.
+fn job_folder_again(root: &Path, job: &[OsString]) -> Result<Folder, String> {
+    Folder::root(root)
+        .map_err(|e| format!("the destination folder could not be opened: {e}"))?
+        .descend(job.iter().map(OsString::as_os_str))
 }
 
 /// A UID as a path component, or a digest of it when it is not a UID.
