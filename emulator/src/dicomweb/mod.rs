@@ -20,6 +20,7 @@ mod qido;
 mod stow;
 mod wado;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -336,7 +337,11 @@ pub struct Source {
 /// The image sets a call addresses, with their documents: the one named by
 /// `?imageSetId=`, or the datastore's primary image sets (of the path's
 /// study, when it names one), most recently updated first.
-fn sources(service: &Service, call: &Call) -> ApiResult<Vec<Source>> {
+fn sources(
+    service: &Service,
+    call: &Call,
+    studies: Option<&BTreeSet<String>>,
+) -> ApiResult<Vec<Source>> {
     let datastore = &call.route.datastore;
     let sets = service.store().read(|r| -> ApiResult<Vec<ImageSet>> {
         crate::ops::find_live_datastore(service, r, datastore)?;
@@ -352,9 +357,17 @@ fn sources(service: &Service, call: &Call) -> ApiResult<Vec<Source>> {
                 })?;
             return Ok(vec![set]);
         }
-        let mut sets = match &call.route.study {
-            Some(study) => r.study_primaries(datastore, study)?,
-            None => r.primaries_by_update(datastore)?,
+        let mut sets = match (&call.route.study, studies) {
+            (Some(study), _) => r.study_primaries(datastore, study)?,
+            // Only these studies can hold what is asked for.
+            (None, Some(studies)) => {
+                let mut sets = Vec::new();
+                for study in studies {
+                    sets.extend(r.study_primaries(datastore, study)?);
+                }
+                sets
+            }
+            (None, None) => r.primaries_by_update(datastore)?,
         };
         sets.sort_by(|a, b| b.updated_at().cmp(&a.updated_at()).then(b.row.cmp(&a.row)));
         Ok(sets)

@@ -324,6 +324,71 @@ fn output(record: &InMemDicomObject, search: &Search, defaults: &[Tag], call: &C
 
 /// SearchDICOMStudies, SearchDICOMSeries and SearchDICOMInstances.
 pub fn search(service: &Service, call: &Call) -> ApiResult<Response> {
+    search_with(service, call, true)
+}
+
+/// The studies that can hold a match, when a filter names them through an
+/// indexed attribute (StudyInstanceUID, SeriesInstanceUID, PatientID,
+/// AccessionNumber, StudyID) with exact values: only their image sets are
+/// read, instead of every primary image set of the datastore. A record
+/// matching such a filter takes the value from an image set whose indexed
+/// value is the same (both trimmed), so no match is left out.
+fn candidate_studies(
+    service: &Service,
+    call: &Call,
+    search: &Search,
+) -> ApiResult<Option<BTreeSet<String>>> {
+    use crate::store::Attribute;
+
+    if call.route.study.is_some() || call.query.get("imageSetId").is_some() {
+        return Ok(None);
+    }
+    for filter in &search.filters {
+        let attribute = match filter.tag {
+            tags::STUDY_INSTANCE_UID => Attribute::StudyInstanceUid,
+            tags::SERIES_INSTANCE_UID => Attribute::SeriesInstanceUid,
+            tags::PATIENT_ID => Attribute::PatientId,
+            tags::ACCESSION_NUMBER => Attribute::AccessionNumber,
+            tags::STUDY_ID => Attribute::StudyId,
+            _ => continue,
+        };
+        let pattern = filter.value.trim();
+        let values: Vec<&str> = if dataset::vr_of(filter.tag, None) == VR::UI {
+            // A list of UIDs matches any of them.
+            pattern
+                .split(['\\', ','])
+                .map(str::trim)
+                .filter(|uid| !uid.is_empty())
+                .collect()
+        } else if pattern.is_empty() || pattern.contains(['*', '?']) {
+            continue;
+        } else {
+            vec![pattern]
+        };
+        if values.is_empty() {
+            continue;
+        }
+        if attribute == Attribute::StudyInstanceUid {
+            return Ok(Some(values.into_iter().map(str::to_owned).collect()));
+        }
+        let datastore = &call.route.datastore;
+        let studies = service.store().read(|r| -> ApiResult<BTreeSet<String>> {
+            let mut studies = BTreeSet::new();
+            for value in values {
+                for set in r.primaries_where(datastore, attribute, value)? {
+                    studies.extend(set.latest().tags.study_instance_uid.clone());
+                }
+            }
+            Ok(studies)
+        })?;
+        return Ok(Some(studies));
+    }
+    Ok(None)
+}
+
+/// The search, reading only the candidate studies when `narrow`; the tests
+/// compare both ways.
+fn search_with(service: &Service, call: &Call, narrow: bool) -> ApiResult<Response> {
     media::accepts_json(&call.accept)?;
     let level = match call.route.action {
         Action::SearchDICOMStudies => Level::Study,
@@ -331,7 +396,12 @@ pub fn search(service: &Service, call: &Call) -> ApiResult<Response> {
         _ => Level::Instance,
     };
     let search = parse(call, level)?;
-    let sources = sources(service, call)?;
+    let candidates = if narrow {
+        candidate_studies(service, call, &search)?
+    } else {
+        None
+    };
+    let sources = sources(service, call, candidates.as_ref())?;
     let study_filter = call.route.study.as_deref();
     let series_filter = call.route.series.as_deref();
     // Study records, most recently updated first (the sources' order).
@@ -536,6 +606,132 @@ mod tests {
         assert!(value_matches(VR::UI, "1.2,1.3", "1.2"));
         assert!(!value_matches(VR::UI, "1.*", "1.2"));
         assert!(value_matches(VR::TM, "080000-120000", "093000.123"));
+    }
+
+    /// Reading only the studies an indexed filter names gives exactly the
+    /// answer of reading every primary image set, for every level and every
+    /// kind of filter (narrowing or not), and it does narrow.
+    #[tokio::test]
+    async fn narrowed_searches_answer_as_full_scans_do() {
+        use axum::http::Method;
+        use http_body_util::BodyExt;
+        use serde_json::json;
+
+        use crate::testing::{active_datastore, plant_document, series_document, service};
+
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        let document =
+            |patient: &str, study: &str, series: &str, accession: &str, sops: &[&str]| {
+                let mut document = series_document(patient, study, series, sops);
+                document["Study"]["DICOM"]["AccessionNumber"] = json!(accession);
+                document["Study"]["DICOM"]["StudyID"] = json!(format!("ID-{study}"));
+                document
+            };
+        let planted = [
+            // A study of two series, a one-series study of another patient.
+            (
+                "P1",
+                "1.1",
+                "1.1.1",
+                "ACC1",
+                vec!["1.1.1.1", "1.1.1.2"],
+                true,
+            ),
+            ("P1", "1.1", "1.1.2", "ACC1", vec!["1.1.2.1"], true),
+            ("P2", "1.2", "1.2.1", "ACC2", vec!["1.2.1.1"], true),
+            // A study whose image sets disagree on PatientID.
+            ("P3", "1.3", "1.3.1", "ACC3", vec!["1.3.1.1"], true),
+            ("P3X", "1.3", "1.3.2", "ACC3", vec!["1.3.2.1"], true),
+            // Padding, and a non-primary image set.
+            ("P4 ", "1.4", "1.4.1", "ACC4", vec!["1.4.1.1"], true),
+            ("P1", "1.1", "1.1.1", "ACC1", vec!["1.1.1.9"], false),
+        ];
+        for (n, (patient, study, series, accession, sops, primary)) in planted.iter().enumerate() {
+            plant_document(
+                &service,
+                &ds,
+                &format!("{:032x}", n + 1),
+                *primary,
+                document(patient, study, series, accession, sops),
+            );
+            clock.advance(std::time::Duration::from_secs(1));
+        }
+        let answer = |path: &str, query: &str, narrow: bool| {
+            let (service, ds) = (service.clone(), ds.clone());
+            let (path, query) = (path.to_owned(), query.to_owned());
+            async move {
+                let call = Call {
+                    route: super::super::route(&Method::GET, &format!("/datastore/{ds}{path}"))
+                        .unwrap()
+                        .unwrap(),
+                    query: crate::wire::Query::parse(Some(&query)),
+                    accept: media::accept(Some("application/dicom+json")),
+                    base: "http://localhost".into(),
+                    bearer: None,
+                };
+                let level = match call.route.action {
+                    Action::SearchDICOMStudies => Level::Study,
+                    Action::SearchDICOMSeries => Level::Series,
+                    _ => Level::Instance,
+                };
+                let narrowed =
+                    candidate_studies(&service, &call, &parse(&call, level).unwrap()).unwrap();
+                let response = search_with(&service, &call, narrow).unwrap();
+                let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                (narrowed, serde_json::from_slice::<Json>(&bytes).unwrap())
+            }
+        };
+        let cases: [(&str, &str, Option<&[&str]>, usize); 16] = [
+            ("/studies", "PatientID=P1", Some(&["1.1"]), 1),
+            ("/studies", "PatientID=P3", Some(&["1.3"]), 0),
+            ("/studies", "PatientID=P3X", Some(&["1.3"]), 1),
+            ("/studies", "PatientID=P4", Some(&["1.4"]), 1),
+            ("/studies", "PatientID=NOBODY", Some(&[]), 0),
+            ("/studies", "PatientID=P*", None, 4),
+            ("/studies", "AccessionNumber=ACC2", Some(&["1.2"]), 1),
+            ("/studies", "StudyID=ID-1.3", Some(&["1.3"]), 1),
+            (
+                "/studies",
+                "StudyInstanceUID=1.1\\1.2",
+                Some(&["1.1", "1.2"]),
+                2,
+            ),
+            (
+                "/studies",
+                "StudyInstanceUID=1.1,1.4&limit=1&offset=0",
+                Some(&["1.1", "1.4"]),
+                1,
+            ),
+            ("/instances", "PatientID=P1&Modality=CT", Some(&["1.1"]), 3),
+            ("/instances", "SeriesInstanceUID=1.3.2", Some(&["1.3"]), 1),
+            ("/studies/1.1/series", "Modality=CT", None, 2),
+            ("/instances", "PatientID=P1", Some(&["1.1"]), 3),
+            (
+                "/instances",
+                "SeriesInstanceUID=1.1.1&includefield=all",
+                Some(&["1.1"]),
+                2,
+            ),
+            (
+                "/instances",
+                "AccessionNumber=ACC3&offset=1",
+                Some(&["1.3"]),
+                1,
+            ),
+        ];
+        for (path, query, studies, count) in cases {
+            let (narrowed, answer_narrowed) = answer(path, query, true).await;
+            let (_, answer_full) = answer(path, query, false).await;
+            assert_eq!(answer_narrowed, answer_full, "{path}?{query}");
+            assert_eq!(
+                answer_full.as_array().map(Vec::len),
+                Some(count),
+                "{path}?{query}: {answer_full}"
+            );
+            let expected = studies.map(|s| s.iter().map(|s| (*s).to_owned()).collect());
+            assert_eq!(narrowed, expected, "{path}?{query}");
+        }
     }
 
     #[tokio::test]

@@ -69,7 +69,7 @@ fn label(value: &Option<String>) -> &str {
 /// The series the path names, in the image sets addressed (in order).
 fn series_sources(service: &Service, call: &Call) -> ApiResult<Vec<Source>> {
     let (study, series) = (label(&call.route.study), label(&call.route.series));
-    let found: Vec<Source> = sources(service, call)?
+    let found: Vec<Source> = sources(service, call, None)?
         .into_iter()
         .filter(|s| super::study_uid(&s.document) == study)
         .filter(|s| s.document["Study"]["Series"].get(series).is_some())

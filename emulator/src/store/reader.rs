@@ -316,6 +316,17 @@ impl<'c> Reader<'c> {
         self.primaries(datastore_id, "study_uid", study_uid, i64::MAX)
     }
 
+    /// The primary image sets of `datastore_id` whose `attribute` is
+    /// `value` (exactly, as SearchImageSets' EQUAL), oldest first.
+    pub fn primaries_where(
+        &self,
+        datastore_id: &str,
+        attribute: super::Attribute,
+        value: &str,
+    ) -> Result<Vec<ImageSet>> {
+        self.primaries(datastore_id, attribute.column(), value, i64::MAX)
+    }
+
     /// The primary image sets of `datastore_id`, most recently updated
     /// first (what DICOMweb addresses without an `imageSetId`).
     pub fn primaries_by_update(&self, datastore_id: &str) -> Result<Vec<ImageSet>> {

@@ -38,7 +38,7 @@ pub enum Attribute {
 }
 
 impl Attribute {
-    fn column(self) -> &'static str {
+    pub(super) fn column(self) -> &'static str {
         match self {
             Attribute::PatientId => "patient_id",
             Attribute::AccessionNumber => "accession_number",

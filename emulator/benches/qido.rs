@@ -1,0 +1,190 @@
+//! QIDO-RS latency at 1k and 10k image sets in a datastore (each with its
+//! metadata document: one series of two instances), through the HTTP
+//! handler: searches an indexed attribute narrows (PatientID, AccessionNumber,
+//! StudyInstanceUID) and one it cannot (no filter: every primary image set is
+//! read).
+//!
+//! `cargo bench -p healthimaging-emulator --bench qido` prints one row per
+//! query, one column per size, and the ratio of the largest to the smallest.
+//! `QIDO_BENCH_SIZES=1000,50000` chooses other sizes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use healthimaging_emulator::store::{DicomTags, ImageSetVersion, StoreError};
+use healthimaging_emulator::{EmulatorConfig, Service, Timestamp, metadata, router};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const QUERIES: u32 = 50;
+const BASE: u64 = 1_700_000_000_000;
+/// Image sets a patient has; the store's size does not change it.
+const PER_PATIENT: u64 = 20;
+
+async fn get(service: &Arc<Service>, uri: &str) -> Value {
+    let request = Request::builder()
+        .method("GET")
+        .uri(uri)
+        .header("accept", "application/dicom+json")
+        .body(Body::empty())
+        .expect("request");
+    let response = router(service.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// A datastore of `size` image sets with documents: patients of 20 image
+/// sets, studies of 2.
+async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) {
+    let config = EmulatorConfig::default()
+        .with_seed(1)
+        .with_transition_delay(Duration::ZERO)
+        .with_data_dir(data);
+    let service = Service::start(config).expect("emulator");
+    let request = Request::builder()
+        .method("POST")
+        .uri("/datastore")
+        .body(Body::from(r#"{"clientToken":"bench"}"#))
+        .expect("request");
+    let response = router(service.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let created: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let ds = created["datastoreId"]
+        .as_str()
+        .expect("datastore")
+        .to_owned();
+    for chunk in (0..size).collect::<Vec<_>>().chunks(5_000) {
+        service
+            .store()
+            .write(|w| {
+                for &n in chunk {
+                    let id = format!("{n:032x}");
+                    let series = format!("2.25.{n}.1");
+                    let document = json!({
+                        "Patient": {"DICOM": {"PatientID": format!("SYN{:07}", n / PER_PATIENT),
+                            "PatientName": "SYNTHETIC^BENCH"}},
+                        "Study": {"DICOM": {"StudyInstanceUID": format!("2.25.{}", n / 2),
+                                "AccessionNumber": format!("ACC{:07}", n / 2),
+                                "StudyDate": "20240101"},
+                            "Series": {&series: {"DICOM": {"SeriesInstanceUID": &series,
+                                    "Modality": "CT", "SeriesNumber": "1"},
+                                "Instances": {
+                                    format!("{series}.1"): {"DICOM": {"InstanceNumber": "1"}, "ImageFrames": []},
+                                    format!("{series}.2"): {"DICOM": {"InstanceNumber": "2"}, "ImageFrames": []},
+                                }}}}
+                    });
+                    let document = metadata::with_identity(document, &ds, &id);
+                    let blob = w.put_blob(&metadata::stored::gzip(&document))?;
+                    let at = Timestamp::from_millis(BASE + n * 1000);
+                    let version = ImageSetVersion::imported(
+                        1,
+                        at,
+                        DicomTags::of_document(&document),
+                        Some(blob),
+                    );
+                    w.create_image_set(&id, &ds, true, at, version, None)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .expect("image sets planted");
+    }
+    (service, ds)
+}
+
+fn cases(size: u64) -> Vec<(&'static str, String, usize)> {
+    let mid = size / 2;
+    vec![
+        (
+            "studies of a patient",
+            format!("/studies?PatientID=SYN{:07}", mid / PER_PATIENT),
+            10,
+        ),
+        (
+            "study by StudyInstanceUID",
+            format!("/studies?StudyInstanceUID=2.25.{}", mid / 2),
+            1,
+        ),
+        (
+            "instances by AccessionNumber",
+            format!("/instances?AccessionNumber=ACC{:07}", mid / 2),
+            4,
+        ),
+        (
+            "first 10 studies, no filter",
+            "/studies?limit=10".into(),
+            10,
+        ),
+    ]
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes: Vec<u64> = std::env::var("QIDO_BENCH_SIZES")
+        .ok()
+        .map(|text| {
+            text.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1_000, 10_000]);
+    let mut table: Vec<(String, Vec<f64>)> = Vec::new();
+    for &size in &sizes {
+        let started = Instant::now();
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let (service, ds) = datastore(size, dir.path()).await;
+        eprintln!(
+            "{size} image sets planted in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        for (name, query, expected) in cases(size) {
+            let uri = format!("/datastore/{ds}{query}");
+            let first = get(&service, &uri).await;
+            assert_eq!(
+                first.as_array().map(Vec::len),
+                Some(expected),
+                "{name}: {first}"
+            );
+            let started = Instant::now();
+            for _ in 0..QUERIES {
+                get(&service, &uri).await;
+            }
+            let micros = started.elapsed().as_secs_f64() * 1e6 / f64::from(QUERIES);
+            match table.iter_mut().find(|(existing, _)| existing == name) {
+                Some((_, values)) => values.push(micros),
+                None => table.push((name.to_owned(), vec![micros])),
+            }
+        }
+    }
+    print!("{:<32}", "query (microseconds per request)");
+    for size in &sizes {
+        print!("{size:>12}");
+    }
+    println!("{:>10}", "ratio");
+    for (name, values) in table {
+        print!("{name:<32}");
+        for value in &values {
+            print!("{value:>12.0}");
+        }
+        let ratio = values.last().unwrap_or(&0.0) / values.first().unwrap_or(&1.0);
+        println!("{ratio:>10.1}");
+    }
+}
