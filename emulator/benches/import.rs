@@ -14,36 +14,21 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::Request;
 use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 use healthimaging_codec::{Layout, htj2k, jpeg2000};
 use healthimaging_emulator::import::frames;
 use healthimaging_emulator::store::LosslessStorageFormat;
-use healthimaging_emulator::{EmulatorConfig, Service, router};
+use healthimaging_emulator::{EmulatorConfig, Service};
 use healthimaging_fixtures::{FixtureSet, Spec};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+
+mod common;
 
 async fn call(service: &std::sync::Arc<Service>, method: &str, uri: &str, body: Value) -> Value {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::from(body.to_string()))
-        .expect("request");
-    let response = router(service.clone())
-        .oneshot(request)
+    common::send(service, method, uri, None, body.to_string())
         .await
-        .expect("infallible");
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        .1
 }
 
 fn files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {

@@ -11,13 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::Request;
 use healthimaging_emulator::store::{DicomTags, ImageSetVersion, StoreError};
-use healthimaging_emulator::{EmulatorConfig, Service, Timestamp, metadata, router};
-use http_body_util::BodyExt;
+use healthimaging_emulator::{EmulatorConfig, Service, Timestamp, metadata};
 use serde_json::{Value, json};
-use tower::ServiceExt;
+
+mod common;
 
 const QUERIES: u32 = 50;
 const BASE: u64 = 1_700_000_000_000;
@@ -25,23 +23,15 @@ const BASE: u64 = 1_700_000_000_000;
 const PER_PATIENT: u64 = 20;
 
 async fn get(service: &Arc<Service>, uri: &str) -> Value {
-    let request = Request::builder()
-        .method("GET")
-        .uri(uri)
-        .header("accept", "application/dicom+json")
-        .body(Body::empty())
-        .expect("request");
-    let response = router(service.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    serde_json::from_slice(&bytes).expect("JSON")
+    common::send(
+        service,
+        "GET",
+        uri,
+        Some("application/dicom+json"),
+        String::new(),
+    )
+    .await
+    .1
 }
 
 /// A datastore of `size` image sets with documents: patients of 20 image
@@ -52,22 +42,7 @@ async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) 
         .with_transition_delay(Duration::ZERO)
         .with_data_dir(data);
     let service = Service::start(config).expect("emulator");
-    let request = Request::builder()
-        .method("POST")
-        .uri("/datastore")
-        .body(Body::from(r#"{"clientToken":"bench"}"#))
-        .expect("request");
-    let response = router(service.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let created: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let created = common::post(&service, "/datastore", r#"{"clientToken":"bench"}"#).await;
     let ds = created["datastoreId"]
         .as_str()
         .expect("datastore")

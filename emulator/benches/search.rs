@@ -11,13 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::Request;
 use healthimaging_emulator::store::{DicomTags, ImageSetVersion, StoreError};
-use healthimaging_emulator::{EmulatorConfig, Service, Timestamp, router};
-use http_body_util::BodyExt;
+use healthimaging_emulator::{EmulatorConfig, Service, Timestamp};
 use serde_json::{Value, json};
-use tower::ServiceExt;
+
+mod common;
 
 const QUERIES: u32 = 200;
 const BASE: u64 = 1_700_000_000_000;
@@ -29,7 +27,7 @@ async fn search(service: &Arc<Service>, ds: &str, criteria: &Value, token: Optio
     if let Some(token) = token {
         uri.push_str(&format!("&nextToken={token}"));
     }
-    request(service, &uri, &criteria.to_string()).await
+    common::post(service, &uri, &criteria.to_string()).await
 }
 
 /// A datastore of `size` image sets: a new one every second, patients of
@@ -41,7 +39,7 @@ async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) 
         .with_transition_delay(Duration::ZERO)
         .with_data_dir(data);
     let service = Service::start(config).expect("emulator");
-    let created = request(&service, "/datastore", r#"{"clientToken":"bench"}"#).await;
+    let created = common::post(&service, "/datastore", r#"{"clientToken":"bench"}"#).await;
     let ds = created["datastoreId"]
         .as_str()
         .expect("datastore")
@@ -73,25 +71,6 @@ async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) 
             .expect("image sets planted");
     }
     (service, ds)
-}
-
-async fn request(service: &Arc<Service>, uri: &str, body: &str) -> Value {
-    let request = Request::builder()
-        .method("POST")
-        .uri(uri)
-        .body(Body::from(body.to_owned()))
-        .expect("request");
-    let response = router(service.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    serde_json::from_slice(&bytes).expect("JSON")
 }
 
 fn cases(size: u64) -> Vec<(&'static str, Value)> {

@@ -16,39 +16,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::Request;
 use base64::Engine as _;
 use healthimaging_emulator::metadata::stored::gzip;
 use healthimaging_emulator::store::{DicomTags, FrameEntry, ImageSetVersion, StoreError};
-use healthimaging_emulator::{EmulatorConfig, Service, router};
-use http_body_util::BodyExt;
+use healthimaging_emulator::{EmulatorConfig, Service};
 use serde_json::{Map, Value, json};
-use tower::ServiceExt;
+
+mod common;
 
 const CHILD: &str = "STORE_BENCH_START_ONLY";
 
 async fn call(service: &Arc<Service>, uri: &str, body: String) -> (u16, Value) {
-    let request = Request::builder()
-        .method("POST")
-        .uri(uri)
-        .body(Body::from(body))
-        .expect("request");
-    let response = router(service.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::send(service, "POST", uri, None, body).await
 }
 
 fn config(data: &Path) -> EmulatorConfig {
