@@ -9,10 +9,10 @@
 //! `QIDO_BENCH_SIZES=1000,50000` chooses other sizes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use healthimaging_emulator::store::{DicomTags, ImageSetVersion, StoreError};
-use healthimaging_emulator::{EmulatorConfig, Service, Timestamp, metadata};
+use healthimaging_emulator::{Service, Timestamp, metadata};
 use serde_json::{Value, json};
 
 mod common;
@@ -37,16 +37,7 @@ async fn get(service: &Arc<Service>, uri: &str) -> Value {
 /// A datastore of `size` image sets with documents: patients of 20 image
 /// sets, studies of 2.
 async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) {
-    let config = EmulatorConfig::default()
-        .with_seed(1)
-        .with_transition_delay(Duration::ZERO)
-        .with_data_dir(data);
-    let service = Service::start(config).expect("emulator");
-    let created = common::post(&service, "/datastore", r#"{"clientToken":"bench"}"#).await;
-    let ds = created["datastoreId"]
-        .as_str()
-        .expect("datastore")
-        .to_owned();
+    let (service, ds) = common::empty_datastore(data).await;
     for chunk in (0..size).collect::<Vec<_>>().chunks(5_000) {
         service
             .store()

@@ -9,10 +9,10 @@
 //! chooses other sizes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use healthimaging_emulator::store::{DicomTags, ImageSetVersion, StoreError};
-use healthimaging_emulator::{EmulatorConfig, Service, Timestamp};
+use healthimaging_emulator::{Service, Timestamp};
 use serde_json::{Value, json};
 
 mod common;
@@ -34,16 +34,7 @@ async fn search(service: &Arc<Service>, ds: &str, criteria: &Value, token: Optio
 /// 20 image sets each, studies of 2, one in 7 non-primary. Kept in a data
 /// directory (`data`): an emulator in memory holds at most about 2 GiB.
 async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) {
-    let config = EmulatorConfig::default()
-        .with_seed(1)
-        .with_transition_delay(Duration::ZERO)
-        .with_data_dir(data);
-    let service = Service::start(config).expect("emulator");
-    let created = common::post(&service, "/datastore", r#"{"clientToken":"bench"}"#).await;
-    let ds = created["datastoreId"]
-        .as_str()
-        .expect("datastore")
-        .to_owned();
+    let (service, ds) = common::empty_datastore(data).await;
     for chunk in (0..size).collect::<Vec<_>>().chunks(20_000) {
         service
             .store()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use healthimaging_emulator::{Service, router};
+use healthimaging_emulator::{EmulatorConfig, Service, router};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -46,4 +46,19 @@ pub async fn send(
 /// A POST with a JSON body, answered as JSON.
 pub async fn post(service: &Arc<Service>, uri: &str, body: &str) -> Value {
     send(service, "POST", uri, None, body.to_owned()).await.1
+}
+
+/// An emulator keeping its store in `data`, and a new active datastore.
+pub async fn empty_datastore(data: &std::path::Path) -> (Arc<Service>, String) {
+    let config = EmulatorConfig::default()
+        .with_seed(1)
+        .with_transition_delay(std::time::Duration::ZERO)
+        .with_data_dir(data);
+    let service = Service::start(config).expect("emulator");
+    let created = post(&service, "/datastore", r#"{"clientToken":"bench"}"#).await;
+    let ds = created["datastoreId"]
+        .as_str()
+        .expect("datastore")
+        .to_owned();
+    (service, ds)
 }
