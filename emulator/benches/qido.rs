@@ -1,8 +1,8 @@
 //! QIDO-RS latency at 1k and 10k image sets in a datastore (each with its
 //! metadata document: one series of two instances), through the HTTP
 //! handler: searches an indexed attribute narrows (PatientID, AccessionNumber,
-//! StudyInstanceUID) and one it cannot (no filter: every primary image set is
-//! read).
+//! StudyInstanceUID), and the first page of studies without a filter (read
+//! study by study until the page is full).
 //!
 //! `cargo bench -p healthimaging-emulator --bench qido` prints one row per
 //! query, one column per size, and the ratio of the largest to the smallest.

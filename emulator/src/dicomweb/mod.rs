@@ -337,13 +337,16 @@ pub struct Source {
 /// The image sets a call addresses, with their documents: the one named by
 /// `?imageSetId=`, or the datastore's primary image sets (of the path's
 /// study, when it names one), most recently updated first.
-fn sources(
+/// The image sets a call addresses, most recently updated first: the one
+/// `?imageSetId=` names, or the primary image sets of the route's study, of
+/// `studies`, or of the whole datastore.
+fn source_sets(
     service: &Service,
     call: &Call,
     studies: Option<&BTreeSet<String>>,
-) -> ApiResult<Vec<Source>> {
+) -> ApiResult<Vec<ImageSet>> {
     let datastore = &call.route.datastore;
-    let sets = service.store().read(|r| -> ApiResult<Vec<ImageSet>> {
+    service.store().read(|r| -> ApiResult<Vec<ImageSet>> {
         crate::ops::find_live_datastore(service, r, datastore)?;
         if let Some(id) = call.query.get("imageSetId") {
             validate::resource_id("imageSetId", id)?;
@@ -369,26 +372,119 @@ fn sources(
             }
             (None, None) => r.primaries_by_update(datastore)?,
         };
-        sets.sort_by(|a, b| b.updated_at().cmp(&a.updated_at()).then(b.row.cmp(&a.row)));
+        sort_by_update(&mut sets);
         Ok(sets)
-    })?;
-    let mut found = Vec::with_capacity(sets.len());
-    for set in sets {
-        let Some(blob) = set.latest().metadata.clone() else {
-            continue;
-        };
-        match service.documents.get(service.store().blobs(), &blob) {
-            Some(document) => found.push(Source { set, document }),
-            None => {
-                tracing::error!(image_set = %set.id, "a metadata document the store refers to is missing");
-                return Err(ApiError::new(
-                    ErrorCode::InternalServer,
-                    "The image set's metadata could not be read",
-                ));
+    })
+}
+
+fn sort_by_update(sets: &mut [ImageSet]) {
+    sets.sort_by(|a, b| b.updated_at().cmp(&a.updated_at()).then(b.row.cmp(&a.row)));
+}
+
+/// `set` with its metadata document (`None` for an image set without one).
+fn source(service: &Service, set: ImageSet) -> ApiResult<Option<Source>> {
+    let Some(blob) = set.latest().metadata.clone() else {
+        return Ok(None);
+    };
+    match service.documents.get(service.store().blobs(), &blob) {
+        Some(document) => Ok(Some(Source { set, document })),
+        None => {
+            tracing::error!(image_set = %set.id, "a metadata document the store refers to is missing");
+            Err(ApiError::new(
+                ErrorCode::InternalServer,
+                "The image set's metadata could not be read",
+            ))
+        }
+    }
+}
+
+/// The image sets a call addresses with their documents, most recently
+/// updated first.
+fn sources(
+    service: &Service,
+    call: &Call,
+    studies: Option<&BTreeSet<String>>,
+) -> ApiResult<Vec<Source>> {
+    let mut found = Vec::new();
+    for set in source_sets(service, call, studies)? {
+        found.extend(source(service, set)?);
+    }
+    Ok(found)
+}
+
+/// The image sets a call addresses, grouped by study (StudyInstanceUID as
+/// the store indexes it): the studies in the order of their most recently
+/// updated image set, each with its image sets most recently updated first.
+/// Without a study, a list of studies or an image set to go by, the
+/// datastore's primary image sets are listed without being read, and each
+/// study's are read when [`StudySets::load`] is called.
+fn studies_in_order(
+    service: &Service,
+    call: &Call,
+    studies: Option<&BTreeSet<String>>,
+) -> ApiResult<Vec<StudySets>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: std::collections::HashMap<String, StudySets> = Default::default();
+    let mut place = |study: String, item: StudySets| match groups.get_mut(&study) {
+        Some(StudySets::Read(sets)) => {
+            if let StudySets::Read(more) = item {
+                sets.extend(more);
+            }
+        }
+        Some(StudySets::Rows(rows)) => {
+            if let StudySets::Rows(more) = item {
+                rows.extend(more);
+            }
+        }
+        None => {
+            order.push(study.clone());
+            groups.insert(study, item);
+        }
+    };
+    if call.route.study.is_some() || studies.is_some() || call.query.get("imageSetId").is_some() {
+        for set in source_sets(service, call, studies)? {
+            let study = set
+                .latest()
+                .tags
+                .study_instance_uid
+                .clone()
+                .unwrap_or_default();
+            place(study, StudySets::Read(vec![set]));
+        }
+    } else {
+        let datastore = &call.route.datastore;
+        let rows = service.store().read(|r| -> ApiResult<Vec<(i64, String)>> {
+            crate::ops::find_live_datastore(service, r, datastore)?;
+            Ok(r.primary_rows_by_update(datastore)?)
+        })?;
+        for (row, study) in rows {
+            place(study, StudySets::Rows(vec![row]));
+        }
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|study| groups.remove(&study))
+        .collect())
+}
+
+/// One study's image sets: read already, or to be read.
+enum StudySets {
+    Read(Vec<ImageSet>),
+    Rows(Vec<i64>),
+}
+
+impl StudySets {
+    /// The image sets, most recently updated first.
+    fn load(self, service: &Service) -> ApiResult<Vec<ImageSet>> {
+        match self {
+            StudySets::Read(sets) => Ok(sets),
+            StudySets::Rows(rows) => {
+                let mut sets = service.store().read(|r| r.image_sets_at(&rows))?;
+                sort_by_update(&mut sets);
+                Ok(sets)
             }
         }
     }
-    Ok(found)
 }
 
 /// The study UID of a document.

@@ -23,7 +23,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use serde_json::{Map, Value as Json};
 
-use super::{Action, Call, dataset, media, sources};
+use super::{Action, Call, dataset, media};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::service::Service;
 
@@ -386,57 +386,57 @@ fn candidate_studies(
     Ok(None)
 }
 
-/// The search, reading only the candidate studies when `narrow`; the tests
-/// compare both ways.
-fn search_with(service: &Service, call: &Call, narrow: bool) -> ApiResult<Response> {
-    media::accepts_json(&call.accept)?;
-    let level = match call.route.action {
-        Action::SearchDICOMStudies => Level::Study,
-        Action::SearchDICOMSeries => Level::Series,
-        _ => Level::Instance,
-    };
-    let search = parse(call, level)?;
-    let candidates = if narrow {
-        candidate_studies(service, call, &search)?
-    } else {
-        None
-    };
-    let sources = sources(service, call, candidates.as_ref())?;
-    let study_filter = call.route.study.as_deref();
-    let series_filter = call.route.series.as_deref();
-    // Study records, most recently updated first (the sources' order).
-    let mut studies: Vec<(String, InMemDicomObject)> = Vec::new();
-    let mut study_index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut modalities: Vec<BTreeSet<String>> = Vec::new();
-    let mut series_records: Vec<(usize, i64, String, InMemDicomObject)> = Vec::new();
-    let mut instance_records: Vec<(usize, i64, i64, String, InMemDicomObject)> = Vec::new();
-    let mut seen_series = BTreeSet::new();
-    let mut seen_instances = BTreeSet::new();
-    for source in &sources {
-        let document = &source.document;
+/// What a search has built so far: study records in the order studies were
+/// met, and what is already counted.
+#[derive(Default)]
+struct Built {
+    studies: Vec<(String, InMemDicomObject)>,
+    study_index: BTreeMap<String, usize>,
+    modalities: Vec<BTreeSet<String>>,
+    seen_series: BTreeSet<(String, String)>,
+    seen_instances: BTreeSet<String>,
+}
+
+/// A series record: its study's index, SeriesNumber, UID and record.
+type SeriesRecord = (usize, i64, String, InMemDicomObject);
+/// An instance record: its study's index, SeriesNumber, InstanceNumber,
+/// SOP Instance UID and record.
+type InstanceRecord = (usize, i64, i64, String, InMemDicomObject);
+
+impl Built {
+    /// Adds the studies, series and instances of `document`.
+    fn add(
+        &mut self,
+        document: &Json,
+        call: &Call,
+        level: Level,
+        series_records: &mut Vec<SeriesRecord>,
+        instance_records: &mut Vec<InstanceRecord>,
+    ) {
         let uid = super::study_uid(document).to_owned();
-        if study_filter.is_some_and(|s| s != uid) {
-            continue;
+        if call.route.study.as_deref().is_some_and(|s| s != uid) {
+            return;
         }
-        let s = *study_index.entry(uid.clone()).or_insert_with(|| {
+        let series_filter = call.route.series.as_deref();
+        let s = *self.study_index.entry(uid.clone()).or_insert_with(|| {
             let mut record = level_object(&document["Patient"], None);
             merge(&mut record, level_object(&document["Study"], None));
-            studies.push((uid.clone(), record));
-            modalities.push(BTreeSet::new());
-            studies.len() - 1
+            self.studies.push((uid.clone(), record));
+            self.modalities.push(BTreeSet::new());
+            self.studies.len() - 1
         });
         let Some(series_map) = document["Study"]["Series"].as_object() else {
-            continue;
+            return;
         };
         for (series_uid, series_node) in series_map {
-            if !seen_series.insert((uid.clone(), series_uid.clone())) {
+            if !self.seen_series.insert((uid.clone(), series_uid.clone())) {
                 continue;
             }
             let series_object = level_object(series_node, None);
             if let Some(modality) =
                 texts(&series_object, tags::MODALITY).and_then(|m| m.into_iter().next())
             {
-                modalities[s].insert(modality);
+                self.modalities[s].insert(modality);
             }
             let instances = series_node["Instances"]
                 .as_object()
@@ -458,7 +458,7 @@ fn search_with(service: &Service, call: &Call, narrow: bool) -> ApiResult<Respon
             );
             if level == Level::Instance && series_filter.is_none_or(|f| f == series_uid) {
                 for (sop, node) in &instances {
-                    if !seen_instances.insert(sop.clone()) {
+                    if !self.seen_instances.insert(sop.clone()) {
                         continue;
                     }
                     let mut record = level_object(node, node["DICOMVRs"].as_object());
@@ -484,95 +484,158 @@ fn search_with(service: &Service, call: &Call, narrow: bool) -> ApiResult<Respon
             series_records.push((s, series_number, series_uid.clone(), series_record));
         }
     }
-    for (s, (_, record)) in studies.iter_mut().enumerate() {
-        let series = series_records.iter().filter(|r| r.0 == s).count();
-        let instances: usize = series_records
-            .iter()
-            .filter(|r| r.0 == s)
-            .map(|r| {
-                texts(&r.3, tags::NUMBER_OF_SERIES_RELATED_INSTANCES)
-                    .and_then(|v| v.first().and_then(|n| n.parse::<usize>().ok()))
-                    .unwrap_or(0)
-            })
-            .sum();
-        put_text(
-            record,
-            tags::MODALITIES_IN_STUDY,
-            VR::CS,
-            modalities[s].iter().cloned().collect(),
-        );
-        put_text(
-            record,
-            tags::NUMBER_OF_STUDY_RELATED_SERIES,
-            VR::IS,
-            vec![series.to_string()],
-        );
-        put_text(
-            record,
-            tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
-            VR::IS,
-            vec![instances.to_string()],
-        );
-        put_text(
-            record,
-            tags::INSTANCE_AVAILABILITY,
-            VR::CS,
-            vec!["ONLINE".into()],
-        );
+
+    /// Completes the records of studies `from..` with what their series
+    /// and instances count.
+    fn complete_studies(&mut self, from: usize, series_records: &[SeriesRecord]) {
+        for s in from..self.studies.len() {
+            let series = series_records.iter().filter(|r| r.0 == s).count();
+            let instances: usize = series_records
+                .iter()
+                .filter(|r| r.0 == s)
+                .map(|r| {
+                    texts(&r.3, tags::NUMBER_OF_SERIES_RELATED_INSTANCES)
+                        .and_then(|v| v.first().and_then(|n| n.parse::<usize>().ok()))
+                        .unwrap_or(0)
+                })
+                .sum();
+            let modalities = self.modalities[s].iter().cloned().collect();
+            let record = &mut self.studies[s].1;
+            put_text(record, tags::MODALITIES_IN_STUDY, VR::CS, modalities);
+            put_text(
+                record,
+                tags::NUMBER_OF_STUDY_RELATED_SERIES,
+                VR::IS,
+                vec![series.to_string()],
+            );
+            put_text(
+                record,
+                tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+                VR::IS,
+                vec![instances.to_string()],
+            );
+            put_text(
+                record,
+                tags::INSTANCE_AVAILABILITY,
+                VR::CS,
+                vec!["ONLINE".into()],
+            );
+        }
     }
-    let with_study = |s: usize, record: &InMemDicomObject| {
-        let mut full = studies[s].1.clone();
+
+    /// `record` with its study's attributes.
+    fn with_study(&self, s: usize, record: &InMemDicomObject) -> InMemDicomObject {
+        let mut full = self.studies[s].1.clone();
         merge(&mut full, record.clone());
         full
-    };
-    let (records, defaults): (Vec<InMemDicomObject>, Vec<Tag>) = match level {
-        Level::Study => (
-            studies.iter().map(|(_, r)| r.clone()).collect(),
-            STUDY_RETURN
-                .iter()
-                .chain(&STUDY_RETURN_MORE)
-                .copied()
-                .collect(),
-        ),
-        Level::Series => {
-            series_records.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
-            (
-                series_records
-                    .iter()
-                    .map(|r| with_study(r.0, &r.3))
-                    .collect(),
-                SERIES_RETURN
-                    .iter()
-                    .copied()
-                    .chain([tags::STUDY_INSTANCE_UID])
-                    .collect(),
-            )
-        }
+    }
+}
+
+/// The attributes a level returns by default.
+fn defaults(level: Level, call: &Call) -> Vec<Tag> {
+    match level {
+        Level::Study => STUDY_RETURN
+            .iter()
+            .chain(&STUDY_RETURN_MORE)
+            .copied()
+            .collect(),
+        Level::Series => SERIES_RETURN
+            .iter()
+            .copied()
+            .chain([tags::STUDY_INSTANCE_UID])
+            .collect(),
         Level::Instance => {
-            instance_records.sort_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
             let mut defaults: Vec<Tag> = INSTANCE_RETURN
                 .iter()
                 .copied()
                 .chain([tags::STUDY_INSTANCE_UID, tags::SERIES_INSTANCE_UID])
                 .collect();
-            if series_filter.is_none() {
+            if call.route.series.is_none() {
                 defaults.extend(SERIES_RETURN);
             }
-            if study_filter.is_none() {
+            if call.route.study.is_none() {
                 defaults.extend(STUDY_RETURN);
             }
-            (
+            defaults
+        }
+    }
+}
+
+/// The search. Studies are read one at a time, most recently updated
+/// first (each with all its primary image sets), and reading stops once
+/// the page is full. With `narrow`, only the studies an indexed filter names
+/// are read; without it, every study is read to the end: the tests compare
+/// both ways.
+fn search_with(service: &Service, call: &Call, narrow: bool) -> ApiResult<Response> {
+    media::accepts_json(&call.accept)?;
+    let level = match call.route.action {
+        Action::SearchDICOMStudies => Level::Study,
+        Action::SearchDICOMSeries => Level::Series,
+        _ => Level::Instance,
+    };
+    let search = parse(call, level)?;
+    let candidates = if narrow {
+        candidate_studies(service, call, &search)?
+    } else {
+        None
+    };
+    let enough = if narrow {
+        MAX_RECORDS.min(search.offset.saturating_add(search.limit))
+    } else {
+        usize::MAX
+    };
+    let studies = super::studies_in_order(service, call, candidates.as_ref())?;
+    let defaults = defaults(level, call);
+    let mut built = Built::default();
+    let mut matched: Vec<InMemDicomObject> = Vec::new();
+    for sets in studies {
+        if matched.len() >= enough {
+            break;
+        }
+        let from = built.studies.len();
+        let mut series_records = Vec::new();
+        let mut instance_records = Vec::new();
+        for set in sets.load(service)? {
+            let Some(source) = super::source(service, set)? else {
+                continue;
+            };
+            built.add(
+                &source.document,
+                call,
+                level,
+                &mut series_records,
+                &mut instance_records,
+            );
+        }
+        built.complete_studies(from, &series_records);
+        let records: Vec<InMemDicomObject> = match level {
+            Level::Study => built.studies[from..]
+                .iter()
+                .map(|(_, r)| r.clone())
+                .collect(),
+            Level::Series => {
+                series_records.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+                series_records
+                    .iter()
+                    .map(|r| built.with_study(r.0, &r.3))
+                    .collect()
+            }
+            Level::Instance => {
+                instance_records.sort_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
                 instance_records
                     .iter()
-                    .map(|r| with_study(r.0, &r.4))
-                    .collect(),
-                defaults,
-            )
-        }
-    };
-    let page: Vec<Json> = records
+                    .map(|r| built.with_study(r.0, &r.4))
+                    .collect()
+            }
+        };
+        matched.extend(
+            records
+                .into_iter()
+                .filter(|record| matches(record, &search.filters)),
+        );
+    }
+    let page: Vec<Json> = matched
         .iter()
-        .filter(|record| matches(record, &search.filters))
         .take(MAX_RECORDS)
         .skip(search.offset)
         .take(search.limit)
@@ -682,7 +745,7 @@ mod tests {
                 (narrowed, serde_json::from_slice::<Json>(&bytes).unwrap())
             }
         };
-        let cases: [(&str, &str, Option<&[&str]>, usize); 16] = [
+        let cases: &[(&str, &str, Option<&[&str]>, usize)] = &[
             ("/studies", "PatientID=P1", Some(&["1.1"]), 1),
             ("/studies", "PatientID=P3", Some(&["1.3"]), 0),
             ("/studies", "PatientID=P3X", Some(&["1.3"]), 1),
@@ -719,8 +782,16 @@ mod tests {
                 Some(&["1.3"]),
                 1,
             ),
+            // Pages that end before the last study: reading stops early.
+            ("/studies", "limit=2", None, 2),
+            ("/studies", "limit=2&offset=2", None, 2),
+            ("/studies", "offset=3", None, 1),
+            ("/studies", "PatientName=synthetic*&limit=1", None, 1),
+            ("/instances", "limit=3&offset=1", None, 3),
+            ("/instances", "Modality=CT&limit=4&offset=2", None, 4),
+            ("/instances", "", None, 7),
         ];
-        for (path, query, studies, count) in cases {
+        for &(path, query, studies, count) in cases {
             let (narrowed, answer_narrowed) = answer(path, query, true).await;
             let (_, answer_full) = answer(path, query, false).await;
             assert_eq!(answer_narrowed, answer_full, "{path}?{query}");

@@ -349,6 +349,35 @@ impl<'c> Reader<'c> {
         Ok(sets)
     }
 
+    /// The primary image sets of `datastore_id` as (row, StudyInstanceUID)
+    /// pairs, most recently updated first, without reading the image sets:
+    /// what a DICOMweb search needs to read studies one at a time.
+    pub fn primary_rows_by_update(&self, datastore_id: &str) -> Result<Vec<(i64, String)>> {
+        let Some(datastore) = self.datastore_seq(datastore_id)? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT row, coalesce(study_uid, '') FROM image_sets
+                 INDEXED BY search_is_primary_updated_at
+                 WHERE datastore = ? AND deleted = 0 AND is_primary = 1
+                 ORDER BY updated_at DESC, row DESC",
+            )?
+            .query_map(params![datastore], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The image sets at `rows` (of any datastore), in that order; rows
+    /// that no longer hold one are left out.
+    pub fn image_sets_at(&self, rows: &[i64]) -> Result<Vec<ImageSet>> {
+        let mut sets = Vec::with_capacity(rows.len());
+        for &row in rows {
+            sets.extend(self.image_set_at(row)?);
+        }
+        Ok(sets)
+    }
+
     fn primaries(
         &self,
         datastore_id: &str,
