@@ -1,4 +1,4 @@
-//! QIDO-RS latency at 1k and 10k image sets in a datastore (each with its
+//! QIDO-RS latency at 1k and 100k image sets in a datastore (each with its
 //! metadata document: one series of two instances), through the HTTP
 //! handler: searches an indexed attribute narrows (PatientID, AccessionNumber,
 //! StudyInstanceUID), and the first page of studies without a filter (read
@@ -111,7 +111,7 @@ async fn main() {
                 .filter_map(|n| n.trim().parse().ok())
                 .collect()
         })
-        .unwrap_or_else(|| vec![1_000, 10_000]);
+        .unwrap_or_else(|| vec![1_000, 100_000]);
     let mut table: Vec<(String, Vec<f64>)> = Vec::new();
     for &size in &sizes {
         let started = Instant::now();

@@ -31,7 +31,7 @@ use serde_json::Value as Json;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::router::NoRoute;
 use crate::service::Service;
-use crate::store::ImageSet;
+use crate::store::{ImageSet, Reader};
 use crate::validate;
 use crate::wire::Query;
 
@@ -341,40 +341,39 @@ pub struct Source {
 /// `?imageSetId=` names, or the primary image sets of the route's study, of
 /// `studies`, or of the whole datastore.
 fn source_sets(
+    r: &Reader<'_>,
     service: &Service,
     call: &Call,
     studies: Option<&BTreeSet<String>>,
 ) -> ApiResult<Vec<ImageSet>> {
     let datastore = &call.route.datastore;
-    service.store().read(|r| -> ApiResult<Vec<ImageSet>> {
-        crate::ops::find_live_datastore(service, r, datastore)?;
-        if let Some(id) = call.query.get("imageSetId") {
-            validate::resource_id("imageSetId", id)?;
-            let set = r
-                .image_set(datastore, id)?
-                .filter(|set| !set.is_deleted())
-                .ok_or_else(|| {
-                    ApiError::not_found(format!(
-                        "Image set {id} does not exist in datastore {datastore}"
-                    ))
-                })?;
-            return Ok(vec![set]);
-        }
-        let mut sets = match (&call.route.study, studies) {
-            (Some(study), _) => r.study_primaries(datastore, study)?,
-            // Only these studies can hold what is asked for.
-            (None, Some(studies)) => {
-                let mut sets = Vec::new();
-                for study in studies {
-                    sets.extend(r.study_primaries(datastore, study)?);
-                }
-                sets
+    crate::ops::find_live_datastore(service, r, datastore)?;
+    if let Some(id) = call.query.get("imageSetId") {
+        validate::resource_id("imageSetId", id)?;
+        let set = r
+            .image_set(datastore, id)?
+            .filter(|set| !set.is_deleted())
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "Image set {id} does not exist in datastore {datastore}"
+                ))
+            })?;
+        return Ok(vec![set]);
+    }
+    let mut sets = match (&call.route.study, studies) {
+        (Some(study), _) => r.study_primaries(datastore, study)?,
+        // Only these studies can hold what is asked for.
+        (None, Some(studies)) => {
+            let mut sets = Vec::new();
+            for study in studies {
+                sets.extend(r.study_primaries(datastore, study)?);
             }
-            (None, None) => r.primaries_by_update(datastore)?,
-        };
-        sort_by_update(&mut sets);
-        Ok(sets)
-    })
+            sets
+        }
+        (None, None) => r.primaries_by_update(datastore)?,
+    };
+    sort_by_update(&mut sets);
+    Ok(sets)
 }
 
 fn sort_by_update(sets: &mut [ImageSet]) {
@@ -405,83 +404,121 @@ fn sources(
     call: &Call,
     studies: Option<&BTreeSet<String>>,
 ) -> ApiResult<Vec<Source>> {
+    let sets = service
+        .store()
+        .read(|r| source_sets(r, service, call, studies))?;
     let mut found = Vec::new();
-    for set in source_sets(service, call, studies)? {
+    for set in sets {
         found.extend(source(service, set)?);
     }
     Ok(found)
 }
 
-/// The image sets a call addresses, grouped by study (StudyInstanceUID as
-/// the store indexes it): the studies in the order of their most recently
-/// updated image set, each with its image sets most recently updated first.
-/// Without a study, a list of studies or an image set to go by, the
-/// datastore's primary image sets are listed without being read, and each
-/// study's are read when [`StudySets::load`] is called.
-fn studies_in_order(
-    service: &Service,
-    call: &Call,
-    studies: Option<&BTreeSet<String>>,
-) -> ApiResult<Vec<StudySets>> {
-    let mut order: Vec<String> = Vec::new();
-    let mut groups: std::collections::HashMap<String, StudySets> = Default::default();
-    let mut place = |study: String, item: StudySets| match groups.get_mut(&study) {
-        Some(StudySets::Read(sets)) => {
-            if let StudySets::Read(more) = item {
-                sets.extend(more);
-            }
+/// How many rows of the datastore's listing [`Studies`] reads at a time.
+const STUDY_LISTING_PAGE: usize = 256;
+
+/// The studies a call addresses, one at a time, in the order of their most
+/// recently updated image set, each with all its addressed image sets, most
+/// recently updated first. Without a study, a list of studies or an image
+/// set to go by, the datastore's primary image sets are listed a page at a
+/// time from the index, and a study's image sets are read when it is met;
+/// a search that stops early reads no further.
+struct Studies {
+    /// Studies already gathered (a route's study, a list, one image set).
+    given: std::collections::VecDeque<Vec<ImageSet>>,
+    /// Listing the whole datastore: where the next page starts.
+    listing: Option<Listing>,
+}
+
+struct Listing {
+    after: Option<(i64, i64)>,
+    buffer: std::collections::VecDeque<(i64, i64, Option<String>)>,
+    exhausted: bool,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Studies {
+    fn new(
+        r: &Reader<'_>,
+        service: &Service,
+        call: &Call,
+        studies: Option<&BTreeSet<String>>,
+    ) -> ApiResult<Self> {
+        let whole = call.route.study.is_none()
+            && studies.is_none()
+            && call.query.get("imageSetId").is_none();
+        if whole {
+            crate::ops::find_live_datastore(service, r, &call.route.datastore)?;
+            return Ok(Self {
+                given: Default::default(),
+                listing: Some(Listing {
+                    after: None,
+                    buffer: Default::default(),
+                    exhausted: false,
+                    seen: Default::default(),
+                }),
+            });
         }
-        Some(StudySets::Rows(rows)) => {
-            if let StudySets::Rows(more) = item {
-                rows.extend(more);
-            }
-        }
-        None => {
-            order.push(study.clone());
-            groups.insert(study, item);
-        }
-    };
-    if call.route.study.is_some() || studies.is_some() || call.query.get("imageSetId").is_some() {
-        for set in source_sets(service, call, studies)? {
+        let mut order: Vec<String> = Vec::new();
+        let mut groups: std::collections::HashMap<String, Vec<ImageSet>> = Default::default();
+        for set in source_sets(r, service, call, studies)? {
             let study = set
                 .latest()
                 .tags
                 .study_instance_uid
                 .clone()
                 .unwrap_or_default();
-            place(study, StudySets::Read(vec![set]));
+            groups
+                .entry(study.clone())
+                .or_insert_with(|| {
+                    order.push(study);
+                    Vec::new()
+                })
+                .push(set);
         }
-    } else {
-        let datastore = &call.route.datastore;
-        let rows = service.store().read(|r| -> ApiResult<Vec<(i64, String)>> {
-            crate::ops::find_live_datastore(service, r, datastore)?;
-            Ok(r.primary_rows_by_update(datastore)?)
-        })?;
-        for (row, study) in rows {
-            place(study, StudySets::Rows(vec![row]));
-        }
+        Ok(Self {
+            given: order
+                .into_iter()
+                .filter_map(|study| groups.remove(&study))
+                .collect(),
+            listing: None,
+        })
     }
-    Ok(order
-        .into_iter()
-        .filter_map(|study| groups.remove(&study))
-        .collect())
-}
 
-/// One study's image sets: read already, or to be read.
-enum StudySets {
-    Read(Vec<ImageSet>),
-    Rows(Vec<i64>),
-}
-
-impl StudySets {
-    /// The image sets, most recently updated first.
-    fn load(self, service: &Service) -> ApiResult<Vec<ImageSet>> {
-        match self {
-            StudySets::Read(sets) => Ok(sets),
-            StudySets::Rows(rows) => {
-                let mut sets = service.store().read(|r| r.image_sets_at(&rows))?;
-                sort_by_update(&mut sets);
-                Ok(sets)
+    /// The next study's image sets.
+    fn next(&mut self, r: &Reader<'_>, call: &Call) -> ApiResult<Option<Vec<ImageSet>>> {
+        let Some(listing) = &mut self.listing else {
+            return Ok(self.given.pop_front());
+        };
+        let datastore = &call.route.datastore;
+        loop {
+            if listing.buffer.is_empty() {
+                if listing.exhausted {
+                    return Ok(None);
+                }
+                let page =
+                    r.primary_rows_by_update(datastore, listing.after, STUDY_LISTING_PAGE)?;
+                listing.exhausted = page.len() < STUDY_LISTING_PAGE;
+                let Some(&(updated, row, _)) = page.last() else {
+                    return Ok(None);
+                };
+                listing.after = Some((updated, row));
+                listing.buffer.extend(page);
+            }
+            let Some((_, row, study)) = listing.buffer.pop_front() else {
+                continue;
+            };
+            match study.filter(|uid| !uid.is_empty()) {
+                Some(uid) => {
+                    if !listing.seen.insert(uid.clone()) {
+                        continue;
+                    }
+                    let mut sets = r.study_primaries(datastore, &uid)?;
+                    sort_by_update(&mut sets);
+                    return Ok(Some(sets));
+                }
+                // An image set whose study is not indexed: alone.
+                None => return Ok(Some(r.image_sets_at(&[row])?)),
             }
         }
     }

@@ -584,56 +584,63 @@ fn search_with(service: &Service, call: &Call, narrow: bool) -> ApiResult<Respon
     } else {
         usize::MAX
     };
-    let studies = super::studies_in_order(service, call, candidates.as_ref())?;
     let defaults = defaults(level, call);
-    let mut built = Built::default();
-    let mut matched: Vec<InMemDicomObject> = Vec::new();
-    for sets in studies {
-        if matched.len() >= enough {
-            break;
-        }
-        let from = built.studies.len();
-        let mut series_records = Vec::new();
-        let mut instance_records = Vec::new();
-        for set in sets.load(service)? {
-            let Some(source) = super::source(service, set)? else {
-                continue;
-            };
-            built.add(
-                &source.document,
-                call,
-                level,
-                &mut series_records,
-                &mut instance_records,
-            );
-        }
-        built.complete_studies(from, &series_records);
-        let records: Vec<InMemDicomObject> = match level {
-            Level::Study => built.studies[from..]
-                .iter()
-                .map(|(_, r)| r.clone())
-                .collect(),
-            Level::Series => {
-                series_records.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
-                series_records
-                    .iter()
-                    .map(|r| built.with_study(r.0, &r.3))
-                    .collect()
+    // One read transaction: the studies are met in one consistent state.
+    let matched = service
+        .store()
+        .read(|r| -> ApiResult<Vec<InMemDicomObject>> {
+            let mut studies = super::Studies::new(r, service, call, candidates.as_ref())?;
+            let mut built = Built::default();
+            let mut matched: Vec<InMemDicomObject> = Vec::new();
+            while matched.len() < enough {
+                let Some(sets) = studies.next(r, call)? else {
+                    break;
+                };
+                let from = built.studies.len();
+                let mut series_records = Vec::new();
+                let mut instance_records = Vec::new();
+                for set in sets {
+                    let Some(source) = super::source(service, set)? else {
+                        continue;
+                    };
+                    built.add(
+                        &source.document,
+                        call,
+                        level,
+                        &mut series_records,
+                        &mut instance_records,
+                    );
+                }
+                built.complete_studies(from, &series_records);
+                let records: Vec<InMemDicomObject> = match level {
+                    Level::Study => built.studies[from..]
+                        .iter()
+                        .map(|(_, record)| record.clone())
+                        .collect(),
+                    Level::Series => {
+                        series_records.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+                        series_records
+                            .iter()
+                            .map(|s| built.with_study(s.0, &s.3))
+                            .collect()
+                    }
+                    Level::Instance => {
+                        instance_records
+                            .sort_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
+                        instance_records
+                            .iter()
+                            .map(|i| built.with_study(i.0, &i.4))
+                            .collect()
+                    }
+                };
+                matched.extend(
+                    records
+                        .into_iter()
+                        .filter(|record| matches(record, &search.filters)),
+                );
             }
-            Level::Instance => {
-                instance_records.sort_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
-                instance_records
-                    .iter()
-                    .map(|r| built.with_study(r.0, &r.4))
-                    .collect()
-            }
-        };
-        matched.extend(
-            records
-                .into_iter()
-                .filter(|record| matches(record, &search.filters)),
-        );
-    }
+            Ok(matched)
+        })?;
     let page: Vec<Json> = matched
         .iter()
         .take(MAX_RECORDS)
@@ -803,6 +810,87 @@ mod tests {
             let expected = studies.map(|s| s.iter().map(|s| (*s).to_owned()).collect());
             assert_eq!(narrowed, expected, "{path}?{query}");
         }
+    }
+
+    /// The datastore's listing is read a page at a time: studies met across
+    /// pages come once each, in order, with image sets listed pages apart.
+    #[tokio::test]
+    async fn studies_listed_over_many_pages_come_once_each_and_complete() {
+        use axum::http::Method;
+
+        use crate::testing::{active_datastore, plant_document, send, series_document, service};
+
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        let studies = super::super::STUDY_LISTING_PAGE + 94;
+        // Image set i belongs to study i % studies, so each study's two image
+        // sets are listed about a page apart; every three share a time.
+        for i in 0..2 * studies {
+            let (study, sop) = (
+                format!("1.{}", i % studies),
+                format!("1.{}.{i}.1", i % studies),
+            );
+            let series = format!("1.{}.{i}", i % studies);
+            plant_document(
+                &service,
+                &ds,
+                &format!("{:032x}", i + 1),
+                true,
+                series_document("P", &study, &series, &[&sop]),
+            );
+            if i % 3 == 2 {
+                clock.advance(std::time::Duration::from_secs(1));
+            }
+        }
+        let uids = |answer: &Json, tag: &str| -> Vec<String> {
+            answer
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|record| {
+                    record[tag]["Value"][0]
+                        .to_string()
+                        .trim_matches('"')
+                        .to_owned()
+                })
+                .collect()
+        };
+        // The most recently updated study first: the last planted.
+        let expected: Vec<String> = (0..studies).rev().map(|k| format!("1.{k}")).collect();
+        let (status, _, answer) = send(
+            &service,
+            Method::GET,
+            &format!("/datastore/{ds}/studies"),
+            "",
+        )
+        .await;
+        assert_eq!(status.as_u16(), 200, "{answer}");
+        assert_eq!(uids(&answer, "0020000D"), expected);
+        assert!(
+            uids(&answer, "00201206").iter().all(|n| n == "2"),
+            "every study has both its series: {:?}",
+            uids(&answer, "00201206")
+        );
+        let (_, _, page) = send(
+            &service,
+            Method::GET,
+            &format!("/datastore/{ds}/studies?offset=300&limit=10"),
+            "",
+        )
+        .await;
+        assert_eq!(uids(&page, "0020000D"), expected[300..310]);
+        let (_, _, instances) = send(
+            &service,
+            Method::GET,
+            &format!("/datastore/{ds}/instances?offset={}", 2 * studies - 3),
+            "",
+        )
+        .await;
+        assert_eq!(
+            uids(&instances, "0020000D"),
+            ["1.1", "1.0", "1.0"],
+            "the last instances: of the studies updated first"
+        );
     }
 
     #[tokio::test]

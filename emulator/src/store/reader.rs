@@ -349,22 +349,33 @@ impl<'c> Reader<'c> {
         Ok(sets)
     }
 
-    /// The primary image sets of `datastore_id` as (row, StudyInstanceUID)
-    /// pairs, most recently updated first, without reading the image sets:
-    /// what a DICOMweb search needs to read studies one at a time.
-    pub fn primary_rows_by_update(&self, datastore_id: &str) -> Result<Vec<(i64, String)>> {
+    /// Up to `limit` primary image sets of `datastore_id` as (updatedAt,
+    /// row, StudyInstanceUID), most recently updated first, after the
+    /// position `after` (an earlier answer's last updatedAt and row), without
+    /// reading the image sets: what a DICOMweb search needs to meet studies
+    /// one at a time. Each page is one walk of an index.
+    pub fn primary_rows_by_update(
+        &self,
+        datastore_id: &str,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64, Option<String>)>> {
         let Some(datastore) = self.datastore_seq(datastore_id)? else {
             return Ok(Vec::new());
         };
+        let (updated, row) = after.unwrap_or((i64::MAX, i64::MAX));
         Ok(self
             .connection
             .prepare_cached(
-                "SELECT row, coalesce(study_uid, '') FROM image_sets
+                "SELECT updated_at, row, study_uid FROM image_sets
                  INDEXED BY search_is_primary_updated_at
                  WHERE datastore = ? AND deleted = 0 AND is_primary = 1
-                 ORDER BY updated_at DESC, row DESC",
+                   AND (updated_at, row) < (?, ?)
+                 ORDER BY updated_at DESC, row DESC LIMIT ?",
             )?
-            .query_map(params![datastore], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .query_map(params![datastore, updated, row, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
             .collect::<rusqlite::Result<_>>()?)
     }
 
