@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use healthimaging_e2e::{Mcp, demo_emulator, structured};
 use healthimaging_mcp::permissions::Grant;
-use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 fn ids(result: &Value) -> Vec<String> {
@@ -22,11 +21,8 @@ fn ids(result: &Value) -> Vec<String> {
 
 /// The JSON-RPC error of a call refused before it reached its tool.
 async fn refused(mcp: &Mcp, tool: &'static str, arguments: Value) -> String {
-    let Value::Object(arguments) = arguments else {
-        panic!("arguments are an object");
-    };
     mcp.client
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
+        .call_tool(healthimaging_e2e::request(tool, arguments))
         .await
         .expect_err("the call is refused")
         .to_string()

@@ -4,12 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use healthimaging_e2e::{all_image_sets, structured};
+use healthimaging_e2e::{all_image_sets, request, structured};
 use healthimaging_mcp::audit::AuditLog;
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult,
-    ElicitationAction, ElicitationCapability, FormElicitationCapability, Implementation,
-    ProtocolVersion,
+    ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ElicitationAction,
+    ElicitationCapability, FormElicitationCapability, Implementation, ProtocolVersion,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ClientHandler, ErrorData, RoleClient};
@@ -84,14 +83,10 @@ async fn the_users_answer_in_the_client_completes_or_stops_a_deletion() {
     // Declined: nothing changes, and no token is handed out.
     let (client, asked) = session(&sdk, false).await;
     let answer = client
-        .call_tool(
-            CallToolRequestParams::new("delete_image_set").with_arguments(
-                json!({"datastore_id": ds, "image_set_id": first})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
-        )
+        .call_tool(request(
+            "delete_image_set",
+            json!({"datastore_id": ds, "image_set_id": first}),
+        ))
         .await
         .unwrap();
     let out = structured(&answer);
@@ -108,14 +103,10 @@ async fn the_users_answer_in_the_client_completes_or_stops_a_deletion() {
     // Accepted: executed in the same call.
     let (client, asked) = session(&sdk, true).await;
     let answer = client
-        .call_tool(
-            CallToolRequestParams::new("delete_image_set").with_arguments(
-                json!({"datastore_id": ds, "image_set_id": second})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
-        )
+        .call_tool(request(
+            "delete_image_set",
+            json!({"datastore_id": ds, "image_set_id": second}),
+        ))
         .await
         .unwrap();
     let out = structured(&answer);
@@ -129,14 +120,11 @@ async fn a_datastore_deletion_and_an_identified_export_are_asked_too() {
     let dir = tempfile::tempdir().unwrap();
     let (emulator, sdk, ds) = healthimaging_e2e::ci_emulator(dir.path()).await;
     let empty = healthimaging_e2e::create_active_datastore(&sdk, "to-go").await;
-    let call = |tool: &'static str, arguments: serde_json::Value| {
-        CallToolRequestParams::new(tool).with_arguments(arguments.as_object().unwrap().clone())
-    };
     // Declined, then accepted: the datastore goes only after a yes.
     let (client, _) = session(&sdk, false).await;
     let out = structured(
         &client
-            .call_tool(call("delete_datastore", json!({"datastore_id": empty})))
+            .call_tool(request("delete_datastore", json!({"datastore_id": empty})))
             .await
             .unwrap(),
     );
@@ -144,7 +132,7 @@ async fn a_datastore_deletion_and_an_identified_export_are_asked_too() {
     let (client, asked) = session(&sdk, true).await;
     let out = structured(
         &client
-            .call_tool(call("delete_datastore", json!({"datastore_id": empty})))
+            .call_tool(request("delete_datastore", json!({"datastore_id": empty})))
             .await
             .unwrap(),
     );
@@ -170,7 +158,7 @@ async fn a_datastore_deletion_and_an_identified_export_are_asked_too() {
     let (client, asked) = session_with(&sdk, false, setup()).await;
     let out = structured(
         &client
-            .call_tool(call(
+            .call_tool(request(
                 "start_dicom_export_job",
                 json!({"datastore_id": ds, "study_instance_uid": study, "destination": url, "de_identify": false}),
             ))

@@ -10,7 +10,6 @@ use aws_sdk_medicalimaging::types::{
 };
 use healthimaging_e2e::{Mcp, all_image_sets, ci_emulator, structured, text};
 use healthimaging_mcp::permissions::Grant;
-use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 const TTL: Duration = Duration::from_secs(300);
@@ -323,10 +322,7 @@ async fn bulk_deletion_takes_only_the_apis_search_criteria() {
         Err(_) => true,
         Ok(result) => result.is_error == Some(true),
     };
-    let raw = |args: Value| {
-        CallToolRequestParams::new("bulk_delete_by_criteria")
-            .with_arguments(args.as_object().unwrap().clone())
-    };
+    let raw = |args: Value| healthimaging_e2e::request("bulk_delete_by_criteria", args);
     let modality = json!({"datastore_id": ds, "filters": [{"attribute": "DICOMModality", "operator": "EQUAL", "values": ["CT"]}]});
     assert!(
         refused(mcp.client.call_tool(raw(modality)).await),

@@ -455,13 +455,9 @@ impl Mcp {
 
     /// Calls `tool` with `arguments` (a JSON object).
     pub async fn call(&self, tool: &'static str, arguments: Value) -> CallToolResult {
-        let arguments = match arguments {
-            Value::Object(map) => map,
-            other => panic!("tool arguments must be an object, not {other}"),
-        };
         let result = self
             .client
-            .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
+            .call_tool(request(tool, arguments))
             .await
             .expect("the call reaches the server");
         if let Some(structured) = &result.structured_content
@@ -658,6 +654,15 @@ fn redact_text(text: &str) -> String {
     }
     flush(&mut run, &mut out);
     out
+}
+
+/// A `tools/call` request for `tool` with `arguments` (a JSON object), for
+/// calls made straight through a client.
+pub fn request(tool: &'static str, arguments: Value) -> CallToolRequestParams {
+    match arguments {
+        Value::Object(map) => CallToolRequestParams::new(tool).with_arguments(map),
+        other => panic!("tool arguments must be an object, not {other}"),
+    }
 }
 
 /// The structured content of a successful tool result.
