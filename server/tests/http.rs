@@ -63,6 +63,52 @@ async fn start(extra: &[&str]) -> HttpServer {
     }
 }
 
+/// The `host:port` of a server's `/mcp` URL.
+fn address(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned()
+}
+
+/// Sends one raw HTTP/1.1 request (`Connection: close`; `Host` added unless
+/// `headers` has one) and returns the open connection to read the answer from.
+async fn send(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> tokio::net::TcpStream {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: {address}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+/// The headers an MCP POST carries, then `extra`.
+fn mcp_headers<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    headers.extend_from_slice(extra);
+    headers
+}
+
 /// One raw HTTP/1.1 request; returns the status and the Mcp-Session-Id.
 async fn raw(
     url: &str,
@@ -70,21 +116,7 @@ async fn raw(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Option<String>) {
-    let address = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
-    let mut request = format!(
-        "{method} /mcp HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut stream = send(&address(url), method, "/mcp", &mcp_headers(headers), body).await;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap() == 1 {
@@ -102,28 +134,8 @@ async fn raw(
 
 /// One raw HTTP/1.1 POST of an `initialize`; returns the status.
 async fn post_initialize(url: &str, headers: &[(&str, &str)]) -> u16 {
-    let address = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
-    let mut request = format!(
-        "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if !headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
-    {
-        request.push_str(&format!("Host: {address}\r\n"));
-    }
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut stream = send(&address(url), "POST", "/mcp", &mcp_headers(headers), body).await;
     let mut response = vec![0u8; 12];
     stream.read_exact(&mut response).await.unwrap();
     String::from_utf8_lossy(&response[9..12]).parse().unwrap()
@@ -387,20 +399,13 @@ async fn oauth_access_tokens_of_the_configured_issuer_are_accepted() {
     // The static token still works beside OAuth.
     assert_eq!(status(TOKEN.to_owned()).await, 200);
     // Refusals point at the metadata, which is served without a token.
-    let address = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    stream
-        .write_all(
-            format!("POST /mcp HTTP/1.1\r\nHost: {address}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
-                .as_bytes(),
-        )
+    let address = address(&url);
+    let mut refused = String::new();
+    send(&address, "POST", "/mcp", &[], "{}")
+        .await
+        .read_to_string(&mut refused)
         .await
         .unwrap();
-    let mut refused = String::new();
-    stream.read_to_string(&mut refused).await.unwrap();
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     assert!(
         refused.to_ascii_lowercase().contains(&format!(
@@ -408,16 +413,18 @@ async fn oauth_access_tokens_of_the_configured_issuer_are_accepted() {
         )),
         "{refused}"
     );
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /.well-known/oauth-protected-resource HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
+    send(
+        &address,
+        "GET",
+        "/.well-known/oauth-protected-resource",
+        &[],
+        "",
+    )
+    .await
+    .read_to_string(&mut answer)
+    .await
+    .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let body: serde_json::Value =
         serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
