@@ -239,14 +239,7 @@ async fn a_sigterm_right_after_the_ready_line_always_stops_the_emulator_cleanly(
             .expect("stops within 10 s")
             .unwrap();
         assert!(status.success(), "run {run}: {status}");
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
+        let stderr = support::stderr_of(&mut child).await;
         let folder = stderr
             .split("S3 folder is ")
             .nth(1)
@@ -374,15 +367,7 @@ async fn a_jwks_file_is_checked_at_start_and_announced() {
     let mut emulator =
         standalone_emulator(home.path(), &["--oidc-jwks", good.to_str().unwrap()]).await;
     emulator.child.start_kill().unwrap();
-    let mut stderr = String::new();
-    emulator
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    let stderr = support::stderr_of(&mut emulator.child).await;
     assert!(
         stderr.contains("DICOMweb bearer tokens checked against"),
         "{stderr}"

@@ -168,21 +168,27 @@ impl<H: rmcp::ClientHandler> Session<H> {
     /// Ends the session and returns what the server wrote on stderr; the
     /// server must exit cleanly when the client leaves.
     pub async fn finish(mut self) -> String {
-        use tokio::io::AsyncReadExt;
         self.client.cancel().await.unwrap();
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("the server exits when the client leaves")
             .unwrap();
         assert!(status.success(), "the server exits cleanly: {status}");
-        let mut stderr = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
-        stderr
+        stderr_of(&mut self.child).await
     }
+}
+
+/// What a child (started with its stderr piped) wrote to stderr, read to
+/// the end: call it once the child has exited or been killed.
+pub async fn stderr_of(child: &mut Child) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped and read once")
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    stderr
 }
