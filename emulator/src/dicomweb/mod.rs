@@ -334,9 +334,6 @@ pub struct Source {
     pub document: Arc<Json>,
 }
 
-/// The image sets a call addresses, with their documents: the one named by
-/// `?imageSetId=`, or the datastore's primary image sets (of the path's
-/// study, when it names one), most recently updated first.
 /// The image sets a call addresses, most recently updated first: the one
 /// `?imageSetId=` names, or the primary image sets of the route's study, of
 /// `studies`, or of the whole datastore.

@@ -332,7 +332,10 @@ pub fn search(service: &Service, call: &Call) -> ApiResult<Response> {
 /// AccessionNumber, StudyID) with exact values: only their image sets are
 /// read, instead of every primary image set of the datastore. A record
 /// matching such a filter takes the value from an image set whose indexed
-/// value is the same (both trimmed), so no match is left out.
+/// value is the same (both trimmed), so no match is left out. The one
+/// exception is malformed data: an attribute of value multiplicity 1 given
+/// several values is indexed by its first, so a search for another of them
+/// does not find it (a full scan would).
 fn candidate_studies(
     service: &Service,
     call: &Call,
