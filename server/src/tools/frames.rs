@@ -10,6 +10,7 @@
 
 use aws_sdk_medicalimaging::types::ImageFrameInformation;
 use base64::Engine;
+use healthimaging_emulator::import::frames::checksum;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use rmcp::{tool, tool_router};
@@ -144,7 +145,7 @@ impl HealthImagingServer {
         let shown = InstanceDisplay::of(instance);
         let bits_allocated = shown.bits_allocated;
         let samples = decode(&content_type, &bytes, instance, bits_allocated)?;
-        let checksum_actual = crc32fast::hash(&pixel_buffer(&samples.values, bits_allocated));
+        let checksum_actual = checksum(&samples.values, bits_allocated);
         let checksum_expected = located.frame["PixelDataChecksumFromBaseToFullResolution"]
             .as_array()
             .and_then(|levels| levels.last())
@@ -472,18 +473,6 @@ pub(super) fn decode(
     }
 }
 
-/// The decoded pixel buffer the metadata checksum covers.
-fn pixel_buffer(values: &[i32], bits_allocated: u32) -> Vec<u8> {
-    if bits_allocated <= 8 {
-        values.iter().map(|&v| v as u8).collect()
-    } else {
-        values
-            .iter()
-            .flat_map(|&v| (v as u16).to_le_bytes())
-            .collect()
-    }
-}
-
 /// The window a caller asked for: both of centre and width (at least 1),
 /// or neither.
 pub(super) fn requested_window(
@@ -528,7 +517,7 @@ mod tests {
         let samples = decode("application/octet-stream", &native, &instance, 16).unwrap();
         assert_eq!(samples.values, vec![-5, 7, 300, -1000, 0, 1, 2, 3]);
         assert_eq!(
-            crc32fast::hash(&pixel_buffer(&samples.values, 16)),
+            checksum(&samples.values, 16),
             crc32fast::hash(&native),
             "the checksum covers the stored little-endian bytes"
         );
