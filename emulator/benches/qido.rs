@@ -104,15 +104,8 @@ fn cases(size: u64) -> Vec<(&'static str, String, usize)> {
 
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<u64> = std::env::var("QIDO_BENCH_SIZES")
-        .ok()
-        .map(|text| {
-            text.split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![1_000, 100_000]);
-    let mut table: Vec<(String, Vec<f64>)> = Vec::new();
+    let sizes = common::sizes("QIDO_BENCH_SIZES", &[1_000, 100_000]);
+    let mut table = common::Table::default();
     for &size in &sizes {
         let started = Instant::now();
         let dir = tempfile::tempdir().expect("temporary folder");
@@ -134,23 +127,8 @@ async fn main() {
                 get(&service, &uri).await;
             }
             let micros = started.elapsed().as_secs_f64() * 1e6 / f64::from(QUERIES);
-            match table.iter_mut().find(|(existing, _)| existing == name) {
-                Some((_, values)) => values.push(micros),
-                None => table.push((name.to_owned(), vec![micros])),
-            }
+            table.add(name.to_owned(), micros, size == sizes[0]);
         }
     }
-    print!("{:<32}", "query (microseconds per request)");
-    for size in &sizes {
-        print!("{size:>12}");
-    }
-    println!("{:>10}", "ratio");
-    for (name, values) in table {
-        print!("{name:<32}");
-        for value in &values {
-            print!("{value:>12.0}");
-        }
-        let ratio = values.last().unwrap_or(&0.0) / values.first().unwrap_or(&1.0);
-        println!("{ratio:>10.1}");
-    }
+    table.print("µs per QIDO-RS request", &sizes);
 }

@@ -150,15 +150,8 @@ async fn measure(service: &Arc<Service>, ds: &str, criteria: &Value) -> (f64, Op
 
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<u64> = std::env::var("SEARCH_BENCH_SIZES")
-        .ok()
-        .map(|text| {
-            text.split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![1_000, 100_000, 1_000_000]);
-    let mut table: Vec<(String, Vec<f64>)> = Vec::new();
+    let sizes = common::sizes("SEARCH_BENCH_SIZES", &[1_000, 100_000, 1_000_000]);
+    let mut table = common::Table::default();
     for &size in &sizes {
         let started = Instant::now();
         let dir = tempfile::tempdir().expect("temporary folder");
@@ -171,27 +164,9 @@ async fn main() {
             let (first, next) = measure(&service, &ds, &criteria).await;
             for (label, micros) in [("first page", Some(first)), ("next page", next)] {
                 let Some(micros) = micros else { continue };
-                let key = format!("{name}, {label}");
-                match table.iter_mut().find(|(existing, _)| *existing == key) {
-                    Some((_, values)) => values.push(micros),
-                    None if size == sizes[0] => table.push((key, vec![micros])),
-                    None => {}
-                }
+                table.add(format!("{name}, {label}"), micros, size == sizes[0]);
             }
         }
     }
-    let header: Vec<String> = sizes.iter().map(|s| format!("{s:>10}")).collect();
-    println!(
-        "{:<58}{}  largest/smallest",
-        "µs per SearchImageSets",
-        header.join("")
-    );
-    for (name, values) in table {
-        let cells: Vec<String> = values.iter().map(|v| format!("{v:>10.0}")).collect();
-        let ratio = match (values.first(), values.last()) {
-            (Some(a), Some(b)) if values.len() == sizes.len() => format!("{:.2}x", b / a),
-            _ => String::new(),
-        };
-        println!("{name:<58}{}  {ratio}", cells.join(""));
-    }
+    table.print("µs per SearchImageSets", &sizes);
 }

@@ -62,3 +62,57 @@ pub async fn empty_datastore(data: &std::path::Path) -> (Arc<Service>, String) {
         .to_owned();
     (service, ds)
 }
+
+/// The store sizes to measure: `variable` (comma-separated) or `default`.
+pub fn sizes(variable: &str, default: &[u64]) -> Vec<u64> {
+    std::env::var(variable)
+        .ok()
+        .map(|text| {
+            text.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Measurements by row name, one column per store size, in the order the
+/// rows were first met.
+#[derive(Default)]
+pub struct Table {
+    rows: Vec<(String, Vec<f64>)>,
+}
+
+impl Table {
+    /// Adds `value` to row `name` (made at the first size only: a row
+    /// missing there would not line up).
+    pub fn add(&mut self, name: String, value: f64, first_size: bool) {
+        match self.rows.iter_mut().find(|(existing, _)| *existing == name) {
+            Some((_, values)) => values.push(value),
+            None if first_size => self.rows.push((name, vec![value])),
+            None => {}
+        }
+    }
+
+    /// Prints the table: `title`, a column per size, and the largest
+    /// size's value over the smallest's.
+    pub fn print(&self, title: &str, sizes: &[u64]) {
+        let width = self
+            .rows
+            .iter()
+            .map(|(name, _)| name.len())
+            .chain([title.len()])
+            .max()
+            .unwrap_or(0)
+            + 2;
+        let header: String = sizes.iter().map(|s| format!("{s:>12}")).collect();
+        println!("{title:<width$}{header}  largest/smallest");
+        for (name, values) in &self.rows {
+            let cells: String = values.iter().map(|v| format!("{v:>12.0}")).collect();
+            let ratio = match (values.first(), values.last()) {
+                (Some(a), Some(b)) if values.len() == sizes.len() => format!("{:.2}x", b / a),
+                _ => String::new(),
+            };
+            println!("{name:<width$}{cells}  {ratio}");
+        }
+    }
+}
