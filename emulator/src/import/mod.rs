@@ -447,8 +447,8 @@ pub(crate) fn write_batch(
             json!({ "Patient": {"DICOM": {}}, "Study": {"DICOM": {}, "Series": {}} }),
         ),
     };
-    for instance in &batch.instances {
-        metadata::combine::merge(&mut document, &instance.document);
+    for instance in batch.instances {
+        metadata::combine::merge(&mut document, instance.document);
     }
     let id = match &merge_into {
         Some(set) => set.id.clone(),

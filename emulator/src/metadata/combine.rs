@@ -66,44 +66,53 @@ fn normalized(value: &Json) -> Json {
 
 /// Adds the instances of `addition` (a document of the same series) to
 /// `document`. Attributes `document` already has keep their values.
-pub fn merge(document: &mut Json, addition: &Json) {
+/// `addition` is taken apart, not copied.
+pub fn merge(document: &mut Json, mut addition: Json) {
+    fn take(value: &mut Json, path: &[&str]) -> Option<Map<String, Json>> {
+        let mut at = value;
+        for key in path {
+            at = at.get_mut(*key)?;
+        }
+        match at.take() {
+            Json::Object(map) => Some(map),
+            _ => None,
+        }
+    }
     for level in ["Patient", "Study"] {
         if let (Some(into), Some(from)) = (
             document[level]["DICOM"].as_object_mut(),
-            addition[level]["DICOM"].as_object(),
+            take(&mut addition, &[level, "DICOM"]),
         ) {
             keep_first(into, from);
         }
     }
-    let Some(added_series) = addition["Study"]["Series"].as_object() else {
+    let Some(added_series) = take(&mut addition, &["Study", "Series"]) else {
         return;
     };
-    for (uid, series) in added_series {
+    for (uid, mut series) in added_series {
         let all = &mut document["Study"]["Series"];
-        if all.get(uid).is_none() {
-            all[uid] = series.clone();
+        if all.get(&uid).is_none() {
+            all[&uid] = series;
             continue;
         }
         if let (Some(into), Some(from)) = (
-            all[uid]["DICOM"].as_object_mut(),
-            series["DICOM"].as_object(),
+            all[&uid]["DICOM"].as_object_mut(),
+            take(&mut series, &["DICOM"]),
         ) {
             keep_first(into, from);
         }
         if let (Some(into), Some(from)) = (
-            all[uid]["Instances"].as_object_mut(),
-            series["Instances"].as_object(),
+            all[&uid]["Instances"].as_object_mut(),
+            take(&mut series, &["Instances"]),
         ) {
-            for (sop, instance) in from {
-                into.insert(sop.clone(), instance.clone());
-            }
+            into.extend(from);
         }
     }
 }
 
-fn keep_first(into: &mut Map<String, Json>, from: &Map<String, Json>) {
+fn keep_first(into: &mut Map<String, Json>, from: Map<String, Json>) {
     for (key, value) in from {
-        into.entry(key.clone()).or_insert_with(|| value.clone());
+        into.entry(key).or_insert(value);
     }
 }
 
@@ -224,12 +233,26 @@ mod tests {
     }
 
     #[test]
+    fn merging_a_malformed_addition_changes_nothing_it_cannot_read() {
+        let mut doc = document("1.2.3", &["a"], "ACC1");
+        let before = doc.clone();
+        merge(
+            &mut doc,
+            json!({"Patient": "not an object", "Study": {"DICOM": 7,
+            "Series": {"1.2.3": {"DICOM": "x", "Instances": ["y"]}}}}),
+        );
+        assert_eq!(doc, before);
+        merge(&mut doc, json!("not a document"));
+        assert_eq!(doc, before);
+    }
+
+    #[test]
     fn merging_adds_instances_and_keeps_existing_values() {
         let mut doc = document("1.2.3", &["a"], "ACC1");
         let mut other = document("1.2.3", &["b"], "ACC1");
         other["Patient"]["DICOM"]["PatientSex"] = json!("O");
         other["Patient"]["DICOM"]["PatientID"] = json!("CHANGED");
-        merge(&mut doc, &other);
+        merge(&mut doc, other);
         let instances = doc["Study"]["Series"]["1.2.3"]["Instances"]
             .as_object()
             .unwrap();

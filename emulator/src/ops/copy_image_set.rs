@@ -209,7 +209,7 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
                         destination
                     }
                     None if promote && !destination.is_primary => {
-                        combine::merge(&mut merged, &selected);
+                        combine::merge(&mut merged, selected);
                         refuse_second_primary(w, &ds, &series_of(&merged))?;
                         let kept = w.all_frames(&destination)?;
                         let set = create(service, w, &ds, true, merged, COPY, force)?;
@@ -224,7 +224,7 @@ pub(super) fn handle(service: &Service, request: &Request) -> ApiResult<Response
                         set
                     }
                     None => {
-                        combine::merge(&mut merged, &selected);
+                        combine::merge(&mut merged, selected);
                         w.add_frames(&destination, &frames)?;
                         append_version(
                             service,
