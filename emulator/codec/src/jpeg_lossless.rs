@@ -343,7 +343,7 @@ impl Scan {
 }
 
 /// Bits looked up at once; longer codes are decoded a bit at a time.
-const LOOKUP_BITS: u32 = 9;
+const LOOKUP_BITS: u32 = 11;
 
 /// A Huffman table of difference categories (T.81 Annex C and F.2.2.3).
 #[derive(Clone)]
@@ -351,6 +351,10 @@ struct Huffman {
     /// Indexed by the next `LOOKUP_BITS` bits: the code's length << 8 | its
     /// value, 0 where the code is longer.
     lookup: Vec<u16>,
+    /// Indexed the same way: the bits a whole difference takes (its code
+    /// and extra bits, when they fit in `LOOKUP_BITS`) and its value; 0
+    /// bits where the difference is longer.
+    whole: Vec<(u8, i32)>,
     /// The largest code of each length (-1 for none).
     max_code: [i32; 17],
     /// Where the values of each length start, less that length's first code.
@@ -412,13 +416,53 @@ impl Huffman {
             max_code[length as usize] = if count > 0 { code - 1 } else { -1 };
             code <<= 1;
         }
+        let whole = lookup
+            .iter()
+            .enumerate()
+            .map(|(prefix, &entry)| whole_difference(prefix as u32, entry))
+            .collect();
         Ok(Self {
             lookup,
+            whole,
             max_code,
             offset,
             values: values.to_vec(),
         })
     }
+}
+
+/// The value of a difference category's extra bits (T.81 F.2.2.1).
+fn extend(value: i32, category: u32) -> i32 {
+    if value < 1 << (category - 1) {
+        value - (1 << category) + 1
+    } else {
+        value
+    }
+}
+
+/// The whole difference the `LOOKUP_BITS` bits `prefix` start with, given
+/// the lookup `entry` of their code: (bits taken, value), or 0 bits when the
+/// difference does not fit (or its category is not one).
+fn whole_difference(prefix: u32, entry: u16) -> (u8, i32) {
+    if entry == 0 {
+        return (0, 0);
+    }
+    let (length, category) = (u32::from(entry >> 8), u32::from(entry & 0xff));
+    let extra = match category {
+        0 | 16 => 0,
+        1..=15 => category,
+        _ => return (0, 0),
+    };
+    if length + extra > LOOKUP_BITS {
+        return (0, 0);
+    }
+    let bits = (prefix >> (LOOKUP_BITS - length - extra)) & ((1 << extra) - 1);
+    let value = match category {
+        0 => 0,
+        16 => 32_768,
+        _ => extend(bits as i32, category),
+    };
+    ((length + extra) as u8, value)
 }
 
 /// Entropy-coded bits, most significant first, 0xFF00 read as 0xFF. At a
@@ -512,17 +556,15 @@ impl<'a> Bits<'a> {
         if self.count < 32 {
             self.refill();
         }
+        let (bits, value) = table.whole[(self.acc >> (64 - LOOKUP_BITS)) as usize];
+        if bits != 0 {
+            self.take(u32::from(bits));
+            return Ok(value);
+        }
         let category = self.category(table)?;
         match category {
             0 => Ok(0),
-            1..=15 => {
-                let value = self.take(category) as i32;
-                Ok(if value < 1 << (category - 1) {
-                    value - (1 << category) + 1
-                } else {
-                    value
-                })
-            }
+            1..=15 => Ok(extend(self.take(category) as i32, category)),
             16 => Ok(32_768),
             _ => Err(invalid(format!("difference category {category}"))),
         }
