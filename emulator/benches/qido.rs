@@ -1,8 +1,10 @@
 //! QIDO-RS latency at 1k and 100k image sets in a datastore (each with its
 //! metadata document: one series of two instances), through the HTTP
 //! handler: searches an indexed attribute narrows (PatientID, AccessionNumber,
-//! StudyInstanceUID), and the first page of studies without a filter (read
-//! study by study until the page is full).
+//! StudyInstanceUID), searches on attributes the index does not hold
+//! (PatientName, a StudyDate, judged from each study's image set summaries
+//! before any document is read), and the first page of studies without a
+//! filter (read study by study until the page is full).
 //!
 //! `cargo bench -p healthimaging-emulator --bench qido` prints one row per
 //! query, one column per size, and the ratio of the largest to the smallest.
@@ -21,6 +23,19 @@ const QUERIES: u32 = 50;
 const BASE: u64 = 1_700_000_000_000;
 /// Image sets a patient has; the store's size does not change it.
 const PER_PATIENT: u64 = 20;
+/// Studies of one day; the store's size does not change it.
+const STUDIES_PER_DAY: u64 = 50;
+
+/// The StudyDate of study `study`: consecutive days of 28-day months.
+fn study_date(study: u64) -> String {
+    let day = study / STUDIES_PER_DAY;
+    format!(
+        "{}{:02}{:02}",
+        2000 + day / 336,
+        1 + (day / 28) % 12,
+        1 + day % 28
+    )
+}
 
 async fn get(service: &Arc<Service>, uri: &str) -> Value {
     common::send(
@@ -47,10 +62,10 @@ async fn datastore(size: u64, data: &std::path::Path) -> (Arc<Service>, String) 
                     let series = format!("2.25.{n}.1");
                     let document = json!({
                         "Patient": {"DICOM": {"PatientID": format!("SYN{:07}", n / PER_PATIENT),
-                            "PatientName": "SYNTHETIC^BENCH"}},
+                            "PatientName": format!("SYNTHETIC^P{:07}", n / PER_PATIENT)}},
                         "Study": {"DICOM": {"StudyInstanceUID": format!("2.25.{}", n / 2),
                                 "AccessionNumber": format!("ACC{:07}", n / 2),
-                                "StudyDate": "20240101"},
+                                "StudyDate": study_date(n / 2)},
                             "Series": {&series: {"DICOM": {"SeriesInstanceUID": &series,
                                     "Modality": "CT", "SeriesNumber": "1"},
                                 "Instances": {
@@ -93,6 +108,16 @@ fn cases(size: u64) -> Vec<(&'static str, String, usize)> {
             "instances by AccessionNumber",
             format!("/instances?AccessionNumber=ACC{:07}", mid / 2),
             4,
+        ),
+        (
+            "studies by PatientName",
+            format!("/studies?PatientName=synthetic^p{:07}", mid / PER_PATIENT),
+            10,
+        ),
+        (
+            "studies of a StudyDate",
+            format!("/studies?StudyDate={}&limit=100", study_date(mid / 2)),
+            STUDIES_PER_DAY as usize,
         ),
         (
             "first 10 studies, no filter",

@@ -31,7 +31,7 @@ use serde_json::Value as Json;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::router::NoRoute;
 use crate::service::Service;
-use crate::store::{ImageSet, Reader};
+use crate::store::{DicomTags, ImageSet, Reader};
 use crate::validate;
 use crate::wire::Query;
 
@@ -482,10 +482,22 @@ impl Studies {
         })
     }
 
-    /// The next study's image sets.
-    fn next(&mut self, r: &Reader<'_>, call: &Call) -> ApiResult<Option<Vec<ImageSet>>> {
+    /// The next study's image sets, among the studies whose image sets'
+    /// summaries `keep` accepts: a study it refuses is passed over without
+    /// its image sets being read.
+    fn next(
+        &mut self,
+        r: &Reader<'_>,
+        call: &Call,
+        keep: &dyn Fn(&[DicomTags]) -> bool,
+    ) -> ApiResult<Option<Vec<ImageSet>>> {
         let Some(listing) = &mut self.listing else {
-            return Ok(self.given.pop_front());
+            while let Some(sets) = self.given.pop_front() {
+                if keep(&summaries_of(&sets)) {
+                    return Ok(Some(sets));
+                }
+            }
+            return Ok(None);
         };
         let datastore = &call.route.datastore;
         loop {
@@ -510,15 +522,28 @@ impl Studies {
                     if !listing.seen.insert(uid.clone()) {
                         continue;
                     }
+                    if !keep(&r.study_summaries(datastore, &uid)?) {
+                        continue;
+                    }
                     let mut sets = r.study_primaries(datastore, &uid)?;
                     sort_by_update(&mut sets);
                     return Ok(Some(sets));
                 }
                 // An image set whose study is not indexed: alone.
-                None => return Ok(Some(r.image_sets_at(&[row])?)),
+                None => {
+                    let sets = r.image_sets_at(&[row])?;
+                    if keep(&summaries_of(&sets)) {
+                        return Ok(Some(sets));
+                    }
+                }
             }
         }
     }
+}
+
+/// The summaries of `sets`' latest versions.
+fn summaries_of(sets: &[ImageSet]) -> Vec<DicomTags> {
+    sets.iter().map(|set| set.latest().tags.clone()).collect()
 }
 
 /// The study UID of a document.

@@ -26,6 +26,7 @@ use serde_json::{Map, Value as Json};
 use super::{Action, Call, dataset, media};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::service::Service;
+use crate::store::DicomTags;
 
 /// The most records a search can reach.
 pub const MAX_RECORDS: usize = 10_000;
@@ -389,6 +390,62 @@ fn candidate_studies(
     Ok(None)
 }
 
+/// The value an image set's summary holds of a Patient- or Study-level
+/// attribute: `None` when the summary does not hold that attribute,
+/// `Some(None)` when the image set has no value for it.
+fn summarized(summary: &DicomTags, tag: Tag) -> Option<Option<&str>> {
+    let value = match tag {
+        tags::PATIENT_ID => &summary.patient_id,
+        tags::PATIENT_NAME => &summary.patient_name,
+        tags::PATIENT_BIRTH_DATE => &summary.patient_birth_date,
+        tags::PATIENT_SEX => &summary.patient_sex,
+        tags::STUDY_INSTANCE_UID => &summary.study_instance_uid,
+        tags::STUDY_ID => &summary.study_id,
+        tags::STUDY_DESCRIPTION => &summary.study_description,
+        tags::ACCESSION_NUMBER => &summary.accession_number,
+        tags::STUDY_DATE => &summary.study_date,
+        tags::STUDY_TIME => &summary.study_time,
+        _ => return None,
+    };
+    Some(value.as_deref())
+}
+
+/// Whether a study whose primary image sets are summarized by `summaries`
+/// can hold a record
+/// matching `filters`, judged from the image sets' summaries before any
+/// metadata document is read. Every record of a study takes its Patient-
+/// and Study-level attributes from one of the study's image sets (they
+/// live at those levels only: imports and edits put nothing else there),
+/// whose summary holds the same value from the same document; so a study
+/// none of whose summaries matches a filter on such an attribute has no
+/// match, and is skipped. Where the summary may differ from the record, the
+/// study is read: a pattern with `?` (which could match a character the
+/// summary trims) or control characters, a summary holding them. Malformed
+/// data is the one blind spot, as for the index: an attribute of value
+/// multiplicity 1 given several values is summarized by its first.
+fn may_match(filters: &[Filter], summaries: &[DicomTags]) -> bool {
+    filters.iter().all(|filter| {
+        let pattern = filter.value.trim();
+        if pattern.is_empty()
+            || pattern == "*"
+            || pattern.contains('?')
+            || pattern.chars().any(char::is_control)
+        {
+            return true;
+        }
+        let vr = dataset::vr_of(filter.tag, None);
+        summaries
+            .iter()
+            .any(|summary| match summarized(summary, filter.tag) {
+                None => true,
+                Some(None) => false,
+                Some(Some(value)) => {
+                    value.chars().any(char::is_control) || value_matches(vr, pattern, value)
+                }
+            })
+    })
+}
+
 /// What a search has built so far: study records in the order studies were
 /// met, and what is already counted.
 #[derive(Default)]
@@ -596,7 +653,9 @@ fn search_with(service: &Service, call: &Call, narrow: bool) -> ApiResult<Respon
             let mut built = Built::default();
             let mut matched: Vec<InMemDicomObject> = Vec::new();
             while matched.len() < enough {
-                let Some(sets) = studies.next(r, call)? else {
+                let keep =
+                    |summaries: &[DicomTags]| !narrow || may_match(&search.filters, summaries);
+                let Some(sets) = studies.next(r, call, &keep)? else {
                     break;
                 };
                 let from = built.studies.len();
@@ -681,13 +740,52 @@ mod tests {
         assert!(value_matches(VR::TM, "080000-120000", "093000.123"));
     }
 
+    /// A QIDO-RS call on `path` (under the datastore `ds`) with `query`.
+    fn call_of(ds: &str, path: &str, query: &str) -> Call {
+        Call {
+            route: super::super::route(&axum::http::Method::GET, &format!("/datastore/{ds}{path}"))
+                .unwrap()
+                .unwrap(),
+            query: crate::wire::Query::parse(Some(query)),
+            accept: media::accept(Some("application/dicom+json")),
+            base: "http://localhost".into(),
+            bearer: None,
+        }
+    }
+
+    /// The parsed filters of `call`.
+    fn search_of(call: &Call) -> Search {
+        let level = match call.route.action {
+            Action::SearchDICOMStudies => Level::Study,
+            Action::SearchDICOMSeries => Level::Series,
+            _ => Level::Instance,
+        };
+        parse(call, level).unwrap()
+    }
+
+    /// The studies an indexed filter narrows the search to, and the answer,
+    /// narrowed or read from every study to the end.
+    async fn answer(
+        service: &Service,
+        ds: &str,
+        path: &str,
+        query: &str,
+        narrow: bool,
+    ) -> (Option<BTreeSet<String>>, Json) {
+        use http_body_util::BodyExt;
+
+        let call = call_of(ds, path, query);
+        let narrowed = candidate_studies(service, &call, &search_of(&call)).unwrap();
+        let response = search_with(service, &call, narrow).unwrap();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (narrowed, serde_json::from_slice::<Json>(&bytes).unwrap())
+    }
+
     /// Reading only the studies an indexed filter names gives exactly the
     /// answer of reading every primary image set, for every level and every
     /// kind of filter (narrowing or not), and it does narrow.
     #[tokio::test]
     async fn narrowed_searches_answer_as_full_scans_do() {
-        use axum::http::Method;
-        use http_body_util::BodyExt;
         use serde_json::json;
 
         use crate::testing::{active_datastore, plant_document, series_document, service};
@@ -730,31 +828,6 @@ mod tests {
             );
             clock.advance(std::time::Duration::from_secs(1));
         }
-        let answer = |path: &str, query: &str, narrow: bool| {
-            let (service, ds) = (service.clone(), ds.clone());
-            let (path, query) = (path.to_owned(), query.to_owned());
-            async move {
-                let call = Call {
-                    route: super::super::route(&Method::GET, &format!("/datastore/{ds}{path}"))
-                        .unwrap()
-                        .unwrap(),
-                    query: crate::wire::Query::parse(Some(&query)),
-                    accept: media::accept(Some("application/dicom+json")),
-                    base: "http://localhost".into(),
-                    bearer: None,
-                };
-                let level = match call.route.action {
-                    Action::SearchDICOMStudies => Level::Study,
-                    Action::SearchDICOMSeries => Level::Series,
-                    _ => Level::Instance,
-                };
-                let narrowed =
-                    candidate_studies(&service, &call, &parse(&call, level).unwrap()).unwrap();
-                let response = search_with(&service, &call, narrow).unwrap();
-                let bytes = response.into_body().collect().await.unwrap().to_bytes();
-                (narrowed, serde_json::from_slice::<Json>(&bytes).unwrap())
-            }
-        };
         let cases: &[(&str, &str, Option<&[&str]>, usize)] = &[
             ("/studies", "PatientID=P1", Some(&["1.1"]), 1),
             ("/studies", "PatientID=P3", Some(&["1.3"]), 0),
@@ -802,8 +875,8 @@ mod tests {
             ("/instances", "", None, 7),
         ];
         for &(path, query, studies, count) in cases {
-            let (narrowed, answer_narrowed) = answer(path, query, true).await;
-            let (_, answer_full) = answer(path, query, false).await;
+            let (narrowed, answer_narrowed) = answer(&service, &ds, path, query, true).await;
+            let (_, answer_full) = answer(&service, &ds, path, query, false).await;
             assert_eq!(answer_narrowed, answer_full, "{path}?{query}");
             assert_eq!(
                 answer_full.as_array().map(Vec::len),
@@ -812,6 +885,215 @@ mod tests {
             );
             let expected = studies.map(|s| s.iter().map(|s| (*s).to_owned()).collect());
             assert_eq!(narrowed, expected, "{path}?{query}");
+        }
+    }
+
+    /// Filters on Patient- and Study-level attributes the index does not
+    /// hold skip, from the image sets' summaries, every study that cannot
+    /// match, and the answers are exactly those of reading every study.
+    #[tokio::test]
+    async fn studies_skipped_from_their_summaries_answer_as_full_scans_do() {
+        use serde_json::json;
+
+        use crate::testing::{active_datastore, plant_document, series_document, service};
+
+        let (service, clock) = service();
+        let ds = active_datastore(&service, &clock).await;
+        /// PatientID, PatientName, study, series, StudyDate, StudyTime,
+        /// StudyDescription, instances.
+        type Planted<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a [&'a str],
+        );
+        let planted: &[Planted] = &[
+            (
+                "P1",
+                "DOE^JANE",
+                "2.1",
+                "2.1.1",
+                "20240105",
+                "101500",
+                Some("CT HEAD"),
+                &["2.1.1.1", "2.1.1.2"],
+            ),
+            (
+                "P1",
+                "DOE^JANE",
+                "2.1",
+                "2.1.2",
+                "20240105",
+                "101500",
+                Some("CT HEAD"),
+                &["2.1.2.1"],
+            ),
+            // No StudyDescription.
+            (
+                "P2",
+                "ROE^RICHARD",
+                "2.2",
+                "2.2.1",
+                "20240210",
+                "083000",
+                None,
+                &["2.2.1.1"],
+            ),
+            // Image sets of one study that disagree: the record takes the
+            // most recently updated one's values.
+            (
+                "P3",
+                "SMITH^ANN",
+                "2.3",
+                "2.3.1",
+                "20230101",
+                "120000",
+                Some("MR KNEE"),
+                &["2.3.1.1"],
+            ),
+            (
+                "P3",
+                "SMYTHE^ANN",
+                "2.3",
+                "2.3.2",
+                "20230102",
+                "120000",
+                Some("MR KNEE"),
+                &["2.3.2.1"],
+            ),
+            // Padding the summary trims as the record does.
+            (
+                "P4",
+                " PADDED^NAME  ",
+                "2.4",
+                "2.4.1",
+                "20240301",
+                "070000",
+                Some("MR KNEE "),
+                &["2.4.1.1"],
+            ),
+            // An ideographic space ends the name: the summary trims it, the
+            // record does not, and `?` matches it.
+            (
+                "P5",
+                "YAMADA^TARO\u{3000}",
+                "2.5",
+                "2.5.1",
+                "20240302",
+                "070000",
+                Some("XR"),
+                &["2.5.1.1"],
+            ),
+        ];
+        for (n, (patient, name, study, series, date, time, description, sops)) in
+            planted.iter().enumerate()
+        {
+            let mut document = series_document(patient, study, series, sops);
+            document["Patient"]["DICOM"]["PatientName"] = json!(name);
+            document["Study"]["DICOM"]["StudyDate"] = json!(date);
+            document["Study"]["DICOM"]["StudyTime"] = json!(time);
+            document["Study"]["DICOM"]["StudyDescription"] = json!(description);
+            plant_document(&service, &ds, &format!("{:032x}", n + 1), true, document);
+            clock.advance(std::time::Duration::from_secs(1));
+        }
+        let all = ["2.1", "2.2", "2.3", "2.4", "2.5"];
+        // (path, query, records, the studies read)
+        let cases: &[(&str, &str, usize, &[&str])] = &[
+            ("/studies", "PatientName=doe^jane", 1, &["2.1"]),
+            ("/studies", "PatientName=DOE*", 1, &["2.1"]),
+            ("/studies", "PatientName=*ANN", 1, &["2.3"]),
+            ("/studies", "PatientName=SMYTHE^ANN", 1, &["2.3"]),
+            // One of the study's image sets matches, its record does not.
+            ("/studies", "PatientName=SMITH^ANN", 0, &["2.3"]),
+            ("/studies", "PatientName=PADDED^NAME", 1, &["2.4"]),
+            ("/studies", "PatientName=YAMADA^TARO?", 1, &all),
+            ("/studies", "PatientName=NOBODY", 0, &[]),
+            ("/studies", "PatientName=", 5, &all),
+            (
+                "/studies",
+                "StudyDate=20240101-20240229",
+                2,
+                &["2.1", "2.2"],
+            ),
+            ("/studies", "StudyDate=20240301", 1, &["2.4"]),
+            ("/studies", "StudyDate=-20231231", 1, &["2.3"]),
+            ("/studies", "StudyDescription=*KNEE", 2, &["2.3", "2.4"]),
+            ("/studies", "StudyDescription=CT HEAD", 1, &["2.1"]),
+            ("/studies", "AccessionNumber=SYN*", 5, &all),
+            ("/studies", "PatientID=P?", 5, &all),
+            ("/studies", "PatientID=P*&StudyDate=20240302", 1, &["2.5"]),
+            (
+                "/studies",
+                "PatientName=DOE^JANE&ModalitiesInStudy=MR",
+                0,
+                &["2.1"],
+            ),
+            (
+                "/studies/2.2/series",
+                "PatientName=ROE^RICHARD",
+                1,
+                &["2.2"],
+            ),
+            ("/studies/2.2/series", "PatientName=DOE^JANE", 0, &[]),
+            (
+                "/studies/2.3/series",
+                "StudyDate=20230101-20230102",
+                2,
+                &["2.3"],
+            ),
+            ("/instances", "StudyTime=100000-110000", 3, &["2.1"]),
+            (
+                "/instances",
+                "StudyTime=100000-110000&limit=1&offset=2",
+                1,
+                &["2.1"],
+            ),
+            (
+                "/studies/2.1/instances",
+                "PatientName=DOE^JANE",
+                3,
+                &["2.1"],
+            ),
+            ("/studies/2.1/instances", "PatientName=ROE^RICHARD", 0, &[]),
+        ];
+        for &(path, query, count, read) in cases {
+            let (_, narrowed) = answer(&service, &ds, path, query, true).await;
+            let (_, full) = answer(&service, &ds, path, query, false).await;
+            assert_eq!(narrowed, full, "{path}?{query}");
+            assert_eq!(
+                full.as_array().map(Vec::len),
+                Some(count),
+                "{path}?{query}: {full}"
+            );
+            let call = call_of(&ds, path, query);
+            let search = search_of(&call);
+            let studies: Vec<&str> = all
+                .iter()
+                .copied()
+                .filter(|study| call.route.study.as_deref().is_none_or(|s| s == *study))
+                .filter(|study| {
+                    let (summaries, sets) = service
+                        .store()
+                        .read(|r| {
+                            Ok::<_, crate::store::StoreError>((
+                                r.study_summaries(&ds, study)?,
+                                r.study_primaries(&ds, study)?,
+                            ))
+                        })
+                        .unwrap();
+                    assert_eq!(
+                        summaries,
+                        super::super::summaries_of(&sets),
+                        "the summaries of {study}'s image sets"
+                    );
+                    may_match(&search.filters, &summaries)
+                })
+                .collect();
+            assert_eq!(studies, read, "{path}?{query}: the studies read");
         }
     }
 

@@ -316,6 +316,29 @@ impl<'c> Reader<'c> {
         self.primaries(datastore_id, "study_uid", study_uid, i64::MAX)
     }
 
+    /// The summaries of the primary image sets of `study_uid` in
+    /// `datastore_id`, oldest first: one query, without reading the rest of
+    /// the image sets.
+    pub fn study_summaries(&self, datastore_id: &str, study_uid: &str) -> Result<Vec<DicomTags>> {
+        let Some(datastore) = self.datastore_seq(datastore_id)? else {
+            return Ok(Vec::new());
+        };
+        let summaries = self
+            .connection
+            .prepare_cached(
+                "SELECT v.tags FROM image_sets AS s INDEXED BY search_study_uid_created_at
+                 JOIN versions AS v ON v.image_set = s.row AND v.version_id = s.latest_version
+                 WHERE s.datastore = ? AND s.deleted = 0 AND s.study_uid = ? AND s.is_primary = 1
+                 ORDER BY s.created_at, s.row",
+            )?
+            .query_map(params![datastore, study_uid], |row| {
+                row.get::<_, Option<String>>(0)
+            })?
+            .map(|tags| Ok(summary(tags?)))
+            .collect::<Result<_>>()?;
+        Ok(summaries)
+    }
+
     /// The primary image sets of `datastore_id` whose `attribute` is
     /// `value` (exactly, as SearchImageSets' EQUAL), oldest first.
     pub fn primaries_where(
@@ -583,11 +606,15 @@ fn version_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ImageSetVersion> {
         updated_at: timestamp(row, at + 4)?,
         message: row.get(at + 5)?,
         forced: row.get(at + 6)?,
-        tags: tags
-            .and_then(|text| serde_json::from_str::<DicomTags>(&text).ok())
-            .unwrap_or_default(),
+        tags: summary(tags),
         metadata: blob.as_deref().and_then(BlobId::parse),
     })
+}
+
+/// The summary stored as `tags` (none when it is missing or unreadable).
+fn summary(tags: Option<String>) -> DicomTags {
+    tags.and_then(|text| serde_json::from_str::<DicomTags>(&text).ok())
+        .unwrap_or_default()
 }
 
 fn frame_row(row: &Row<'_>) -> rusqlite::Result<FrameEntry> {
