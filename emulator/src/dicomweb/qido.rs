@@ -390,10 +390,22 @@ fn candidate_studies(
     Ok(None)
 }
 
-/// The value an image set's summary holds of a Patient- or Study-level
-/// attribute: `None` when the summary does not hold that attribute,
-/// `Some(None)` when the image set has no value for it.
-fn summarized(summary: &DicomTags, tag: Tag) -> Option<Option<&str>> {
+/// What an image set's summary says of an attribute's value in its
+/// document.
+enum Summarized<'a> {
+    /// The value (the first, were there several).
+    Value(&'a str),
+    /// No value.
+    Absent,
+    /// The summary cannot tell.
+    Unknown,
+}
+
+/// What `summary` says of `tag`: the Patient- and Study-level attributes it
+/// holds, and the Modality of an image set of one series (the summary holds
+/// its first series' Modality and how many series it has). `None` for the
+/// other attributes.
+fn summarized(summary: &DicomTags, tag: Tag) -> Option<Summarized<'_>> {
     let value = match tag {
         tags::PATIENT_ID => &summary.patient_id,
         tags::PATIENT_NAME => &summary.patient_name,
@@ -405,24 +417,37 @@ fn summarized(summary: &DicomTags, tag: Tag) -> Option<Option<&str>> {
         tags::ACCESSION_NUMBER => &summary.accession_number,
         tags::STUDY_DATE => &summary.study_date,
         tags::STUDY_TIME => &summary.study_time,
+        tags::MODALITY | tags::MODALITIES_IN_STUDY => {
+            match summary.number_of_study_related_series {
+                0 => return Some(Summarized::Absent),
+                1 => &summary.series_modality,
+                _ => return Some(Summarized::Unknown),
+            }
+        }
         _ => return None,
     };
-    Some(value.as_deref())
+    Some(match value.as_deref() {
+        Some(value) if value.chars().any(char::is_control) => Summarized::Unknown,
+        Some(value) => Summarized::Value(value),
+        None => Summarized::Absent,
+    })
 }
 
 /// Whether a study whose primary image sets are summarized by `summaries`
-/// can hold a record
-/// matching `filters`, judged from the image sets' summaries before any
-/// metadata document is read. Every record of a study takes its Patient-
-/// and Study-level attributes from one of the study's image sets (they
-/// live at those levels only: imports and edits put nothing else there),
-/// whose summary holds the same value from the same document; so a study
-/// none of whose summaries matches a filter on such an attribute has no
-/// match, and is skipped. Where the summary may differ from the record, the
-/// study is read: a pattern with `?` (which could match a character the
-/// summary trims) or control characters, a summary holding them. Malformed
-/// data is the one blind spot, as for the index: an attribute of value
-/// multiplicity 1 given several values is summarized by its first.
+/// can hold a record matching `filters`, judged before any metadata
+/// document is read. Every record of a study takes its Patient- and
+/// Study-level attributes from one of the study's image sets, and its
+/// Modality (or ModalitiesInStudy) from their series (each attribute lives
+/// at its own level only: imports and edits put it nowhere else); each
+/// image set's summary holds the same values from the same document. So a
+/// study none of whose summaries can match a filter on such an attribute
+/// has no match, and is skipped. Where a summary may differ from the
+/// record, the study is read: a pattern with `?` (which could match a
+/// character the summary trims) or control characters, a summary holding
+/// control characters, an image set of several series for Modality.
+/// Malformed data is the one blind spot, as for the index: an attribute of
+/// value multiplicity 1 given several values (or a non-text value written
+/// with force) is summarized by its first (or as absent).
 fn may_match(filters: &[Filter], summaries: &[DicomTags]) -> bool {
     filters.iter().all(|filter| {
         let pattern = filter.value.trim();
@@ -437,11 +462,9 @@ fn may_match(filters: &[Filter], summaries: &[DicomTags]) -> bool {
         summaries
             .iter()
             .any(|summary| match summarized(summary, filter.tag) {
-                None => true,
-                Some(None) => false,
-                Some(Some(value)) => {
-                    value.chars().any(char::is_control) || value_matches(vr, pattern, value)
-                }
+                None | Some(Summarized::Unknown) => true,
+                Some(Summarized::Absent) => false,
+                Some(Summarized::Value(value)) => value_matches(vr, pattern, value),
             })
     })
 }
@@ -997,10 +1020,22 @@ mod tests {
             document["Study"]["DICOM"]["StudyDate"] = json!(date);
             document["Study"]["DICOM"]["StudyTime"] = json!(time);
             document["Study"]["DICOM"]["StudyDescription"] = json!(description);
+            if *study == "2.4" {
+                document["Study"]["Series"][series]["DICOM"]["Modality"] = json!("MR");
+            }
             plant_document(&service, &ds, &format!("{:032x}", n + 1), true, document);
             clock.advance(std::time::Duration::from_secs(1));
         }
-        let all = ["2.1", "2.2", "2.3", "2.4", "2.5"];
+        // An image set of two series, CT and then PT: its summary holds the
+        // first series' Modality only.
+        let mut two_series = series_document("P6", "2.6", "2.6.1", &["2.6.1.1"]);
+        let mut second =
+            series_document("P6", "2.6", "2.6.2", &["2.6.2.1"])["Study"]["Series"]["2.6.2"].clone();
+        second["DICOM"]["Modality"] = json!("PT");
+        two_series["Study"]["Series"]["2.6.2"] = second;
+        two_series["Study"]["DICOM"]["StudyDescription"] = json!("PET CT");
+        plant_document(&service, &ds, &format!("{:032x}", 99), true, two_series);
+        let all = ["2.1", "2.2", "2.3", "2.4", "2.5", "2.6"];
         // (path, query, records, the studies read)
         let cases: &[(&str, &str, usize, &[&str])] = &[
             ("/studies", "PatientName=doe^jane", 1, &["2.1"]),
@@ -1012,7 +1047,7 @@ mod tests {
             ("/studies", "PatientName=PADDED^NAME", 1, &["2.4"]),
             ("/studies", "PatientName=YAMADA^TARO?", 1, &all),
             ("/studies", "PatientName=NOBODY", 0, &[]),
-            ("/studies", "PatientName=", 5, &all),
+            ("/studies", "PatientName=", 6, &all),
             (
                 "/studies",
                 "StudyDate=20240101-20240229",
@@ -1023,14 +1058,28 @@ mod tests {
             ("/studies", "StudyDate=-20231231", 1, &["2.3"]),
             ("/studies", "StudyDescription=*KNEE", 2, &["2.3", "2.4"]),
             ("/studies", "StudyDescription=CT HEAD", 1, &["2.1"]),
-            ("/studies", "AccessionNumber=SYN*", 5, &all),
-            ("/studies", "PatientID=P?", 5, &all),
+            ("/studies", "AccessionNumber=SYN*", 6, &all),
+            ("/studies", "PatientID=P?", 6, &all),
+            // Modalities: an image set of one series answers from its
+            // summary, one of several series is read.
+            ("/studies", "ModalitiesInStudy=MR", 1, &["2.4", "2.6"]),
+            ("/studies", "ModalitiesInStudy=PT", 1, &["2.6"]),
+            (
+                "/studies",
+                "ModalitiesInStudy=CT",
+                5,
+                &["2.1", "2.2", "2.3", "2.5", "2.6"],
+            ),
+            ("/studies/2.4/series", "Modality=CT", 0, &[]),
+            ("/studies/2.6/series", "Modality=PT", 1, &["2.6"]),
+            ("/instances", "Modality=MR", 1, &["2.4", "2.6"]),
+            ("/instances", "Modality=PT&PatientID=P6", 1, &["2.6"]),
             ("/studies", "PatientID=P*&StudyDate=20240302", 1, &["2.5"]),
             (
                 "/studies",
                 "PatientName=DOE^JANE&ModalitiesInStudy=MR",
                 0,
-                &["2.1"],
+                &[],
             ),
             (
                 "/studies/2.2/series",
