@@ -138,32 +138,50 @@ pub fn document(datastore_id: &str, image_set_id: &str, instances: &[InstanceRec
             }
         }
         let frames: Vec<Json> = instance.frames.iter().map(frame).collect();
-        entry["Instances"][sop_uid] = json!({
-            "DICOM": dicom,
-            "DICOMVRs": vrs,
-            "StoredTransferSyntaxUID": instance.stored_transfer_syntax,
-            "ChecksumType": "DECOMPRESSED",
-            "ImageFrames": frames,
-        });
+        entry["Instances"][sop_uid] = object([
+            ("DICOM", Json::Object(dicom)),
+            ("DICOMVRs", Json::Object(vrs)),
+            (
+                "StoredTransferSyntaxUID",
+                json!(instance.stored_transfer_syntax),
+            ),
+            ("ChecksumType", json!("DECOMPRESSED")),
+            ("ImageFrames", Json::Array(frames)),
+        ]);
     }
-    json!({
-        "SchemaVersion": "1.1",
-        "DatastoreID": datastore_id,
-        "ImageSetID": image_set_id,
-        "Patient": { "DICOM": patient },
-        "Study": { "DICOM": study, "Series": series },
-    })
+    let document = object([
+        ("Patient", object([("DICOM", Json::Object(patient))])),
+        (
+            "Study",
+            object([
+                ("DICOM", Json::Object(study)),
+                ("Series", Json::Object(series)),
+            ]),
+        ),
+    ]);
+    with_identity(document, datastore_id, image_set_id)
 }
 
 /// The document in the service's key order: identity first.
-pub fn with_identity(document: Json, datastore_id: &str, image_set_id: &str) -> Json {
-    json!({
-        "SchemaVersion": "1.1",
-        "DatastoreID": datastore_id,
-        "ImageSetID": image_set_id,
-        "Patient": document["Patient"],
-        "Study": document["Study"],
-    })
+pub fn with_identity(mut document: Json, datastore_id: &str, image_set_id: &str) -> Json {
+    object([
+        ("SchemaVersion", json!("1.1")),
+        ("DatastoreID", json!(datastore_id)),
+        ("ImageSetID", json!(image_set_id)),
+        ("Patient", document["Patient"].take()),
+        ("Study", document["Study"].take()),
+    ])
+}
+
+/// A JSON object of `entries`, in their order, the values moved in (the
+/// `json!` macro copies a `Map` or `Json` value it is given).
+fn object<const N: usize>(entries: [(&str, Json); N]) -> Json {
+    Json::Object(
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+    )
 }
 
 /// One entry of an instance's `ImageFrames`.
