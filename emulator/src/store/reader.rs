@@ -56,15 +56,20 @@ pub struct FrameEntry {
 #[derive(Debug)]
 pub struct Reader<'c> {
     pub(super) connection: &'c Connection,
+    /// The last datastore whose sequence number was looked up: a read
+    /// transaction's calls mostly concern one datastore, and a datastore's
+    /// number never changes.
+    last_datastore: std::cell::RefCell<Option<(String, i64)>>,
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
 
 const DATASTORE_COLUMNS: &str = "id, seq, name, kms_key_arn, lambda_authorizer_arn, lossless_format, created_at, delete_requested_at, tags";
 const JOB_COLUMNS: &str = "id, seq, datastore_id, name, status, role_arn, input_s3_uri, output_s3_uri, input_owner, import_configuration, submitted_at, ended_at, message";
-// Single-table statements with a subquery rather than joins: SQLite
-// prepares a join constrained on a rowid parameter again at every new
-// binding, which costs more than the lookup.
+// Single-table statements with a subquery rather than joins: written when
+// SQLite prepared such joins again at every new binding (the cause, plans
+// depending on bound values, is now switched off for every connection:
+// QPSG in `schema::configure`); the subquery costs no more than the join.
 const IMAGE_SET_COLUMNS: &str = "row, id, (SELECT id FROM datastores WHERE seq = datastore),
     is_primary, created_at, tags, lock_until, lock_status, latest_version,
     coalesce(last_accessed_at, created_at)";
@@ -72,7 +77,10 @@ const VERSION_COLUMNS: &str = "version_id, state, workflow_status, created_at, u
 
 impl<'c> Reader<'c> {
     pub(super) fn new(connection: &'c Connection) -> Self {
-        Self { connection }
+        Self {
+            connection,
+            last_datastore: Default::default(),
+        }
     }
 
     /// The datastore `id`, whatever its status.
@@ -488,11 +496,20 @@ impl<'c> Reader<'c> {
     }
 
     pub(super) fn datastore_seq(&self, datastore_id: &str) -> Result<Option<i64>> {
-        Ok(self
+        if let Some((id, seq)) = &*self.last_datastore.borrow()
+            && id == datastore_id
+        {
+            return Ok(Some(*seq));
+        }
+        let seq: Option<i64> = self
             .connection
             .prepare_cached("SELECT seq FROM datastores WHERE id = ?")?
             .query_row([datastore_id], |row| row.get(0))
-            .optional()?)
+            .optional()?;
+        if let Some(seq) = seq {
+            *self.last_datastore.borrow_mut() = Some((datastore_id.to_owned(), seq));
+        }
+        Ok(seq)
     }
 }
 
@@ -630,4 +647,60 @@ fn frame_row(row: &Row<'_>) -> rusqlite::Result<FrameEntry> {
             )
         })?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{active_datastore, plant_document, send, series_document, service};
+
+    /// One read transaction that moves between datastores finds each
+    /// one's own image sets (the remembered datastore number follows).
+    #[tokio::test]
+    async fn reads_that_alternate_between_datastores_find_each_ones_image_sets() {
+        let (service, clock) = service();
+        let first = active_datastore(&service, &clock).await;
+        let (_, _, created) = send(
+            &service,
+            axum::http::Method::POST,
+            "/datastore",
+            r#"{"clientToken":"another"}"#,
+        )
+        .await;
+        clock.advance(std::time::Duration::from_millis(100));
+        let second = created["datastoreId"].as_str().unwrap().to_owned();
+        assert_ne!(first, second);
+        for (n, ds) in [&first, &second].into_iter().enumerate() {
+            let document = series_document("P1", "1.1", &format!("1.1.{n}"), &["x"]);
+            plant_document(&service, ds, &format!("{:032x}", n + 1), true, document);
+        }
+        let found = service
+            .store()
+            .read(|r| {
+                let mut found = Vec::new();
+                for ds in [&first, &second, &first, "not-a-datastore", &second] {
+                    let sets = r.study_primaries(ds, "1.1")?;
+                    let summaries = r.study_summaries(ds, "1.1")?;
+                    assert_eq!(sets.len(), summaries.len(), "{ds}");
+                    found.push(
+                        summaries
+                            .iter()
+                            .map(|s| s.series_instance_uid.clone().unwrap_or_default())
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                Ok::<_, super::StoreError>(found)
+            })
+            .unwrap();
+        let one = |uid: &str| vec![uid.to_owned()];
+        assert_eq!(
+            found,
+            vec![
+                one("1.1.0"),
+                one("1.1.1"),
+                one("1.1.0"),
+                Vec::new(),
+                one("1.1.1")
+            ]
+        );
+    }
 }
