@@ -23,6 +23,7 @@
 mod arn;
 pub mod clock;
 mod config;
+pub mod confined;
 pub mod control;
 pub mod dicomweb;
 pub mod error;

@@ -10,16 +10,21 @@
 //!   ValidationException naming the member);
 //! - no symbolic link is followed, inside the root or on the way to it from
 //!   the bucket: listing reports it as an object that cannot be read, and
-//!   opening refuses any path with a link in it;
+//!   opening refuses any path with a link in it. Every folder is entered
+//!   relative to the one above, held open, without following a link
+//!   ([`crate::confined`]), and every file opened inside a held folder: a
+//!   folder swapped for a link while a job runs is not followed either;
 //! - only regular files are objects: a FIFO, socket or device under the
 //!   root is listed as unreadable and never opened for reading (which
 //!   could block the import worker or never end);
 //! - an object larger than the configured cap is refused before it is read.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use crate::confined::{Folder, Kind};
 
 /// An `s3://bucket/key` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,38 +124,46 @@ impl S3Root {
         self.max_object_bytes
     }
 
-    /// The path `uri` stands for, built from checked segments only.
-    fn object_path(&self, uri: &S3Uri) -> std::io::Result<PathBuf> {
+    /// The bucket and key segments `uri` stands for, checked.
+    fn segments(uri: &S3Uri) -> std::io::Result<Vec<String>> {
         let checked = S3Uri::parse(&uri.to_string())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        let mut path = self.root.join(&checked.bucket);
-        for part in checked.key.split('/').filter(|p| !p.is_empty()) {
-            path.push(part);
-        }
-        Ok(path)
+        Ok(std::iter::once(checked.bucket.clone())
+            .chain(
+                checked
+                    .key
+                    .split('/')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+            )
+            .collect())
     }
 
-    /// Refuses `path` if any component below the root is a symbolic link.
-    fn refuse_links(&self, path: &Path) -> std::io::Result<()> {
-        let relative = path
-            .strip_prefix(&self.root)
-            .map_err(|_| std::io::Error::other("the path leaves the S3 folder"))?;
-        let mut at = self.root.clone();
-        for component in relative.components() {
-            at.push(component);
-            match fs::symlink_metadata(&at) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::PermissionDenied,
-                        "the path goes through a symbolic link, which the S3 folder does not follow",
-                    ));
-                }
-                Ok(_) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(error) => return Err(error),
-            }
+    /// The folder `segments` lead to from the root, entered one at a time
+    /// without following a link (made when `create` is set).
+    fn folder(&self, segments: &[String], create: bool) -> std::io::Result<Folder> {
+        let mut folder = if create {
+            Folder::root(&self.root)?
+        } else {
+            Folder::existing(&self.root)?
+        };
+        for segment in segments {
+            folder = folder.enter(OsStr::new(segment), create).map_err(said)?;
         }
-        Ok(())
+        Ok(folder)
+    }
+
+    /// The folder holding the object `uri`, and the object's name.
+    fn parent(&self, uri: &S3Uri, create: bool) -> std::io::Result<(Folder, String)> {
+        let mut segments = Self::segments(uri)?;
+        if segments.len() < 2 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "an object needs a key",
+            ));
+        }
+        let name = segments.pop().expect("two segments or more");
+        Ok((self.folder(&segments, create)?, name))
     }
 
     /// Whether the bucket exists (a folder, not a link).
@@ -161,21 +174,24 @@ impl S3Root {
 
     /// Every object under `prefix`, in key order.
     pub fn list(&self, prefix: &S3Uri) -> std::io::Result<Vec<Listed>> {
-        let bucket = self.object_path(&S3Uri {
-            bucket: prefix.bucket.clone(),
-            key: String::new(),
-        })?;
         // Only the folder the prefix's last `/` names can hold matches.
         let folder_key = prefix.key.rfind('/').map_or("", |i| &prefix.key[..=i]);
-        let start = self.object_path(&S3Uri {
+        let segments = Self::segments(&S3Uri {
             bucket: prefix.bucket.clone(),
             key: folder_key.to_owned(),
         })?;
-        self.refuse_links(&start)?;
+        let start = match self.folder(&segments, false) {
+            Ok(folder) => folder,
+            Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::NotFound)
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
         let mut objects = Vec::new();
-        if fs::symlink_metadata(&start).is_ok_and(|m| m.is_dir()) {
-            walk(&bucket, &start, &mut objects)?;
-        }
+        walk(&start, folder_key, &mut objects)?;
         objects.retain(|object| object.key.starts_with(&prefix.key));
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
@@ -184,12 +200,8 @@ impl S3Root {
     /// Opens an object for reading: a regular file, reached without a
     /// link, no larger than the cap. Returns the file and its size.
     pub fn open(&self, uri: &S3Uri) -> std::io::Result<(fs::File, u64)> {
-        let path = self.object_path(uri)?;
-        self.refuse_links(&path)?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&path)?;
+        let (folder, name) = self.parent(uri, false)?;
+        let file = folder.open_file(OsStr::new(&name)).map_err(said)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(std::io::Error::new(
@@ -219,33 +231,25 @@ impl S3Root {
     /// Creates the folder of the prefix `uri`, refusing one reached through
     /// a link: what a job checks before it writes its outputs there.
     pub fn prepare_folder(&self, uri: &S3Uri) -> std::io::Result<()> {
-        let path = self.object_path(uri)?;
-        self.refuse_links(&path)?;
-        fs::create_dir_all(&path)?;
-        self.refuse_links(&path)
+        self.folder(&Self::segments(uri)?, true).map(drop)
     }
 
     /// Writes an object, creating its folders; never through a link.
     pub fn write(&self, uri: &S3Uri, bytes: &[u8]) -> std::io::Result<()> {
-        let path = self.object_path(uri)?;
-        self.refuse_links(&path)?;
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-            self.refuse_links(parent)?;
-        }
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)?;
-        if !file.metadata()?.is_file() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the object is not a regular file",
-            ));
-        }
-        std::io::Write::write_all(&mut file, bytes)
+        let (folder, name) = self.parent(uri, true)?;
+        folder.write_file(OsStr::new(&name), bytes).map_err(said)
+    }
+}
+
+/// A refused link, said as the S3 folder's rule.
+fn said(error: std::io::Error) -> std::io::Error {
+    if error.kind() == std::io::ErrorKind::PermissionDenied {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the path goes through a symbolic link, which the S3 folder does not follow",
+        )
+    } else {
+        error
     }
 }
 
@@ -256,37 +260,35 @@ fn too_large(cap: u64) -> std::io::Error {
     )
 }
 
-fn walk(bucket: &Path, dir: &Path, objects: &mut Vec<Listed>) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        // file_type() does not follow links.
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            walk(bucket, &path, objects)?;
-            continue;
-        }
-        let Ok(relative) = path.strip_prefix(bucket) else {
-            continue;
-        };
-        let key: Vec<String> = relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        let unreadable = if kind.is_symlink() {
-            Some("The object is a symbolic link, which the emulator's S3 folder does not follow")
-        } else if !kind.is_file() {
-            Some("The object is not a regular file (a FIFO, socket or device)")
-        } else {
-            None
+/// Lists the held folder `folder`, whose key is `key` (empty or ending in
+/// `/`), and every folder below it, each entered without following a link.
+fn walk(folder: &Folder, key: &str, objects: &mut Vec<Listed>) -> std::io::Result<()> {
+    for (name, kind) in folder.entries()? {
+        let name = name.to_string_lossy().into_owned();
+        let unreadable = match kind {
+            Kind::Folder => match folder.enter(OsStr::new(&name), false) {
+                Ok(below) => {
+                    walk(&below, &format!("{key}{name}/"), objects)?;
+                    continue;
+                }
+                // Gone since it was listed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                // Swapped for a link (or a file) since it was listed.
+                Err(_) => Some(LINK),
+            },
+            Kind::File => None,
+            Kind::Link => Some(LINK),
+            Kind::Other => Some("The object is not a regular file (a FIFO, socket or device)"),
         };
         objects.push(Listed {
-            key: key.join("/"),
+            key: format!("{key}{name}"),
             unreadable: unreadable.map(str::to_owned),
         });
     }
     Ok(())
 }
+
+const LINK: &str = "The object is a symbolic link, which the emulator's S3 folder does not follow";
 
 #[cfg(test)]
 mod tests {
@@ -378,8 +380,24 @@ mod tests {
         assert_eq!(s3.read(&uri("s3://bk/in/ok.dcm")).unwrap(), b"12345678");
         let error = s3.read(&uri("s3://bk/in/big.dcm")).unwrap_err();
         assert!(error.to_string().contains("limit of 8 bytes"), "{error}");
-        assert!(s3.read(&uri("s3://bk/in/link.dcm")).is_err());
-        assert!(s3.read(&uri("s3://bk/in/linked-dir/secret.dcm")).is_err());
+        for through_a_link in ["s3://bk/in/link.dcm", "s3://bk/in/linked-dir/secret.dcm"] {
+            let error = s3.read(&uri(through_a_link)).unwrap_err();
+            assert!(
+                error.to_string().contains("S3 folder does not follow"),
+                "{through_a_link}: {error}"
+            );
+        }
+        let error = s3.list(&uri("s3://bk/in/linked-dir/")).unwrap_err();
+        assert!(error.to_string().contains("does not follow"), "{error}");
+        let error = s3
+            .prepare_folder(&uri("s3://bk/in/linked-dir/out/"))
+            .unwrap_err();
+        assert!(error.to_string().contains("does not follow"), "{error}");
+        assert_eq!(
+            s3.list(&uri("s3://bk/in/ok.dcm/")).unwrap(),
+            Vec::new(),
+            "a file where a folder is expected holds nothing"
+        );
         assert!(s3.read(&uri("s3://bk/in/pipe.dcm")).is_err(), "no block");
         assert!(
             s3.write(&uri("s3://bk/in/linked-dir/out.json"), b"x")
@@ -387,5 +405,10 @@ mod tests {
             "nothing is written through a link"
         );
         assert!(!outside.path().join("out.json").exists());
+        assert_eq!(
+            std::fs::read_dir(outside.path()).unwrap().count(),
+            1,
+            "nothing made in the outside folder"
+        );
     }
 }

@@ -1,7 +1,6 @@
 //! Export jobs: instances read with GetDICOMInstance and written to a folder,
 //! S3, a STOW-RS endpoint or a DICOM node, optionally de-identified.
 
-mod confined;
 pub mod destination;
 pub mod dimse;
 pub mod jobs;

@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use axum::body::Bytes;
 use dicom_object::meta::FileMetaTable;
 
-use super::confined::Folder;
 use super::destination::Destination;
 use super::dimse::{Node, StoreSession};
 use super::jobs::{
@@ -20,6 +19,7 @@ use super::jobs::{
 };
 use crate::deid::Deidentifier;
 use crate::dicomweb::{DicomWeb, InstanceUids};
+use healthimaging_emulator::confined::Folder;
 
 /// What running jobs needs from the server.
 #[derive(Debug, Clone)]
