@@ -1146,6 +1146,142 @@ mod tests {
         }
     }
 
+    /// One image set of the property below: indexes into the value lists.
+    #[derive(Debug, Clone)]
+    struct Drawn {
+        study: usize,
+        name: usize,
+        date: usize,
+        description: usize,
+        modalities: Vec<usize>,
+    }
+
+    const STUDIES: [&str; 3] = ["3.1", "3.2", "3.3"];
+    const NAMES: [&str; 6] = [
+        "DOE^JANE",
+        "doe^jane",
+        " DOE^JANE  ",
+        "ROE^R",
+        "YAMADA^T\u{3000}",
+        "",
+    ];
+    const DATES: [&str; 5] = ["20240101", "20231231", "2024.01.05", "", "2024"];
+    const DESCRIPTIONS: [&str; 4] = ["CT HEAD", "MR KNEE ", "", "ct head"];
+    const MODALITIES: [&str; 3] = ["CT", "MR", "PT"];
+    /// (level path, key, patterns)
+    const QUERIES: [(&str, &str, &[&str]); 7] = [
+        (
+            "/studies",
+            "PatientName",
+            &[
+                "DOE^JANE",
+                "doe*",
+                "*JANE",
+                "D?E^JANE",
+                "YAMADA^T?",
+                "ROE^R",
+                "NOBODY",
+            ],
+        ),
+        (
+            "/studies",
+            "StudyDate",
+            &[
+                "20240101",
+                "20240101-",
+                "-20231231",
+                "20230101-20241231",
+                "2024",
+                "2024-2025",
+            ],
+        ),
+        (
+            "/studies",
+            "StudyDescription",
+            &["CT HEAD", "*KNEE*", "ct*", "MR KNEE"],
+        ),
+        ("/studies", "ModalitiesInStudy", &["CT", "MR", "PT", "M*"]),
+        ("/series", "Modality", &["CT", "PT", "?R"]),
+        ("/instances", "Modality", &["MR", "PT"]),
+        ("/instances", "PatientName", &["*", "DOE^JANE", "ROE*"]),
+    ];
+
+    fn drawn() -> impl proptest::strategy::Strategy<Value = Drawn> {
+        use proptest::prelude::*;
+        (
+            0..STUDIES.len(),
+            0..NAMES.len(),
+            0..DATES.len(),
+            0..DESCRIPTIONS.len(),
+            proptest::collection::vec(0..MODALITIES.len(), 0..3),
+        )
+            .prop_map(|(study, name, date, description, modalities)| Drawn {
+                study,
+                name,
+                date,
+                description,
+                modalities,
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(160))]
+
+        /// Whatever the studies hold (image sets that disagree, padding,
+        /// empty values, old-style dates, image sets of zero to two
+        /// series), skipping studies from their summaries answers exactly
+        /// as reading every study does.
+        #[test]
+        fn skipping_from_summaries_never_changes_an_answer(
+            sets in proptest::collection::vec(drawn(), 1..7),
+            queries in proptest::collection::vec((0..QUERIES.len(), 0usize..7, 0usize..7, proptest::prelude::any::<bool>()), 1..6),
+        ) {
+            use serde_json::json;
+
+            use crate::testing::{active_datastore, plant_document, series_document, service};
+
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (service, clock) = service();
+                let ds = active_datastore(&service, &clock).await;
+                for (n, set) in sets.iter().enumerate() {
+                    let study = STUDIES[set.study];
+                    let mut document = series_document("P1", study, &format!("{study}.{n}.0"), &[&format!("{study}.{n}.0.1")]);
+                    document["Study"]["Series"] = json!({});
+                    for (k, modality) in set.modalities.iter().enumerate() {
+                        let series = format!("{study}.{n}.{k}");
+                        let mut one = series_document("P1", study, &series, &[&format!("{series}.1")]);
+                        one["Study"]["Series"][&series]["DICOM"]["Modality"] = json!(MODALITIES[*modality]);
+                        document["Study"]["Series"][&series] = one["Study"]["Series"][&series].take();
+                    }
+                    document["Patient"]["DICOM"]["PatientName"] = json!(NAMES[set.name]);
+                    document["Study"]["DICOM"]["StudyDate"] = json!(DATES[set.date]);
+                    document["Study"]["DICOM"]["StudyDescription"] = json!(DESCRIPTIONS[set.description]);
+                    plant_document(&service, &ds, &format!("{:032x}", n + 1), true, document);
+                    clock.advance(std::time::Duration::from_secs(1));
+                }
+                for (query, first, second, both) in queries {
+                    let (level, key, patterns) = QUERIES[query];
+                    let mut text = format!("{key}={}", patterns[first % patterns.len()]);
+                    if both {
+                        let (_, other, patterns) = QUERIES[(query + 1) % 4];
+                        text.push_str(&format!("&{other}={}", patterns[second % patterns.len()]));
+                    }
+                    let paths: Vec<String> = if level == "/series" {
+                        STUDIES.iter().map(|s| format!("/studies/{s}/series")).collect()
+                    } else {
+                        vec![level.to_owned()]
+                    };
+                    for path in paths {
+                        let (_, narrowed) = answer(&service, &ds, &path, &text, true).await;
+                        let (_, full) = answer(&service, &ds, &path, &text, false).await;
+                        assert_eq!(narrowed, full, "{path}?{text}");
+                    }
+                }
+            });
+        }
+    }
+
     /// The datastore's listing is read a page at a time: studies met across
     /// pages come once each, in order, with image sets listed pages apart.
     #[tokio::test]
