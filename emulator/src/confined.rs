@@ -23,6 +23,35 @@ pub struct Folder {
     path: PathBuf,
 }
 
+/// A link met where a folder or file was to be opened: the error's payload,
+/// so that callers tell it from a file they may not read (both are
+/// `PermissionDenied`).
+#[derive(Debug)]
+pub struct LinkRefused(pub PathBuf);
+
+impl std::fmt::Display for LinkRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is or goes through a symbolic link, which is not followed",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for LinkRefused {}
+
+/// Whether `error` is a refused link.
+pub fn is_link_refusal(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<LinkRefused>())
+}
+
+fn link_refused(path: PathBuf) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, LinkRefused(path))
+}
+
 /// What a folder entry is, as seen without following it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -85,7 +114,7 @@ impl Folder {
 
     /// The folder `name` inside this one, made first when `create` is set
     /// and it is missing (an existing one is entered). A link there is
-    /// refused with `PermissionDenied`; a file with `ENOTDIR`; a missing
+    /// refused ([`is_link_refusal`]); a file with `ENOTDIR`; a missing
     /// folder (without `create`) with `NotFound`.
     pub fn enter(&self, name: &OsStr, create: bool) -> io::Result<Self> {
         let path = self.path.join(name);
@@ -123,13 +152,7 @@ impl Folder {
     /// one: `O_NOFOLLOW` with `O_DIRECTORY` answers ENOTDIR for a link too.
     fn refusal(&self, c_name: &CStr, path: &Path, error: io::Error) -> io::Error {
         if self.kind_of(c_name) == Some(Kind::Link) {
-            io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} is a symbolic link, which is not followed",
-                    path.display()
-                ),
-            )
+            link_refused(path.to_owned())
         } else {
             error
         }
@@ -182,9 +205,7 @@ impl Folder {
             }
         }
         self.enter(name, !new).map_err(|e| {
-            if e.kind() == io::ErrorKind::PermissionDenied
-                || e.raw_os_error() == Some(libc::ENOTDIR)
-            {
+            if is_link_refusal(&e) || e.raw_os_error() == Some(libc::ENOTDIR) {
                 format!(
                     "{} is a link or a file, not a folder: exports do not follow links",
                     path.display()
@@ -198,7 +219,7 @@ impl Folder {
     }
 
     /// Opens the file `name` in this folder for reading, never through a
-    /// link (`PermissionDenied`), and without blocking on a FIFO or taking
+    /// link ([`is_link_refusal`]), and without blocking on a FIFO or taking
     /// a terminal. The caller checks what it opened.
     pub fn open_file(&self, name: &OsStr) -> io::Result<File> {
         let c_name = component(name)?;
@@ -225,8 +246,78 @@ impl Folder {
         }
     }
 
+    /// Opens the file `names` leads to below this folder for reading, as
+    /// [`Folder::enter`] for each folder and then [`Folder::open_file`]
+    /// would, in one `openat2` call where the kernel has it
+    /// (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`: a link anywhere on the way
+    /// is refused, [`is_link_refusal`]).
+    pub fn open_beneath(&self, names: &[&OsStr]) -> io::Result<File> {
+        let Some((last, folders)) = names.split_last() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
+        };
+        #[cfg(target_os = "linux")]
+        {
+            let mut relative = Vec::new();
+            for name in names {
+                if !relative.is_empty() {
+                    relative.push(b'/');
+                }
+                relative.extend_from_slice(component(name)?.as_bytes());
+            }
+            let relative = CString::new(relative)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            // SAFETY: an all-zero open_how is valid (no flags, no mode).
+            let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+            how.flags = (libc::O_RDONLY
+                | libc::O_NOFOLLOW
+                | libc::O_NONBLOCK
+                | libc::O_NOCTTY
+                | libc::O_CLOEXEC) as u64;
+            how.resolve =
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+            // SAFETY: `fd` is an open folder, `relative` NUL-terminated and
+            // `how` a valid open_how of the size passed.
+            let opened = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    self.fd.as_raw_fd(),
+                    relative.as_ptr(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
+                )
+            };
+            if opened >= 0 {
+                // SAFETY: a descriptor openat2 just returned, owned by
+                // nothing else (it fits an int: descriptors do).
+                return Ok(unsafe { File::from_raw_fd(opened as libc::c_int) });
+            }
+            let error = io::Error::last_os_error();
+            match error.raw_os_error() {
+                // A kernel before 5.6, or a sandbox that refuses the call:
+                // one step at a time below.
+                Some(libc::ENOSYS | libc::EPERM) => {}
+                Some(libc::ELOOP | libc::EXDEV) => {
+                    let mut path = self.path.clone();
+                    path.extend(names.iter());
+                    return Err(link_refused(path));
+                }
+                _ => return Err(error),
+            }
+        }
+        self.open_stepwise(folders, last)
+    }
+
+    /// [`Folder::open_beneath`] one folder at a time.
+    fn open_stepwise(&self, folders: &[&OsStr], last: &OsStr) -> io::Result<File> {
+        let mut folder = self.reopen()?;
+        for name in folders {
+            folder = folder.enter(name, false)?;
+        }
+        folder.open_file(last)
+    }
+
     /// Writes `bytes` as the file `name` in this folder, created or
-    /// truncated in place; never through a link (`PermissionDenied`), and
+    /// truncated in place; never through a link ([`is_link_refusal`]), and
     /// only into a regular file.
     pub fn write_file(&self, name: &OsStr, bytes: &[u8]) -> io::Result<()> {
         let c_name = component(name)?;
@@ -283,8 +374,7 @@ impl Folder {
         let mut entries = Vec::new();
         loop {
             // readdir says an error only through errno.
-            // SAFETY: errno is this thread's.
-            unsafe { *libc::__errno_location() = 0 };
+            clear_errno();
             // SAFETY: `stream` is open; readdir's entry is valid until the
             // next call on the same stream, and is copied before it.
             let entry = unsafe { libc::readdir(stream) };
@@ -379,6 +469,20 @@ impl Folder {
         // SAFETY: both names are in the held folder.
         check(unsafe { libc::renameat(dir, temporary.as_ptr(), dir, target.as_ptr()) })?;
         Ok(())
+    }
+}
+
+/// Sets this thread's errno to 0.
+fn clear_errno() {
+    // SAFETY: errno is this thread's own variable.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    unsafe {
+        *libc::__errno_location() = 0;
+    }
+    // SAFETY: as above.
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    unsafe {
+        *libc::__error() = 0;
     }
 }
 
@@ -489,13 +593,80 @@ mod tests {
         let opened = root.open_file(os("fifo")).unwrap();
         assert!(!opened.metadata().unwrap().is_file());
         let error = root.open_file(os("link")).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{error}");
+        assert!(is_link_refusal(&error), "{error}");
         let error = root.enter(os("link"), false).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{error}");
+        assert!(is_link_refusal(&error), "{error}");
         let error = root.enter(os("file"), false).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::ENOTDIR), "{error}");
         let error = root.enter(os("missing"), false).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+    }
+
+    /// Opening below a folder in one call and one folder at a time give the
+    /// same file or the same refusal, whatever is on the way.
+    #[test]
+    fn files_below_a_folder_open_alike_in_one_call_and_step_by_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(outside.join("deep")).unwrap();
+        std::fs::write(outside.join("deep/secret.dcm"), b"outside").unwrap();
+        let base = dir.path().join("s3");
+        std::fs::create_dir_all(base.join("bucket/in/series")).unwrap();
+        std::fs::write(base.join("bucket/in/series/a.dcm"), b"inside").unwrap();
+        std::os::unix::fs::symlink(&outside, base.join("bucket/in/linked")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.join("deep/secret.dcm"),
+            base.join("bucket/in/file-link.dcm"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("../../..", base.join("bucket/in/up")).unwrap();
+        let root = Folder::existing(&base).unwrap();
+        let read = |file: io::Result<File>| -> Result<String, String> {
+            match file {
+                Ok(mut file) => {
+                    let mut text = String::new();
+                    io::Read::read_to_string(&mut file, &mut text).map_err(|e| e.to_string())?;
+                    Ok(text)
+                }
+                Err(e) if is_link_refusal(&e) => Err("link".into()),
+                Err(e) => Err(format!("{:?}", e.kind())),
+            }
+        };
+        let cases: [(&[&str], Result<&str, &str>); 6] = [
+            (&["bucket", "in", "series", "a.dcm"], Ok("inside")),
+            (
+                &["bucket", "in", "linked", "deep", "secret.dcm"],
+                Err("link"),
+            ),
+            (&["bucket", "in", "file-link.dcm"], Err("link")),
+            (
+                &["bucket", "in", "up", "outside", "deep", "secret.dcm"],
+                Err("link"),
+            ),
+            (&["bucket", "in", "missing.dcm"], Err("NotFound")),
+            (
+                &["bucket", "in", "series", "a.dcm", "below"],
+                Err("NotADirectory"),
+            ),
+        ];
+        for (names, expected) in cases {
+            let names: Vec<&OsStr> = names.iter().map(OsStr::new).collect();
+            let expected = expected.map(str::to_owned).map_err(str::to_owned);
+            assert_eq!(
+                read(root.open_beneath(&names)),
+                expected,
+                "{names:?} in one call"
+            );
+            let (last, folders) = names.split_last().unwrap();
+            assert_eq!(
+                read(root.open_stepwise(folders, last)),
+                expected,
+                "{names:?} step by step"
+            );
+        }
+        for bad in [&[][..], &[os("bucket"), os("..")][..], &[os("a/b")][..]] {
+            assert!(root.open_beneath(bad).is_err(), "{bad:?}");
+        }
     }
 
     /// A file opened in a folder entered before the folder was swapped for
@@ -527,7 +698,7 @@ mod tests {
         // Entered again, the swapped path is refused.
         let bucket = root.enter(os("bucket"), false).unwrap();
         let error = bucket.enter(os("series"), false).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{error}");
+        assert!(is_link_refusal(&error), "{error}");
     }
 
     #[test]
@@ -538,7 +709,7 @@ mod tests {
         let root = Folder::root(&dir.path().join("s3")).unwrap();
         std::os::unix::fs::symlink(&target, dir.path().join("s3/out.json")).unwrap();
         let error = root.write_file(os("out.json"), b"job output").unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{error}");
+        assert!(is_link_refusal(&error), "{error}");
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
         root.write_file(os("fresh.json"), b"one").unwrap();
         root.write_file(os("fresh.json"), b"two").unwrap();

@@ -24,7 +24,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::confined::{Folder, Kind};
+use crate::confined::{Folder, Kind, is_link_refusal};
 
 /// An `s3://bucket/key` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,15 +153,21 @@ impl S3Root {
         Ok(folder)
     }
 
-    /// The folder holding the object `uri`, and the object's name.
-    fn parent(&self, uri: &S3Uri, create: bool) -> std::io::Result<(Folder, String)> {
-        let mut segments = Self::segments(uri)?;
+    /// The bucket and key segments of the object `uri`: a key is needed.
+    fn object_segments(uri: &S3Uri) -> std::io::Result<Vec<String>> {
+        let segments = Self::segments(uri)?;
         if segments.len() < 2 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "an object needs a key",
             ));
         }
+        Ok(segments)
+    }
+
+    /// The folder holding the object `uri`, and the object's name.
+    fn parent(&self, uri: &S3Uri, create: bool) -> std::io::Result<(Folder, String)> {
+        let mut segments = Self::object_segments(uri)?;
         let name = segments.pop().expect("two segments or more");
         Ok((self.folder(&segments, create)?, name))
     }
@@ -200,8 +206,11 @@ impl S3Root {
     /// Opens an object for reading: a regular file, reached without a
     /// link, no larger than the cap. Returns the file and its size.
     pub fn open(&self, uri: &S3Uri) -> std::io::Result<(fs::File, u64)> {
-        let (folder, name) = self.parent(uri, false)?;
-        let file = folder.open_file(OsStr::new(&name)).map_err(said)?;
+        let segments = Self::object_segments(uri)?;
+        let names: Vec<&OsStr> = segments.iter().map(OsStr::new).collect();
+        let file = Folder::existing(&self.root)?
+            .open_beneath(&names)
+            .map_err(said)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(std::io::Error::new(
@@ -243,7 +252,7 @@ impl S3Root {
 
 /// A refused link, said as the S3 folder's rule.
 fn said(error: std::io::Error) -> std::io::Error {
-    if error.kind() == std::io::ErrorKind::PermissionDenied {
+    if is_link_refusal(&error) {
         std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             "the path goes through a symbolic link, which the S3 folder does not follow",
