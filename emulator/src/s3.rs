@@ -272,10 +272,10 @@ fn too_large(cap: u64) -> std::io::Error {
 /// Lists the held folder `folder`, whose key is `key` (empty or ending in
 /// `/`), and every folder below it, each entered without following a link.
 fn walk(folder: &Folder, key: &str, objects: &mut Vec<Listed>) -> std::io::Result<()> {
-    for (name, kind) in folder.entries()? {
-        let name = name.to_string_lossy().into_owned();
+    for (entry, kind) in folder.entries()? {
+        let name = entry.to_string_lossy().into_owned();
         let unreadable = match kind {
-            Kind::Folder => match folder.enter(OsStr::new(&name), false) {
+            Kind::Folder => match folder.enter(&entry, false) {
                 Ok(below) => {
                     walk(&below, &format!("{key}{name}/"), objects)?;
                     continue;
@@ -283,7 +283,10 @@ fn walk(folder: &Folder, key: &str, objects: &mut Vec<Listed>) -> std::io::Resul
                 // Gone since it was listed.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 // Swapped for a link (or a file) since it was listed.
-                Err(_) => Some(LINK),
+                Err(e) if is_link_refusal(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+                    Some(LINK)
+                }
+                Err(e) => return Err(e),
             },
             Kind::File => None,
             Kind::Link => Some(LINK),
@@ -352,6 +355,27 @@ mod tests {
         );
         assert!(keys("s3://none/").is_empty());
         assert!(s3.bucket_exists("bk") && !s3.bucket_exists("none"));
+    }
+
+    /// A folder whose name is not UTF-8 is still listed into (its key
+    /// spelled with replacement characters), not silently left out.
+    #[test]
+    fn a_folder_named_in_bytes_that_are_not_utf8_is_listed() {
+        use std::os::unix::ffi::OsStrExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = S3Root::new(dir.path(), 1 << 20);
+        let folder = dir.path().join("bk/in").join(OsStr::from_bytes(b"caf\xe9"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("a.dcm"), b"x").unwrap();
+        let listed = s3.list(&uri("s3://bk/in/")).unwrap();
+        assert_eq!(
+            listed,
+            vec![Listed {
+                key: "in/caf\u{FFFD}/a.dcm".into(),
+                unreadable: None
+            }]
+        );
     }
 
     #[test]
