@@ -183,35 +183,32 @@ impl Folder {
     /// it must not exist yet. A link (or a file) there is refused.
     pub fn child(&self, name: &OsStr, new: bool) -> Result<Self, String> {
         let path = self.path.join(name);
-        if new {
-            let c_name = component(name).map_err(|e| e.to_string())?;
-            // SAFETY: `fd` is an open folder and `c_name` a NUL-terminated
-            // name; mkdirat never follows a link at the name (EEXIST).
-            let made = check(unsafe { libc::mkdirat(self.fd.as_raw_fd(), c_name.as_ptr(), 0o777) });
-            match made {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(format!(
-                        "the job's folder {} exists already",
-                        path.display()
-                    ));
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "the folder {} could not be created: {e}",
-                        path.display()
-                    ));
-                }
+        let c_name = component(name).map_err(|e| e.to_string())?;
+        // SAFETY: `fd` is an open folder and `c_name` a NUL-terminated
+        // name; mkdirat never follows a link at the name (EEXIST).
+        let made = check(unsafe { libc::mkdirat(self.fd.as_raw_fd(), c_name.as_ptr(), 0o777) });
+        match made {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && new => {
+                return Err(format!(
+                    "the job's folder {} exists already",
+                    path.display()
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(format!(
+                    "the folder {} could not be created: {e}",
+                    path.display()
+                ));
             }
         }
-        self.enter(name, !new).map_err(|e| {
+        self.enter(name, false).map_err(|e| {
             if is_link_refusal(&e) || e.raw_os_error() == Some(libc::ENOTDIR) {
                 format!(
                     "{} is a link or a file, not a folder: exports do not follow links",
                     path.display()
                 )
-            } else if e.kind() == io::ErrorKind::InvalidInput {
-                e.to_string()
             } else {
                 format!("the folder {} could not be opened: {e}", path.display())
             }

@@ -175,7 +175,7 @@ impl S3Root {
     /// Whether the bucket exists (a folder, not a link).
     pub fn bucket_exists(&self, bucket: &str) -> bool {
         S3Uri::parse(&format!("s3://{bucket}")).is_ok()
-            && fs::symlink_metadata(self.root.join(bucket)).is_ok_and(|m| m.is_dir())
+            && self.folder(&[bucket.to_owned()], false).is_ok()
     }
 
     /// Every object under `prefix`, in key order.
@@ -355,6 +355,11 @@ mod tests {
         );
         assert!(keys("s3://none/").is_empty());
         assert!(s3.bucket_exists("bk") && !s3.bucket_exists("none"));
+        std::os::unix::fs::symlink(dir.path().join("bk"), dir.path().join("linked")).unwrap();
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        assert!(!s3.bucket_exists("linked"), "a link is no bucket");
+        assert!(!s3.bucket_exists("file"), "a file is no bucket");
+        assert!(!s3.bucket_exists(".."), "not a bucket name");
     }
 
     /// A folder whose name is not UTF-8 is still listed into (its key
