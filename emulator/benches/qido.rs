@@ -132,13 +132,8 @@ async fn main() {
     let sizes = common::sizes("QIDO_BENCH_SIZES", &[1_000, 100_000]);
     let mut table = common::Table::default();
     for &size in &sizes {
-        let started = Instant::now();
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let (service, ds) = datastore(size, dir.path()).await;
-        eprintln!(
-            "{size} image sets planted in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        let (_dir, service, ds) =
+            common::planted(size, |data| async move { datastore(size, &data).await }).await;
         for (name, query, expected) in cases(size) {
             let uri = format!("/datastore/{ds}{query}");
             let first = get(&service, &uri).await;

@@ -153,13 +153,8 @@ async fn main() {
     let sizes = common::sizes("SEARCH_BENCH_SIZES", &[1_000, 100_000, 1_000_000]);
     let mut table = common::Table::default();
     for &size in &sizes {
-        let started = Instant::now();
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let (service, ds) = datastore(size, dir.path()).await;
-        eprintln!(
-            "{size} image sets planted in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        let (_dir, service, ds) =
+            common::planted(size, |data| async move { datastore(size, &data).await }).await;
         for (name, criteria) in cases(size) {
             let (first, next) = measure(&service, &ds, &criteria).await;
             for (label, micros) in [("first page", Some(first)), ("next page", next)] {

@@ -116,3 +116,23 @@ impl Table {
         }
     }
 }
+
+/// A store of `size` image sets planted by `plant` in a new temporary data
+/// directory (kept alive by the returned folder), with the time it took on
+/// stderr.
+pub async fn planted<Fut>(
+    size: u64,
+    plant: impl FnOnce(std::path::PathBuf) -> Fut,
+) -> (tempfile::TempDir, Arc<Service>, String)
+where
+    Fut: std::future::Future<Output = (Arc<Service>, String)>,
+{
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (service, ds) = plant(dir.path().to_owned()).await;
+    eprintln!(
+        "{size} image sets planted in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    (dir, service, ds)
+}
